@@ -1,0 +1,3 @@
+"""mlpipeline-operator: MLPipeline resources compiled to Argo Workflows, with gated promotion."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The MLPipeline API: models, constants and the generated CRD."""

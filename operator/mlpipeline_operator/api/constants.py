@@ -1,0 +1,27 @@
+"""Names and bounds of the API, shared by the models, the CRD, the compiler and the operator."""
+
+GROUP = "mlops.gitops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "MLPipeline"
+PLURAL = "mlpipelines"
+SINGULAR = "mlpipeline"
+SHORT_NAMES = ("mlp",)
+
+# Labels and annotations that tie generated objects to their pipeline.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "mlpipeline-operator"
+LABEL_PIPELINE = f"{GROUP}/pipeline"
+LABEL_GENERATION = f"{GROUP}/generation"
+ANNOTATION_GIT_REVISION = f"{GROUP}/git-revision"
+
+# Bounds. etcd refuses objects over about 1.5 MiB and Argo stores every template of a run (and,
+# later, one status node per step and attempt) in the Workflow object itself, uncompressed.
+MAX_STEPS = 1000
+MAX_IO_ITEMS = 32
+MAX_ENV_VARS = 64
+MAX_PARAMETERS = 64
+MAX_GATES = 16
+# The compiled Workflow (or CronWorkflow) may use at most this many bytes of JSON, which leaves
+# room under etcd's limit for the status Argo writes into the same object.
+MAX_WORKFLOW_BYTES = 768 * 1024

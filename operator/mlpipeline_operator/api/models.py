@@ -1,0 +1,567 @@
+"""Pydantic models of the MLPipeline resource: the single source of truth of the API.
+
+The CRD in `crds/` is generated from these models (see `api.crd`), so every field's description
+here is also what `kubectl explain mlpipeline.spec...` shows. Bounds (`max_length`, `max_items`)
+keep the object far below etcd's size limit and keep the CRD's CEL rules cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from mlpipeline_operator.api.constants import (
+    MAX_ENV_VARS,
+    MAX_GATES,
+    MAX_IO_ITEMS,
+    MAX_PARAMETERS,
+    MAX_STEPS,
+)
+
+# Strings: short identifiers and long free text, bounded so the CRD's CEL cost stays low.
+Name = Annotated[str, Field(min_length=1, max_length=63)]
+Text = Annotated[str, Field(max_length=4096)]
+ImageRef = Annotated[str, Field(min_length=1, max_length=512)]
+# A Go duration as Argo and Kubernetes write it: "30s", "10m", "1h30m".
+Duration = Annotated[
+    str,
+    Field(
+        max_length=32,
+        pattern=r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$",
+        description='A duration such as "30s", "10m" or "1h30m" (units: ns, us, ms, s, m, h).',
+    ),
+]
+# Kubernetes resource quantity ("500m", "1Gi", 2); checked by the API server and again here.
+Quantity = Annotated[
+    str | int,
+    Field(description='A Kubernetes quantity such as "500m", "1Gi" or 2.'),
+]
+# A reference to another step's output: "STEP.NAME".
+OutputRef = Annotated[
+    str,
+    Field(
+        max_length=128,
+        pattern=r"^[^.]+\.[^.]+$",
+        description='The output of an earlier step, written "STEP.NAME" (e.g. "extract.raw").',
+    ),
+]
+
+
+class ApiModel(BaseModel):
+    """The one configuration of every API model: camelCase names, unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=False,
+    )
+
+
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """A CEL rule that the API server checks at admission (`x-kubernetes-validations`)."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+# Lists keyed by name: the API server rejects duplicate names, and server-side apply merges by name.
+LIST_BY_NAME: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+LIST_OF_UNIQUE: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+
+
+# --- Kubernetes shapes ---------------------------------------------------------------------------
+
+
+class KeySelector(ApiModel):
+    """A key of a Secret or ConfigMap."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, description="Name of the object.")]
+    key: Annotated[str, Field(min_length=1, max_length=253, description="Key inside the object.")]
+    optional: bool | None = Field(
+        default=None, description="Whether the object or its key may be missing."
+    )
+
+
+class FieldSelector(ApiModel):
+    """A field of the pod, as in Kubernetes' ObjectFieldSelector."""
+
+    field_path: Annotated[
+        str, Field(max_length=256, description='Path of the field, e.g. "metadata.namespace".')
+    ]
+    api_version: str | None = Field(
+        default=None, max_length=64, description='Version of the schema of fieldPath ("v1").'
+    )
+
+
+class ResourceFieldSelector(ApiModel):
+    """A resource limit or request of a container, as in Kubernetes' ResourceFieldSelector."""
+
+    resource: Annotated[str, Field(max_length=128, description='e.g. "limits.memory".')]
+    container_name: str | None = Field(
+        default=None, max_length=63, description="Container whose resource is read."
+    )
+    divisor: Quantity | None = Field(default=None, description="Unit of the exposed value.")
+
+
+class EnvVarSource(ApiModel):
+    """Where an environment variable's value comes from (exactly one source)."""
+
+    secret_key_ref: KeySelector | None = Field(default=None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(
+        default=None, description="A key of a ConfigMap."
+    )
+    field_ref: FieldSelector | None = Field(default=None, description="A field of the pod.")
+    resource_field_ref: ResourceFieldSelector | None = Field(
+        default=None, description="A resource of the container."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnvVarSource:
+        chosen = [v for v in (self.secret_key_ref, self.config_map_key_ref, self.field_ref,
+                              self.resource_field_ref) if v is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef"
+            )
+        return self
+
+
+class EnvVar(ApiModel):
+    """An environment variable of a step's container, in Kubernetes' EnvVar shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "!(has(self.value) && has(self.valueFrom))", "set either value or valueFrom, not both"
+        )
+    )
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+            description="Name of the variable.",
+        ),
+    ]
+    value: Text | None = Field(
+        default=None, description="Literal value; may use the step's placeholders."
+    )
+    value_from: EnvVarSource | None = Field(
+        default=None, description="Take the value from a Secret, ConfigMap or the pod."
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError("set either value or valueFrom, not both")
+        return self
+
+
+class Resources(ApiModel):
+    """Compute resources of a step's container, as in Kubernetes' ResourceRequirements."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description='Minimum resources, e.g. {cpu: 500m, memory: 1Gi}.',
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description='Maximum resources, e.g. {memory: 2Gi, nvidia.com/gpu: 1}.',
+    )
+
+
+# --- Execution policy ----------------------------------------------------------------------------
+
+RetryPolicyName = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
+
+
+class Backoff(ApiModel):
+    """Wait between attempts: duration, then duration*factor, ... never beyond maxDuration."""
+
+    duration: Duration = Field(description='First wait, e.g. "10s".')
+    factor: int | None = Field(
+        default=None, ge=1, le=100, description="Multiplier applied to the wait after each retry."
+    )
+    max_duration: Duration | None = Field(
+        default=None, description="Stop retrying once this much time has passed since the first try."
+    )
+
+
+class Retry(ApiModel):
+    """How a failed step is tried again (Argo's retryStrategy)."""
+
+    limit: int = Field(ge=0, le=100, description="Retries after the first attempt.")
+    policy: RetryPolicyName | None = Field(
+        default=None,
+        description=(
+            "Which failures are retried: Always, OnFailure (the container failed), OnError "
+            "(Argo or Kubernetes errors), OnTransientError. Argo's default is OnFailure."
+        ),
+    )
+    backoff: Backoff | None = Field(default=None, description="Wait between attempts.")
+
+
+class Defaults(ApiModel):
+    """Settings that apply to every step unless the step sets its own."""
+
+    retry: Retry | None = Field(default=None, description="Default retry policy of every step.")
+    timeout: Duration | None = Field(
+        default=None, description="Default limit on the duration of one attempt of a step."
+    )
+    resources: Resources | None = Field(
+        default=None, description="Default resources of every step's container."
+    )
+
+
+# --- Parameters and artifacts --------------------------------------------------------------------
+
+IoName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9_][-a-zA-Z0-9_]*$",
+        description="Name: letters, digits, '_' and '-'.",
+    ),
+]
+FilePath = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^/", description="Absolute path.")
+]
+
+
+class PipelineParameter(ApiModel):
+    """A pipeline parameter, usable in steps as {{pipeline.parameters.NAME}}."""
+
+    name: IoName
+    value: Text = Field(description="Value of the parameter (a string).")
+    description: Text | None = Field(default=None, description="What the parameter is for.")
+
+
+class InputParameter(ApiModel):
+    """A parameter of a step: a literal value, or the output parameter of an earlier step."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel("has(self.value) != has(self.from)", "set exactly one of value or from")
+    )
+
+    name: IoName
+    value: Text | None = Field(default=None, description="Literal value.")
+    from_: OutputRef | None = Field(
+        default=None, alias="from", description='Output parameter "STEP.NAME" of an earlier step.'
+    )
+
+    @model_validator(mode="after")
+    def _value_or_from(self) -> InputParameter:
+        if (self.value is None) == (self.from_ is None):
+            raise ValueError("set exactly one of value or from")
+        return self
+
+
+class InputArtifact(ApiModel):
+    """A file or directory produced by an earlier step, placed at `path` before the step runs."""
+
+    name: IoName
+    from_: OutputRef = Field(alias="from", description='Output artifact "STEP.NAME".')
+    path: FilePath = Field(description="Where the step finds the artifact.")
+
+
+class Inputs(ApiModel):
+    """What a step receives."""
+
+    parameters: list[InputParameter] = Field(
+        default_factory=list, max_length=MAX_IO_ITEMS, json_schema_extra=LIST_BY_NAME
+    )
+    artifacts: list[InputArtifact] = Field(
+        default_factory=list, max_length=MAX_IO_ITEMS, json_schema_extra=LIST_BY_NAME
+    )
+
+
+class OutputParameter(ApiModel):
+    """A value the step writes to a file; its content becomes the parameter."""
+
+    name: IoName
+    path: FilePath = Field(description="File whose content is the value.")
+
+
+class OutputArtifact(ApiModel):
+    """A file or directory the step leaves at `path` for later steps."""
+
+    name: IoName
+    path: FilePath = Field(description="File or directory to keep.")
+
+
+class Outputs(ApiModel):
+    """What a step produces."""
+
+    parameters: list[OutputParameter] = Field(
+        default_factory=list, max_length=MAX_IO_ITEMS, json_schema_extra=LIST_BY_NAME
+    )
+    artifacts: list[OutputArtifact] = Field(
+        default_factory=list, max_length=MAX_IO_ITEMS, json_schema_extra=LIST_BY_NAME
+    )
+
+
+# --- Steps ---------------------------------------------------------------------------------------
+
+StepName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        description="Name of the step: lower-case letters, digits and '-', starting with a letter.",
+    ),
+]
+Argument = Annotated[str, Field(max_length=4096)]
+
+
+class Step(ApiModel):
+    """One task of the pipeline: a container run once its dependencies have succeeded."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "!has(self.dependsOn) || !(self.name in self.dependsOn)",
+            "a step cannot depend on itself",
+        )
+    )
+
+    name: StepName
+    image: ImageRef | None = Field(default=None, description="Image; defaults to spec.image.")
+    command: list[Argument] = Field(
+        min_length=1, max_length=256, description="The command to run, with its arguments."
+    )
+    args: list[Argument] = Field(
+        default_factory=list, max_length=256, description="More arguments after the command."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_ENV_VARS,
+        description="Environment variables.",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    resources: Resources | None = Field(
+        default=None, description="Resources; replaces spec.defaults.resources when set."
+    )
+    depends_on: list[StepName] = Field(
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="Steps that must succeed first (inputs `from` other steps add to these).",
+        json_schema_extra=LIST_OF_UNIQUE,
+    )
+    retry: Retry | None = Field(default=None, description="Replaces spec.defaults.retry when set.")
+    timeout: Duration | None = Field(
+        default=None, description="Limit on one attempt; replaces spec.defaults.timeout."
+    )
+    inputs: Inputs = Field(default_factory=Inputs, description="Parameters and artifacts received.")
+    outputs: Outputs = Field(
+        default_factory=Outputs, description="Parameters and artifacts produced."
+    )
+
+
+# --- Promotion -----------------------------------------------------------------------------------
+
+GateOp = Literal[">=", ">", "<=", "<", "=="]
+
+
+class PromotionSource(ApiModel):
+    """The step output that holds the MLflow run id of the trained model."""
+
+    step: StepName
+    parameter: IoName
+
+
+class Gate(ApiModel):
+    """A quality gate on a metric of the MLflow run: `metric op value`."""
+
+    metric: Annotated[str, Field(min_length=1, max_length=250, description="MLflow metric key.")]
+    op: GateOp = Field(description="Comparison: >=, >, <=, < or ==.")
+    value: float = Field(description="Threshold.")
+
+
+class MustBeat(ApiModel):
+    """Champion/challenger: the new model must beat the version holding `alias` on `metric`."""
+
+    alias: Name = Field(description="Alias of the version to beat (e.g. champion).")
+    metric: Annotated[str, Field(min_length=1, max_length=250, description="Metric compared.")]
+    higher_is_better: bool = Field(
+        default=True, description="false for losses and errors, where lower wins."
+    )
+
+
+class Promotion(ApiModel):
+    """Register the trained model in MLflow and move an alias to it when the gates pass."""
+
+    model: Annotated[
+        str, Field(min_length=1, max_length=250, description="Registered model name in MLflow.")
+    ]
+    from_: PromotionSource = Field(
+        alias="from", description="Step and output parameter holding the MLflow run id."
+    )
+    alias: Name = Field(default="champion", description="Alias moved to a promoted version.")
+    artifact_path: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=512,
+            description="Path of the model inside the run (runs:/<run id>/<artifactPath>).",
+        ),
+    ] = "model"
+    gates: list[Gate] = Field(
+        default_factory=list,
+        max_length=MAX_GATES,
+        description="Every gate must pass for the model to be promoted.",
+    )
+    must_beat: MustBeat | None = Field(
+        default=None, description="Also require beating the current holder of an alias."
+    )
+    fail_on_reject: bool = Field(
+        default=False,
+        description="Fail the run when the model is rejected (by default a rejection succeeds).",
+    )
+
+
+class MLflow(ApiModel):
+    """Where the MLflow tracking server and model registry are."""
+
+    tracking_uri: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1024,
+            pattern=r"^(https?|file|sqlite|postgresql|mysql|databricks)[:+]",
+            description="Tracking URI, e.g. http://mlflow.mlflow:5000.",
+        ),
+    ]
+    credentials_secret: Annotated[
+        str,
+        Field(
+            max_length=253,
+            description=(
+                "Secret whose keys become the promotion step's environment (for example "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)."
+            ),
+        ),
+    ] | None = None
+
+
+# --- Scheduling and housekeeping -----------------------------------------------------------------
+
+
+class Schedule(ApiModel):
+    """Run the pipeline on a schedule (an Argo CronWorkflow) instead of once per generation."""
+
+    cron: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            description='Cron expression ("0 2 * * *") or @hourly, @daily, @weekly, @monthly...',
+        ),
+    ]
+    timezone: Annotated[
+        str, Field(max_length=64, description='IANA time zone of the cron, e.g. "Europe/Paris".')
+    ] = "UTC"
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = Field(
+        default="Forbid",
+        description="What to do when a run is due while the previous one still runs.",
+    )
+    suspend: bool = Field(default=False, description="Stop starting new runs.")
+
+
+class History(ApiModel):
+    """How many finished runs are kept."""
+
+    succeeded: int = Field(default=5, ge=0, le=100, description="Succeeded runs kept.")
+    failed: int = Field(default=3, ge=0, le=100, description="Failed runs kept.")
+
+
+class ArtifactRepositoryRef(ApiModel):
+    """The Argo artifact repository used to pass artifacts between steps."""
+
+    config_map: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        default="artifact-repositories", description="ConfigMap holding the repository."
+    )
+    key: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None, description="Key in the ConfigMap (Argo's default key when unset)."
+    )
+
+
+# --- The resource --------------------------------------------------------------------------------
+
+
+class MLPipelineSpec(ApiModel):
+    """The desired pipeline: steps, their inputs and outputs, and how the model is promoted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.promotion) || has(self.mlflow)",
+                    "message": "spec.mlflow is required when spec.promotion is set",
+                },
+                {
+                    "rule": "!has(self.promotion) || "
+                    "self.steps.exists(s, s.name == self.promotion.from.step)",
+                    "message": "spec.promotion.from.step must name one of spec.steps",
+                },
+            ]
+        }
+    )
+
+    image: ImageRef | None = Field(default=None, description="Default image of every step.")
+    service_account_name: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None,
+        description="Service account of the workflow pods (the namespace's 'default' when unset).",
+    )
+    parameters: list[PipelineParameter] = Field(
+        default_factory=list,
+        max_length=MAX_PARAMETERS,
+        description="Pipeline parameters.",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    artifact_repository_ref: ArtifactRepositoryRef | None = Field(
+        default=None, description="Artifact repository (Argo's configured default when unset)."
+    )
+    defaults: Defaults = Field(default_factory=Defaults, description="Defaults of every step.")
+    steps: list[Step] = Field(
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="The steps, run as a DAG.",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    promotion: Promotion | None = Field(
+        default=None, description="Promote the trained model in MLflow after the last step."
+    )
+    mlflow: MLflow | None = Field(default=None, description="MLflow server used by promotion.")
+    schedule: Schedule | None = Field(
+        default=None, description="Run on a cron schedule instead of once per spec change."
+    )
+    history: History = Field(default_factory=History, description="Finished runs kept.")
+
+
+class ObjectMeta(ApiModel):
+    """The parts of metadata the compiler uses; the rest of Kubernetes' metadata is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class MLPipeline(ApiModel):
+    """An MLPipeline document as written in git or read from the cluster."""
+
+    api_version: Literal["mlops.gitops.dev/v1alpha1"]
+    kind: Literal["MLPipeline"]
+    metadata: ObjectMeta
+    spec: MLPipelineSpec
+    # Written by the operator only; accepted here so that objects read back from the cluster parse.
+    status: dict[str, Any] | None = None

@@ -1,0 +1,86 @@
+"""Pydantic models of MLPipeline status, written by the operator through the status subresource."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mlpipeline_operator.api.constants import MAX_STEPS
+from mlpipeline_operator.api.models import ApiModel
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Invalid"]
+Timestamp = Annotated[str, Field(max_length=64, description="RFC 3339 time.")]
+Message = Annotated[str, Field(max_length=32768)]
+MAX_HISTORY = 20
+
+
+class Condition(ApiModel):
+    """A condition in Kubernetes' usual shape."""
+
+    type: Literal["Valid", "Ready", "Promoted"] = Field(description="Valid, Ready or Promoted.")
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[str, Field(max_length=128)] = Field(description="CamelCase reason.")
+    message: Message = ""
+    last_transition_time: Timestamp | None = None
+    observed_generation: int | None = None
+
+
+class StepStatus(ApiModel):
+    """One step of a run."""
+
+    name: Annotated[str, Field(max_length=63)]
+    phase: Annotated[str, Field(max_length=32)] = Field(
+        description="Argo's node phase: Pending, Running, Succeeded, Failed, Error, Skipped..."
+    )
+    retries: int = Field(default=0, ge=0, description="Attempts after the first.")
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: Message | None = None
+
+
+class RunSummary(ApiModel):
+    """A run (an Argo Workflow) of the pipeline."""
+
+    name: Annotated[str, Field(max_length=63)] = Field(description="Name of the Workflow.")
+    generation: int | None = Field(default=None, description="Pipeline generation it runs.")
+    phase: Annotated[str, Field(max_length=32)] = Field(
+        description="Argo's workflow phase: Pending, Running, Succeeded, Failed or Error."
+    )
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    message: Message | None = None
+
+
+class RunStatus(RunSummary):
+    """The most recent run, with its steps."""
+
+    steps: list[StepStatus] = Field(default_factory=list, max_length=MAX_STEPS + 1)
+
+
+class PromotionStatus(ApiModel):
+    """What the promotion step decided."""
+
+    decision: Literal["Promoted", "Rejected", "Failed"]
+    model: Annotated[str, Field(max_length=250)] | None = None
+    version: Annotated[str, Field(max_length=32)] | None = None
+    alias: Annotated[str, Field(max_length=63)] | None = None
+    reason: Message | None = None
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=64)
+    run: Annotated[str, Field(max_length=63)] | None = Field(
+        default=None, description="Workflow that made the decision."
+    )
+
+
+class MLPipelineStatus(ApiModel):
+    """What the operator observed: the current generation's run, its steps, the promotion."""
+
+    observed_generation: int | None = Field(default=None, description="Generation last handled.")
+    phase: Phase | None = Field(default=None, description="Pending, Running, Succeeded, Failed, Invalid.")
+    message: Message | None = Field(default=None, description="Why the phase is what it is.")
+    conditions: list[Condition] = Field(default_factory=list, max_length=8)
+    last_run: RunStatus | None = Field(default=None, description="The most recent run.")
+    history: list[RunSummary] = Field(
+        default_factory=list, max_length=MAX_HISTORY, description="Recent runs, newest first."
+    )
+    promotion: PromotionStatus | None = Field(default=None, description="Last promotion decision.")

@@ -1,0 +1,157 @@
+"""The `mlpipeline` command: validate, render, crd.
+
+`validate` does not import the compiler (and hera with it), so CI pays only for what it uses.
+Exit codes: 0 success, 1 invalid input, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlpipeline_operator import __version__, yamlio
+from mlpipeline_operator.api.models import MLPipeline
+from mlpipeline_operator.validation import validate_document
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The pipelines of one file, or the problems that stop it from being read."""
+
+    label: str
+    pipelines: list[MLPipeline]
+    problems: list[str]
+
+
+def load_pipelines(path: str) -> Loaded:
+    """Read and validate every document of a file ("-" is standard input)."""
+    label = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        return Loaded(label, [], [f"{label}: cannot read: {error.strerror or error}"])
+    except UnicodeDecodeError:
+        return Loaded(label, [], [f"{label}: not a UTF-8 text file"])
+    try:
+        docs = [d for d in yamlio.load_all(text) if d is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return Loaded(label, [], [f"{label}: YAML syntax error{where}: {problem}"])
+    if not docs:
+        return Loaded(label, [], [f"{label}: no document found"])
+    pipelines: list[MLPipeline] = []
+    messages: list[str] = []
+    for index, doc in enumerate(docs):
+        where = label if len(docs) == 1 else f"{label} (document {index + 1})"
+        pipeline, problems = validate_document(doc)
+        if pipeline is not None:
+            pipelines.append(pipeline)
+        messages += [f"{where}: {p}" for p in problems]
+    return Loaded(label, pipelines, messages)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.files:
+        loaded = load_pipelines(path)
+        if loaded.problems:
+            failed = True
+            print("\n".join(loaded.problems))
+        elif not args.quiet:
+            count = len(loaded.pipelines)
+            print(f"{loaded.label}: valid ({count} pipeline{'s' if count != 1 else ''})")
+    return 1 if failed else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    # Imported here: the compiler pulls in hera, which `validate` does not need.
+    from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline
+    from mlpipeline_operator.validation import InvalidPipeline
+
+    loaded = load_pipelines(args.file)
+    if loaded.problems:
+        print("\n".join(loaded.problems), file=sys.stderr)
+        return 1
+    options = CompileOptions(promotion_image=args.promotion_image) if args.promotion_image \
+        else CompileOptions()
+    manifests: list[dict[str, Any]] = []
+    for pipeline in loaded.pipelines:
+        meta = pipeline.metadata
+        if args.namespace:
+            meta.namespace = args.namespace
+        if args.generation is not None:
+            meta.generation = args.generation
+        try:
+            manifests.append(compile_pipeline(pipeline, options))
+        except InvalidPipeline as error:
+            print("\n".join(f"{loaded.label}: {p}" for p in error.problems), file=sys.stderr)
+            return 1
+    if args.output == "json":
+        out: Any = manifests[0] if len(manifests) == 1 else {
+            "apiVersion": "v1", "kind": "List", "items": manifests}
+        print(json.dumps(out, indent=2))
+    else:
+        sys.stdout.write(yamlio.dump_all(manifests))
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from mlpipeline_operator.api.crd import render_crd
+
+    sys.stdout.write(render_crd())
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlpipeline",
+        description="Validate and render MLPipeline resources; run the operator.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate", help="check MLPipeline files; print FILE: FIELD.PATH: message per problem"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help='YAML file ("-": stdin)')
+    validate.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    validate.set_defaults(func=cmd_validate)
+
+    render = commands.add_parser("render", help="print the Argo objects the operator would create")
+    render.add_argument("file", metavar="FILE", help='YAML file ("-": stdin)')
+    render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    render.add_argument("--promotion-image", help="image of the promotion step")
+    render.add_argument("--namespace", help="namespace to render for (default: the file's)")
+    render.add_argument("--generation", type=positive_int,
+                        help="generation to render (default: the file's, else 1)")
+    render.set_defaults(func=cmd_render)
+
+    crd = commands.add_parser("crd", help="print the MLPipeline CustomResourceDefinition")
+    crd.set_defaults(func=cmd_crd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""MLPipeline → Argo Workflows objects."""

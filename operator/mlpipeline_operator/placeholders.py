@@ -1,0 +1,81 @@
+"""The `{{...}}` placeholders that a step may use, shared by validation, compiler and local runner.
+
+A step may write, in its command, args, env values and input parameter values:
+
+    {{pipeline.parameters.NAME}}      a pipeline parameter
+    {{inputs.parameters.NAME}}        one of the step's input parameters
+    {{inputs.artifacts.NAME.path}}    where an input artifact is placed
+    {{outputs.artifacts.NAME.path}}   where the step must leave an output artifact
+    {{outputs.parameters.NAME.path}}  the file whose content becomes an output parameter
+
+Anything else between `{{` and `}}` is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+PlaceholderKind = Literal[
+    "pipeline.parameters", "inputs.parameters", "inputs.artifacts", "outputs.artifacts",
+    "outputs.parameters",
+]
+
+# Non-greedy, so "{{a}} and {{b}}" are two placeholders; an unclosed "{{" is reported apart.
+PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
+_FORM_RE = re.compile(
+    r"^(?P<kind>pipeline\.parameters|inputs\.parameters|inputs\.artifacts|outputs\.artifacts"
+    r"|outputs\.parameters)\.(?P<name>[a-zA-Z0-9_][-a-zA-Z0-9_]*)(?P<suffix>\.path)?$"
+)
+_NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
+
+ALLOWED_FORMS = (
+    "{{pipeline.parameters.NAME}}, {{inputs.parameters.NAME}}, {{inputs.artifacts.NAME.path}}, "
+    "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}"
+)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A parsed placeholder: what it refers to."""
+
+    kind: PlaceholderKind
+    name: str
+
+
+class PlaceholderError(ValueError):
+    """A `{{...}}` that is not one of the allowed forms."""
+
+
+def parse(expression: str) -> Placeholder:
+    """Parse the inside of `{{...}}` (surrounding spaces allowed)."""
+    match = _FORM_RE.match(expression.strip())
+    if match is None:
+        raise PlaceholderError(f'"{{{{{expression}}}}}" is not a known placeholder; use one of '
+                               f"{ALLOWED_FORMS}")
+    kind: PlaceholderKind = match["kind"]  # type: ignore[assignment]
+    has_path = match["suffix"] is not None
+    if has_path != (kind in _NEEDS_PATH):
+        form = f"{{{{{kind}.{match['name']}{'' if has_path else '.path'}}}}}"
+        raise PlaceholderError(f'"{{{{{expression}}}}}" is not a known placeholder; did you mean '
+                               f'"{form}"?')
+    return Placeholder(kind, match["name"])
+
+
+def find(text: str) -> list[str]:
+    """The expressions inside every `{{...}}` of a text."""
+    return PLACEHOLDER_RE.findall(text)
+
+
+def has_unclosed(text: str) -> bool:
+    """Whether a `{{` is left open once every complete placeholder is removed."""
+    return "{{" in PLACEHOLDER_RE.sub("", text)
+
+
+def substitute(text: str, replace: Callable[[Placeholder], str]) -> str:
+    """Replace every placeholder of an already validated text."""
+    if "{{" not in text:
+        return text
+    return PLACEHOLDER_RE.sub(lambda m: replace(parse(m[1])), text)

@@ -1,0 +1,1 @@
+"""Gated model promotion in the MLflow Model Registry (`mlpipeline promote`)."""

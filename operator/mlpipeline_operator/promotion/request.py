@@ -1,0 +1,142 @@
+"""The contract between the compiler and `mlpipeline promote`: one request, as command-line flags.
+
+The compiler writes a `PromotionRequest` into the promotion task's arguments with `to_args`; the
+promotion step reads it back with `parse_args`. Both sides use this module, so they cannot drift.
+Credentials are never part of the request: they come from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from mlpipeline_operator.api.models import Gate, GateOp, MustBeat
+
+# Files written by the promotion step, exposed as the Workflow's output parameters.
+OUTPUT_DIR = "/tmp/mlpipeline-promotion"
+OUTPUT_NAMES = ("decision", "version", "alias", "reason", "metrics")
+
+_GATE_RE = re.compile(r"^(?P<metric>.+?)(?P<op>>=|<=|==|>|<)(?P<value>[^<>=]+)$")
+
+
+def format_gate(gate: Gate) -> str:
+    """A gate as one argument: "auc>=0.95"."""
+    return f"{gate.metric}{gate.op}{gate.value:g}"
+
+
+def parse_gate(text: str) -> Gate:
+    """The inverse of `format_gate`."""
+    match = _GATE_RE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f'bad gate "{text}": write METRIC OP VALUE, e.g. auc>=0.95')
+    op: GateOp = match["op"]  # type: ignore[assignment]
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'bad gate "{text}": "{match["value"]}" is not a number') from None
+    return Gate(metric=match["metric"], op=op, value=value)
+
+
+def format_must_beat(must_beat: MustBeat) -> str:
+    """The champion/challenger rule as one argument: "champion:auc:higher"."""
+    direction = "higher" if must_beat.higher_is_better else "lower"
+    return f"{must_beat.alias}:{must_beat.metric}:{direction}"
+
+
+def parse_must_beat(text: str) -> MustBeat:
+    """The inverse of `format_must_beat`."""
+    alias, _, rest = text.partition(":")
+    metric, _, direction = rest.rpartition(":")
+    if not alias or not metric or direction not in ("higher", "lower"):
+        raise argparse.ArgumentTypeError(
+            f'bad --must-beat "{text}": write ALIAS:METRIC:higher or ALIAS:METRIC:lower'
+        )
+    return MustBeat(alias=alias, metric=metric, higher_is_better=direction == "higher")
+
+
+def _lineage_item(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'bad --lineage "{text}": write KEY=VALUE')
+    return key, value
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """Everything the promotion step needs to decide, except credentials."""
+
+    tracking_uri: str
+    model: str
+    run_id: str
+    artifact_path: str = "model"
+    alias: str = "champion"
+    gates: tuple[Gate, ...] = ()
+    must_beat: MustBeat | None = None
+    fail_on_reject: bool = False
+    # Tags that tie the model version to what produced it (namespace, pipeline, generation...).
+    lineage: dict[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
+
+    def to_args(self) -> list[str]:
+        """The request as `mlpipeline promote` flags."""
+        args = [
+            "--tracking-uri", self.tracking_uri,
+            "--model", self.model,
+            "--run-id", self.run_id,
+            "--artifact-path", self.artifact_path,
+            "--alias", self.alias,
+        ]
+        for gate in self.gates:
+            args += ["--gate", format_gate(gate)]
+        if self.must_beat is not None:
+            args += ["--must-beat", format_must_beat(self.must_beat)]
+        if self.fail_on_reject:
+            args.append("--fail-on-reject")
+        for key, value in self.lineage.items():
+            args += ["--lineage", f"{key}={value}"]
+        if self.output_dir is not None:
+            args += ["--output-dir", self.output_dir]
+        return args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `mlpipeline promote`."""
+    parser.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--run-id", required=True, help="MLflow run that logged the model")
+    parser.add_argument("--artifact-path", default="model", help="model path inside the run")
+    parser.add_argument("--alias", default="champion", help="alias moved to a promoted version")
+    parser.add_argument("--gate", dest="gates", action="append", type=parse_gate, default=[],
+                        metavar="METRIC>=VALUE", help="a quality gate (repeatable)")
+    parser.add_argument("--must-beat", type=parse_must_beat, metavar="ALIAS:METRIC:higher|lower",
+                        help="require beating the version that holds ALIAS on METRIC")
+    parser.add_argument("--fail-on-reject", action="store_true",
+                        help="exit non-zero when the model is rejected")
+    parser.add_argument("--lineage", action="append", type=_lineage_item, default=[],
+                        metavar="KEY=VALUE", help="a lineage tag for the model version (repeatable)")
+    parser.add_argument("--output-dir", help="directory for the decision files")
+
+
+def from_namespace(ns: argparse.Namespace) -> PromotionRequest:
+    """The request that `add_arguments` parsed."""
+    return PromotionRequest(
+        tracking_uri=ns.tracking_uri,
+        model=ns.model,
+        run_id=ns.run_id,
+        artifact_path=ns.artifact_path,
+        alias=ns.alias,
+        gates=tuple(ns.gates),
+        must_beat=ns.must_beat,
+        fail_on_reject=ns.fail_on_reject,
+        lineage=dict(ns.lineage),
+        output_dir=ns.output_dir,
+    )
+
+
+def parse_args(argv: Sequence[str]) -> PromotionRequest:
+    """Parse `mlpipeline promote` flags (argparse exits with a usage message on bad input)."""
+    parser = argparse.ArgumentParser(prog="mlpipeline promote")
+    add_arguments(parser)
+    return from_namespace(parser.parse_args(argv))

@@ -1,0 +1,402 @@
+"""Validation of MLPipeline documents: every problem at once, each as a field path and a message.
+
+Two layers: the pydantic models check shapes (types, enums, bounds, unknown fields), then
+`check_spec` checks meaning (references between steps, cycles, placeholders, cron...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlpipeline_operator import placeholders
+from mlpipeline_operator.api.constants import API_VERSION, KIND
+from mlpipeline_operator.api.models import MLPipeline, MLPipelineSpec, Schedule, Step
+
+# Name of the task that the compiler appends for `spec.promotion`; steps may not take it.
+PROMOTION_TASK = "promote-model"
+
+# Bounds on the MLPipeline object itself (the API server stores it in etcd too).
+MAX_SPEC_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a document, at a field path such as `spec.steps[2].dependsOn[0]`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidPipeline(ValueError):
+    """A pipeline with problems; `problems` lists all of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+# --- Shapes --------------------------------------------------------------------------------------
+
+# Messages for the patterns of the models, which pydantic reports only as regular expressions.
+_PATTERN_HINTS = {
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?$": "must be lower-case letters, digits and '-', start with a "
+    "letter and not end with '-'",
+    r"^[a-zA-Z0-9_][-a-zA-Z0-9_]*$": "must be letters, digits, '_' and '-', not starting with '-'",
+    r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$": 'must be a duration such as "30s", "10m" or '
+    '"1h30m" (units: ns, us, ms, s, m, h)',
+    r"^[^.]+\.[^.]+$": 'must be "STEP.NAME", the output NAME of step STEP',
+    r"^/": "must be an absolute path",
+    r"^[-._a-zA-Z][-._a-zA-Z0-9]*$": "must be a valid environment variable name",
+}
+# Location parts that pydantic adds for union members and validators, not field names.
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\])$")
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _TYPE_TAG.match(part):
+            out += f".{part}" if out else part
+    return out
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        hint = _PATTERN_HINTS.get(error["ctx"]["pattern"], f"must match {error['ctx']['pattern']}")
+        return f"{json.dumps(given)} {hint}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    message = str(error["msg"])
+    if given is not None and not isinstance(given, dict | list):
+        message += f" (got {json.dumps(given)})"
+    return message
+
+
+def problems_from_pydantic(error: ValidationError, prefix: str = "") -> list[Problem]:
+    """pydantic's errors as problems; the alternatives of one union become one problem."""
+    merged: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        path = _path(item["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        message = _message(item)
+        if message not in merged.setdefault(path, []):
+            merged[path].append(message)
+    return [Problem(path or "(document)", " or ".join(msgs)) for path, msgs in merged.items()]
+
+
+def parse_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
+    """Parse one YAML document as an MLPipeline; problems name the field paths."""
+    if not isinstance(doc, dict):
+        return None, [Problem("(document)", f"expected a {KIND} object, got {type(doc).__name__}")]
+    if doc.get("apiVersion") != API_VERSION or doc.get("kind") != KIND:
+        return None, [
+            Problem(
+                "(document)",
+                f"not an {KIND}: expected apiVersion {API_VERSION} and kind {KIND}, got "
+                f"apiVersion {doc.get('apiVersion')!r} and kind {doc.get('kind')!r}",
+            )
+        ]
+    try:
+        return MLPipeline.model_validate(doc), []
+    except ValidationError as error:
+        return None, problems_from_pydantic(error)
+
+
+def validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
+    """Shape and meaning of one document; the pipeline is returned only when it has no problem."""
+    pipeline, problems = parse_document(doc)
+    if pipeline is None:
+        return None, problems
+    problems = check_spec(pipeline.spec)
+    if len(pipeline.metadata.name) > 63:
+        problems.insert(0, Problem("metadata.name", "must be at most 63 characters"))
+    return (pipeline if not problems else None), problems
+
+
+# --- Meaning -------------------------------------------------------------------------------------
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    message = f'unknown {kind} "{name}"'
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f'{message} (did you mean "{close[0]}"?)'
+    if known:
+        shown = ", ".join(f'"{k}"' for k in known[:10])
+        return f"{message}; known: {shown}{', ...' if len(known) > 10 else ''}"
+    return f"{message}; none is declared"
+
+
+def _duplicates(names: Iterable[str], path: str, kind: str) -> Iterator[Problem]:
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            yield Problem(f"{path}[{i}].name", f'duplicate {kind} "{name}" (also at index {first[name]})')
+        else:
+            first[name] = i
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """"STEP.NAME" → (STEP, NAME); the models guarantee one dot."""
+    step, name = ref.split(".", 1)
+    return step, name
+
+
+def step_dependencies(step: Step) -> list[str]:
+    """Explicit dependencies, then those implied by inputs `from` other steps, without repeats."""
+    deps = dict.fromkeys(step.depends_on)
+    for item in (*step.inputs.parameters, *step.inputs.artifacts):
+        if item.from_ is not None:
+            deps.setdefault(split_ref(item.from_)[0])
+    return list(deps)
+
+
+def check_spec(spec: MLPipelineSpec) -> list[Problem]:
+    """Every semantic problem of a spec that has the right shape."""
+    problems: list[Problem] = []
+    problems += _duplicates((s.name for s in spec.steps), "spec.steps", "step name")
+    problems += _duplicates((p.name for p in spec.parameters), "spec.parameters", "parameter")
+    steps = {s.name: s for s in spec.steps}
+    parameters = {p.name for p in spec.parameters}
+    for i, param in enumerate(spec.parameters):
+        problems += _check_text(param.value, f"spec.parameters[{i}].value", None, parameters)
+    for i, step in enumerate(spec.steps):
+        problems += _check_step(spec, step, f"spec.steps[{i}]", steps, parameters)
+    problems += _check_cycles(spec.steps, steps)
+    if spec.promotion is not None:
+        problems += _check_promotion(spec, steps)
+    if spec.schedule is not None:
+        problems += _check_schedule(spec.schedule)
+    size = len(spec.model_dump_json(by_alias=True, exclude_unset=True))
+    if size > MAX_SPEC_BYTES:
+        problems.append(
+            Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
+        )
+    return sorted(problems, key=_path_order)
+
+
+def _path_order(problem: Problem) -> list[Any]:
+    # Order "spec.steps[10]" after "spec.steps[9]".
+    return [int(t) if t.isdigit() else t for t in re.split(r"\[(\d+)\]", problem.path)]
+
+
+def _check_step(
+    spec: MLPipelineSpec, step: Step, path: str, steps: dict[str, Step], parameters: set[str]
+) -> Iterator[Problem]:
+    if step.image is None and spec.image is None:
+        yield Problem(f"{path}.image", "required: set the step's image or spec.image")
+    if step.name == PROMOTION_TASK and spec.promotion is not None:
+        yield Problem(f"{path}.name", f'"{PROMOTION_TASK}" is reserved for the promotion step')
+    for j, dep in enumerate(step.depends_on):
+        if dep == step.name:
+            yield Problem(f"{path}.dependsOn[{j}]", "a step cannot depend on itself")
+        elif dep not in steps:
+            yield Problem(f"{path}.dependsOn[{j}]", _unknown("step", dep, steps))
+    yield from _duplicates((p.name for p in step.inputs.parameters), f"{path}.inputs.parameters",
+                           "input parameter")
+    yield from _duplicates((a.name for a in step.inputs.artifacts), f"{path}.inputs.artifacts",
+                           "input artifact")
+    yield from _duplicates((p.name for p in step.outputs.parameters), f"{path}.outputs.parameters",
+                           "output parameter")
+    yield from _duplicates((a.name for a in step.outputs.artifacts), f"{path}.outputs.artifacts",
+                           "output artifact")
+    for kind, items in (("parameter", step.inputs.parameters), ("artifact", step.inputs.artifacts)):
+        for j, item in enumerate(items):
+            if item.from_ is not None:
+                yield from _check_ref(
+                    item.from_, kind, f"{path}.inputs.{kind}s[{j}].from", step, steps
+                )
+    for j, param in enumerate(step.inputs.parameters):
+        if param.value is not None:
+            yield from _check_text(
+                param.value, f"{path}.inputs.parameters[{j}].value", None, parameters
+            )
+    texts = [(f"{path}.command[{j}]", t) for j, t in enumerate(step.command)]
+    texts += [(f"{path}.args[{j}]", t) for j, t in enumerate(step.args)]
+    texts += [(f"{path}.env[{j}].value", e.value) for j, e in enumerate(step.env) if e.value]
+    for where, text in texts:
+        yield from _check_text(text, where, step, parameters)
+
+
+def _check_ref(
+    ref: str, kind: str, path: str, step: Step, steps: dict[str, Step]
+) -> Iterator[Problem]:
+    source_name, output = split_ref(ref)
+    if source_name == step.name:
+        yield Problem(path, "a step cannot take its own output")
+        return
+    source = steps.get(source_name)
+    if source is None:
+        yield Problem(path, _unknown("step", source_name, steps))
+        return
+    declared = source.outputs.parameters if kind == "parameter" else source.outputs.artifacts
+    names = [o.name for o in declared]
+    if output not in names:
+        yield Problem(path, _unknown(f'output {kind} of step "{source_name}"', output, names))
+
+
+def _check_text(
+    text: str, path: str, step: Step | None, parameters: set[str]
+) -> Iterator[Problem]:
+    """Placeholders of one string; `step` is None where only pipeline parameters may be used."""
+    if "{{" not in text:
+        return
+    if placeholders.has_unclosed(text):
+        yield Problem(path, 'has a "{{" without its closing "}}"')
+    for expression in placeholders.find(text):
+        try:
+            ref = placeholders.parse(expression)
+        except placeholders.PlaceholderError as error:
+            yield Problem(path, str(error))
+            continue
+        if ref.kind == "pipeline.parameters":
+            known: Iterable[str] = parameters
+            what = "pipeline parameter"
+        elif step is None:
+            yield Problem(path, f'"{{{{{expression}}}}}" cannot be used here; only '
+                                "{{pipeline.parameters.NAME}} can")
+            continue
+        else:
+            io = step.inputs if ref.kind.startswith("inputs") else step.outputs
+            items = io.parameters if ref.kind.endswith("parameters") else io.artifacts
+            known = [item.name for item in items]
+            what = ref.kind.replace("s.", " ").rstrip("s")  # "inputs.parameters" → "input parameter"
+        if ref.name not in known:
+            yield Problem(path, f'placeholder "{{{{{expression}}}}}": '
+                                + _unknown(what, ref.name, known))
+
+
+def _check_cycles(spec_steps: list[Step], steps: dict[str, Step]) -> Iterator[Problem]:
+    """Report each dependency cycle once, at the first of its steps in spec order."""
+    graph = {s.name: [d for d in step_dependencies(s) if d in steps and d != s.name]
+             for s in spec_steps}
+    index = {s.name: i for i, s in reversed(list(enumerate(spec_steps)))}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        iters = [iter(graph[root])]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif state.get(nxt) == 1:
+                cycle = path[path.index(nxt):]
+                first = min(cycle, key=index.__getitem__)
+                k = cycle.index(first)
+                ordered = [*cycle[k:], *cycle[:k], first]
+                # Edges point from a step to its dependency; print them as "runs before".
+                shown = " -> ".join(reversed(ordered))
+                yield Problem(f"spec.steps[{index[first]}].dependsOn", f"dependency cycle: {shown}")
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(graph[nxt]))
+
+
+def _check_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Problem]:
+    assert spec.promotion is not None
+    if spec.mlflow is None:
+        yield Problem("spec.mlflow", "required when spec.promotion is set (the tracking URI)")
+    source = spec.promotion.from_
+    step = steps.get(source.step)
+    if step is None:
+        yield Problem("spec.promotion.from.step", _unknown("step", source.step, steps))
+    elif source.parameter not in {p.name for p in step.outputs.parameters}:
+        yield Problem(
+            "spec.promotion.from.parameter",
+            _unknown(f'output parameter of step "{source.step}"', source.parameter,
+                     [p.name for p in step.outputs.parameters]),
+        )
+
+
+def _check_schedule(schedule: Schedule) -> Iterator[Problem]:
+    error = cron_error(schedule.cron)
+    if error:
+        yield Problem("spec.schedule.cron", error)
+    try:
+        zoneinfo.ZoneInfo(schedule.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        yield Problem("spec.schedule.timezone", f'unknown time zone "{schedule.timezone}"; use an '
+                      'IANA name such as "UTC" or "Europe/Paris"')
+
+
+# --- Cron, as Argo's parser (robfig/cron, standard form) reads it ------------------------------
+
+_DESCRIPTORS = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_FIELDS = (
+    ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS), ("day of week", 0, 6, _DAYS),
+)
+_EVERY = re.compile(r"^@every ([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
+
+
+def cron_error(expression: str) -> str | None:
+    """Why Argo would refuse a cron expression, or None when it is valid."""
+    expr = expression.strip()
+    if expr.startswith("@"):
+        if expr in _DESCRIPTORS or _EVERY.match(expr):
+            return None
+        return (f'"{expr}" is not a known descriptor; use @yearly, @monthly, @weekly, @daily, '
+                "@hourly or @every DURATION")
+    fields = expr.split()
+    if len(fields) != 5:
+        return (f'"{expr}" has {len(fields)} fields; a cron expression has 5: minute hour '
+                "day-of-month month day-of-week")
+    for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
+        for part in text.split(","):
+            error = _cron_part_error(part.lower(), low, high, names)
+            if error:
+                return f'{name} "{text}": {error} (allowed {low}-{high})'
+    return None
+
+
+def _cron_part_error(part: str, low: int, high: int, names: dict[str, int]) -> str | None:
+    base, _, step = part.partition("/")
+    if step and not (step.isdigit() and int(step) > 0):
+        return f'bad step "/{step}"'
+    if base in ("*", "?"):
+        return None
+    bounds = base.split("-")
+    if len(bounds) > 2 or not all(bounds):
+        return f'"{part}" is not a number, a name or a range'
+    values = []
+    for bound in bounds:
+        value = names.get(bound, int(bound) if bound.isdigit() else None)
+        if value is None:
+            return f'"{bound}" is not a number or a name'
+        if not low <= value <= high:
+            return f"{value} is out of range"
+        values.append(value)
+    if len(values) == 2 and values[0] > values[1]:
+        return f'range "{base}" runs backwards'
+    return None
