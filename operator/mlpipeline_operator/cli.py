@@ -81,8 +81,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     if loaded.problems:
         print("\n".join(loaded.problems), file=sys.stderr)
         return 1
-    options = CompileOptions(promotion_image=args.promotion_image) if args.promotion_image \
+    options = (
+        CompileOptions(promotion_image=args.promotion_image)
+        if args.promotion_image
         else CompileOptions()
+    )
     manifests: list[dict[str, Any]] = []
     for pipeline in loaded.pipelines:
         meta = pipeline.metadata
@@ -96,8 +99,11 @@ def cmd_render(args: argparse.Namespace) -> int:
             print("\n".join(f"{loaded.label}: {p}" for p in error.problems), file=sys.stderr)
             return 1
     if args.output == "json":
-        out: Any = manifests[0] if len(manifests) == 1 else {
-            "apiVersion": "v1", "kind": "List", "items": manifests}
+        out: Any = (
+            manifests[0]
+            if len(manifests) == 1
+            else {"apiVersion": "v1", "kind": "List", "items": manifests}
+        )
         print(json.dumps(out, indent=2))
     else:
         sys.stdout.write(yamlio.dump_all(manifests))
@@ -138,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     render.add_argument("--promotion-image", help="image of the promotion step")
     render.add_argument("--namespace", help="namespace to render for (default: the file's)")
-    render.add_argument("--generation", type=positive_int,
-                        help="generation to render (default: the file's, else 1)")
+    render.add_argument(
+        "--generation", type=positive_int, help="generation to render (default: the file's, else 1)"
+    )
     render.set_defaults(func=cmd_render)
 
     crd = commands.add_parser("crd", help="print the MLPipeline CustomResourceDefinition")

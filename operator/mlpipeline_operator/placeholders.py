@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 PlaceholderKind = Literal[
-    "pipeline.parameters", "inputs.parameters", "inputs.artifacts", "outputs.artifacts",
+    "pipeline.parameters",
+    "inputs.parameters",
+    "inputs.artifacts",
+    "outputs.artifacts",
     "outputs.parameters",
 ]
 
@@ -53,14 +56,16 @@ def parse(expression: str) -> Placeholder:
     """Parse the inside of `{{...}}` (surrounding spaces allowed)."""
     match = _FORM_RE.match(expression.strip())
     if match is None:
-        raise PlaceholderError(f'"{{{{{expression}}}}}" is not a known placeholder; use one of '
-                               f"{ALLOWED_FORMS}")
+        raise PlaceholderError(
+            f'"{{{{{expression}}}}}" is not a known placeholder; use one of {ALLOWED_FORMS}'
+        )
     kind: PlaceholderKind = match["kind"]  # type: ignore[assignment]
     has_path = match["suffix"] is not None
     if has_path != (kind in _NEEDS_PATH):
         form = f"{{{{{kind}.{match['name']}{'' if has_path else '.path'}}}}}"
-        raise PlaceholderError(f'"{{{{{expression}}}}}" is not a known placeholder; did you mean '
-                               f'"{form}"?')
+        raise PlaceholderError(
+            f'"{{{{{expression}}}}}" is not a known placeholder; did you mean "{form}"?'
+        )
     return Placeholder(kind, match["name"])
 
 

@@ -152,13 +152,15 @@ def _duplicates(names: Iterable[str], path: str, kind: str) -> Iterator[Problem]
     first: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in first:
-            yield Problem(f"{path}[{i}].name", f'duplicate {kind} "{name}" (also at index {first[name]})')
+            yield Problem(
+                f"{path}[{i}].name", f'duplicate {kind} "{name}" (also at index {first[name]})'
+            )
         else:
             first[name] = i
 
 
 def split_ref(ref: str) -> tuple[str, str]:
-    """"STEP.NAME" → (STEP, NAME); the models guarantee one dot."""
+    """ "STEP.NAME" → (STEP, NAME); the models guarantee one dot."""
     step, name = ref.split(".", 1)
     return step, name
 
@@ -166,9 +168,10 @@ def split_ref(ref: str) -> tuple[str, str]:
 def step_dependencies(step: Step) -> list[str]:
     """Explicit dependencies, then those implied by inputs `from` other steps, without repeats."""
     deps = dict.fromkeys(step.depends_on)
-    for item in (*step.inputs.parameters, *step.inputs.artifacts):
-        if item.from_ is not None:
-            deps.setdefault(split_ref(item.from_)[0])
+    refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
+    for ref in refs:
+        if ref is not None:
+            deps.setdefault(split_ref(ref)[0])
     return list(deps)
 
 
@@ -213,20 +216,23 @@ def _check_step(
             yield Problem(f"{path}.dependsOn[{j}]", "a step cannot depend on itself")
         elif dep not in steps:
             yield Problem(f"{path}.dependsOn[{j}]", _unknown("step", dep, steps))
-    yield from _duplicates((p.name for p in step.inputs.parameters), f"{path}.inputs.parameters",
-                           "input parameter")
-    yield from _duplicates((a.name for a in step.inputs.artifacts), f"{path}.inputs.artifacts",
-                           "input artifact")
-    yield from _duplicates((p.name for p in step.outputs.parameters), f"{path}.outputs.parameters",
-                           "output parameter")
-    yield from _duplicates((a.name for a in step.outputs.artifacts), f"{path}.outputs.artifacts",
-                           "output artifact")
-    for kind, items in (("parameter", step.inputs.parameters), ("artifact", step.inputs.artifacts)):
-        for j, item in enumerate(items):
-            if item.from_ is not None:
-                yield from _check_ref(
-                    item.from_, kind, f"{path}.inputs.{kind}s[{j}].from", step, steps
-                )
+    yield from _duplicates(
+        (p.name for p in step.inputs.parameters), f"{path}.inputs.parameters", "input parameter"
+    )
+    yield from _duplicates(
+        (a.name for a in step.inputs.artifacts), f"{path}.inputs.artifacts", "input artifact"
+    )
+    yield from _duplicates(
+        (p.name for p in step.outputs.parameters), f"{path}.outputs.parameters", "output parameter"
+    )
+    yield from _duplicates(
+        (a.name for a in step.outputs.artifacts), f"{path}.outputs.artifacts", "output artifact"
+    )
+    refs = [("parameter", j, p.from_) for j, p in enumerate(step.inputs.parameters)]
+    refs += [("artifact", j, a.from_) for j, a in enumerate(step.inputs.artifacts)]
+    for kind, j, ref in refs:
+        if ref is not None:
+            yield from _check_ref(ref, kind, f"{path}.inputs.{kind}s[{j}].from", step, steps)
     for j, param in enumerate(step.inputs.parameters):
         if param.value is not None:
             yield from _check_text(
@@ -256,9 +262,7 @@ def _check_ref(
         yield Problem(path, _unknown(f'output {kind} of step "{source_name}"', output, names))
 
 
-def _check_text(
-    text: str, path: str, step: Step | None, parameters: set[str]
-) -> Iterator[Problem]:
+def _check_text(text: str, path: str, step: Step | None, parameters: set[str]) -> Iterator[Problem]:
     """Placeholders of one string; `step` is None where only pipeline parameters may be used."""
     if "{{" not in text:
         return
@@ -274,23 +278,30 @@ def _check_text(
             known: Iterable[str] = parameters
             what = "pipeline parameter"
         elif step is None:
-            yield Problem(path, f'"{{{{{expression}}}}}" cannot be used here; only '
-                                "{{pipeline.parameters.NAME}} can")
+            yield Problem(
+                path,
+                f'"{{{{{expression}}}}}" cannot be used here; only '
+                "{{pipeline.parameters.NAME}} can",
+            )
             continue
         else:
             io = step.inputs if ref.kind.startswith("inputs") else step.outputs
             items = io.parameters if ref.kind.endswith("parameters") else io.artifacts
             known = [item.name for item in items]
-            what = ref.kind.replace("s.", " ").rstrip("s")  # "inputs.parameters" → "input parameter"
+            what = ref.kind.replace("s.", " ").rstrip(
+                "s"
+            )  # "inputs.parameters" → "input parameter"
         if ref.name not in known:
-            yield Problem(path, f'placeholder "{{{{{expression}}}}}": '
-                                + _unknown(what, ref.name, known))
+            yield Problem(
+                path, f'placeholder "{{{{{expression}}}}}": ' + _unknown(what, ref.name, known)
+            )
 
 
 def _check_cycles(spec_steps: list[Step], steps: dict[str, Step]) -> Iterator[Problem]:
     """Report each dependency cycle once, at the first of its steps in spec order."""
-    graph = {s.name: [d for d in step_dependencies(s) if d in steps and d != s.name]
-             for s in spec_steps}
+    graph = {
+        s.name: [d for d in step_dependencies(s) if d in steps and d != s.name] for s in spec_steps
+    }
     index = {s.name: i for i, s in reversed(list(enumerate(spec_steps)))}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     for root in graph:
@@ -305,7 +316,7 @@ def _check_cycles(spec_steps: list[Step], steps: dict[str, Step]) -> Iterator[Pr
                 state[path.pop()] = 2
                 iters.pop()
             elif state.get(nxt) == 1:
-                cycle = path[path.index(nxt):]
+                cycle = path[path.index(nxt) :]
                 first = min(cycle, key=index.__getitem__)
                 k = cycle.index(first)
                 ordered = [*cycle[k:], *cycle[:k], first]
@@ -329,8 +340,11 @@ def _check_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[P
     elif source.parameter not in {p.name for p in step.outputs.parameters}:
         yield Problem(
             "spec.promotion.from.parameter",
-            _unknown(f'output parameter of step "{source.step}"', source.parameter,
-                     [p.name for p in step.outputs.parameters]),
+            _unknown(
+                f'output parameter of step "{source.step}"',
+                source.parameter,
+                [p.name for p in step.outputs.parameters],
+            ),
         )
 
 
@@ -341,8 +355,11 @@ def _check_schedule(schedule: Schedule) -> Iterator[Problem]:
     try:
         zoneinfo.ZoneInfo(schedule.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        yield Problem("spec.schedule.timezone", f'unknown time zone "{schedule.timezone}"; use an '
-                      'IANA name such as "UTC" or "Europe/Paris"')
+        yield Problem(
+            "spec.schedule.timezone",
+            f'unknown time zone "{schedule.timezone}"; use an '
+            'IANA name such as "UTC" or "Europe/Paris"',
+        )
 
 
 # --- Cron, as Argo's parser (robfig/cron, standard form) reads it ------------------------------
@@ -350,12 +367,19 @@ def _check_schedule(schedule: Schedule) -> Iterator[Problem]:
 _DESCRIPTORS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
 _DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
-_FIELDS = (
-    ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
-    ("month", 1, 12, _MONTHS), ("day of week", 0, 6, _DAYS),
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
 )
 _EVERY = re.compile(r"^@every ([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
 
@@ -366,12 +390,16 @@ def cron_error(expression: str) -> str | None:
     if expr.startswith("@"):
         if expr in _DESCRIPTORS or _EVERY.match(expr):
             return None
-        return (f'"{expr}" is not a known descriptor; use @yearly, @monthly, @weekly, @daily, '
-                "@hourly or @every DURATION")
+        return (
+            f'"{expr}" is not a known descriptor; use @yearly, @monthly, @weekly, @daily, '
+            "@hourly or @every DURATION"
+        )
     fields = expr.split()
     if len(fields) != 5:
-        return (f'"{expr}" has {len(fields)} fields; a cron expression has 5: minute hour '
-                "day-of-month month day-of-week")
+        return (
+            f'"{expr}" has {len(fields)} fields; a cron expression has 5: minute hour '
+            "day-of-month month day-of-week"
+        )
     for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
         for part in text.split(","):
             error = _cron_part_error(part.lower(), low, high, names)

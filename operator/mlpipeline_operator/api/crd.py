@@ -30,10 +30,13 @@ ROOT_VALIDATIONS = [
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Run", "type": "string", "jsonPath": ".status.lastRun.name"},
-    {"name": "Promoted", "type": "string", "jsonPath": ".status.promotion.version",
-     "description": "Model version that the last promotion decided on."},
-    {"name": "Decision", "type": "string", "jsonPath": ".status.promotion.decision",
-     "priority": 1},
+    {
+        "name": "Promoted",
+        "type": "string",
+        "jsonPath": ".status.promotion.version",
+        "description": "Model version that the last promotion decided on.",
+    },
+    {"name": "Decision", "type": "string", "jsonPath": ".status.promotion.decision", "priority": 1},
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule.cron", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

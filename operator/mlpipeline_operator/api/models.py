@@ -7,9 +7,10 @@ keep the object far below etcd's size limit and keep the CRD's CEL rules cheap.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from mlpipeline_operator.api.constants import (
@@ -33,9 +34,23 @@ Duration = Annotated[
         description='A duration such as "30s", "10m" or "1h30m" (units: ns, us, ms, s, m, h).',
     ),
 ]
+_QUANTITY = re.compile(
+    r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+
+
+def _check_quantity(value: str | int) -> str | int:
+    if isinstance(value, str) and not _QUANTITY.match(value):
+        raise ValueError(f'"{value}" is not a Kubernetes quantity; write e.g. "500m", "2", "1Gi"')
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{value} is negative; a quantity is at least 0")
+    return value
+
+
 # Kubernetes resource quantity ("500m", "1Gi", 2); checked by the API server and again here.
 Quantity = Annotated[
     str | int,
+    AfterValidator(_check_quantity),
     Field(description='A Kubernetes quantity such as "500m", "1Gi" or 2.'),
 ]
 # A reference to another step's output: "STEP.NAME".
@@ -66,7 +81,10 @@ def cel(rule: str, message: str) -> dict[str, Any]:
 
 
 # Lists keyed by name: the API server rejects duplicate names, and server-side apply merges by name.
-LIST_BY_NAME: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+LIST_BY_NAME: dict[str, Any] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["name"],
+}
 LIST_OF_UNIQUE: dict[str, Any] = {"x-kubernetes-list-type": "set"}
 
 
@@ -118,8 +136,16 @@ class EnvVarSource(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> EnvVarSource:
-        chosen = [v for v in (self.secret_key_ref, self.config_map_key_ref, self.field_ref,
-                              self.resource_field_ref) if v is not None]
+        chosen = [
+            v
+            for v in (
+                self.secret_key_ref,
+                self.config_map_key_ref,
+                self.field_ref,
+                self.resource_field_ref,
+            )
+            if v is not None
+        ]
         if len(chosen) != 1:
             raise ValueError(
                 "set exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef"
@@ -165,12 +191,12 @@ class Resources(ApiModel):
     requests: dict[str, Quantity] | None = Field(
         default=None,
         max_length=16,
-        description='Minimum resources, e.g. {cpu: 500m, memory: 1Gi}.',
+        description="Minimum resources, e.g. {cpu: 500m, memory: 1Gi}.",
     )
     limits: dict[str, Quantity] | None = Field(
         default=None,
         max_length=16,
-        description='Maximum resources, e.g. {memory: 2Gi, nvidia.com/gpu: 1}.',
+        description="Maximum resources, e.g. {memory: 2Gi, nvidia.com/gpu: 1}.",
     )
 
 
@@ -187,7 +213,8 @@ class Backoff(ApiModel):
         default=None, ge=1, le=100, description="Multiplier applied to the wait after each retry."
     )
     max_duration: Duration | None = Field(
-        default=None, description="Stop retrying once this much time has passed since the first try."
+        default=None,
+        description="Stop retrying once this much time has passed since the first try.",
     )
 
 
@@ -245,7 +272,9 @@ class InputParameter(ApiModel):
     """A parameter of a step: a literal value, or the output parameter of an earlier step."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel("has(self.value) != has(self.from)", "set exactly one of value or from")
+        json_schema_extra=cel(
+            "has(self.value) != has(self.from)", "set exactly one of value or from"
+        )
     )
 
     name: IoName
@@ -436,16 +465,20 @@ class MLflow(ApiModel):
             description="Tracking URI, e.g. http://mlflow.mlflow:5000.",
         ),
     ]
-    credentials_secret: Annotated[
-        str,
-        Field(
-            max_length=253,
-            description=(
-                "Secret whose keys become the promotion step's environment (for example "
-                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)."
+    credentials_secret: (
+        Annotated[
+            str,
+            Field(
+                max_length=253,
+                description=(
+                    "Secret whose keys become the promotion step's environment (for example "
+                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+                    "MLFLOW_TRACKING_TOKEN)."
+                ),
             ),
-        ),
-    ] | None = None
+        ]
+        | None
+    ) = None
 
 
 # --- Scheduling and housekeeping -----------------------------------------------------------------

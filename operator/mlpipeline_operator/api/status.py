@@ -76,7 +76,9 @@ class MLPipelineStatus(ApiModel):
     """What the operator observed: the current generation's run, its steps, the promotion."""
 
     observed_generation: int | None = Field(default=None, description="Generation last handled.")
-    phase: Phase | None = Field(default=None, description="Pending, Running, Succeeded, Failed, Invalid.")
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed, Invalid."
+    )
     message: Message | None = Field(default=None, description="Why the phase is what it is.")
     conditions: list[Condition] = Field(default_factory=list, max_length=8)
     last_run: RunStatus | None = Field(default=None, description="The most recent run.")

@@ -109,13 +109,6 @@ def _resources(resources: api.Resources | None) -> core.ResourceRequirements | N
     )
 
 
-def _key_selector(ref: api.KeySelector | None, kind: type[core.SecretKeySelector]
-                  | type[core.ConfigMapKeySelector]) -> object:
-    if ref is None:
-        return None
-    return kind(name=ref.name, key=ref.key, optional=ref.optional)
-
-
 def _env(env: api.EnvVar) -> core.EnvVar:
     if env.value_from is None:
         value = None if env.value is None else _to_argo_text(env.value)
@@ -136,8 +129,12 @@ def _env(env: api.EnvVar) -> core.EnvVar:
     return core.EnvVar(
         name=env.name,
         value_from=core.EnvVarSource(
-            secret_key_ref=_key_selector(src.secret_key_ref, core.SecretKeySelector),
-            config_map_key_ref=_key_selector(src.config_map_key_ref, core.ConfigMapKeySelector),
+            secret_key_ref=None
+            if (s := src.secret_key_ref) is None
+            else core.SecretKeySelector(name=s.name, key=s.key, optional=s.optional),
+            config_map_key_ref=None
+            if (c := src.config_map_key_ref) is None
+            else core.ConfigMapKeySelector(name=c.name, key=c.key, optional=c.optional),
             field_ref=field_ref,
             resource_field_ref=resource_ref,
         ),
@@ -170,12 +167,19 @@ def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> argo.Template:
         inputs=argo.Inputs(
             parameters=[argo.Parameter(name=p.name) for p in inputs.parameters] or None,
             artifacts=[argo.Artifact(name=a.name, path=a.path) for a in inputs.artifacts] or None,
-        ) if inputs.parameters or inputs.artifacts else None,
+        )
+        if inputs.parameters or inputs.artifacts
+        else None,
         outputs=argo.Outputs(
-            parameters=[argo.Parameter(name=p.name, value_from=argo.ValueFrom(path=p.path))
-                        for p in outputs.parameters] or None,
+            parameters=[
+                argo.Parameter(name=p.name, value_from=argo.ValueFrom(path=p.path))
+                for p in outputs.parameters
+            ]
+            or None,
             artifacts=[argo.Artifact(name=a.name, path=a.path) for a in outputs.artifacts] or None,
-        ) if outputs.parameters or outputs.artifacts else None,
+        )
+        if outputs.parameters or outputs.artifacts
+        else None,
         container=core.Container(
             image=step.image or spec.image,
             command=[_to_argo_text(c) for c in step.command],
@@ -197,7 +201,9 @@ def _step_task(step: api.Step) -> argo.DAGTask:
     params = [
         argo.Parameter(
             name=p.name,
-            value=_task_argument(p.from_, "parameters") if p.from_ else _to_argo_text(p.value or ""),
+            value=_task_argument(p.from_, "parameters")
+            if p.from_
+            else _to_argo_text(p.value or ""),
         )
         for p in step.inputs.parameters
     ]
@@ -210,7 +216,8 @@ def _step_task(step: api.Step) -> argo.DAGTask:
         template=step.name,
         dependencies=step_dependencies(step) or None,
         arguments=argo.Arguments(parameters=params or None, artifacts=artifacts or None)
-        if params or artifacts else None,
+        if params or artifacts
+        else None,
     )
 
 
@@ -243,16 +250,20 @@ def _promotion(
     )
     env_from = None
     if mlflow.credentials_secret:
-        env_from = [core.EnvFromSource(secret_ref=core.SecretEnvSource(name=mlflow.credentials_secret))]
+        env_from = [
+            core.EnvFromSource(secret_ref=core.SecretEnvSource(name=mlflow.credentials_secret))
+        ]
     template = argo.Template(
         name=PROMOTION_TASK,
         inputs=argo.Inputs(parameters=[argo.Parameter(name="run-id")]),
-        outputs=argo.Outputs(parameters=[
-            argo.Parameter(
-                name=name, value_from=argo.ValueFrom(path=f"{OUTPUT_DIR}/{name}", default="")
-            )
-            for name in OUTPUT_NAMES
-        ]),
+        outputs=argo.Outputs(
+            parameters=[
+                argo.Parameter(
+                    name=name, value_from=argo.ValueFrom(path=f"{OUTPUT_DIR}/{name}", default="")
+                )
+                for name in OUTPUT_NAMES
+            ]
+        ),
         container=core.Container(
             image=options.promotion_image,
             command=["mlpipeline", "promote"],
@@ -272,13 +283,16 @@ def _promotion(
         name=PROMOTION_TASK,
         template=PROMOTION_TASK,
         dependencies=deps,
-        arguments=argo.Arguments(parameters=[
-            argo.Parameter(
-                name="run-id",
-                value=_task_argument(f"{promotion.from_.step}.{promotion.from_.parameter}",
-                                     "parameters"),
-            )
-        ]),
+        arguments=argo.Arguments(
+            parameters=[
+                argo.Parameter(
+                    name="run-id",
+                    value=_task_argument(
+                        f"{promotion.from_.step}.{promotion.from_.parameter}", "parameters"
+                    ),
+                )
+            ]
+        ),
     )
     return task, template
 
@@ -297,14 +311,19 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> argo.Wo
         service_account_name=spec.service_account_name or "default",
         arguments=argo.Arguments(
             parameters=[argo.Parameter(name=p.name, value=p.value) for p in spec.parameters]
-        ) if spec.parameters else None,
-        artifact_repository_ref=None if repo is None
+        )
+        if spec.parameters
+        else None,
+        artifact_repository_ref=None
+        if repo is None
         else argo.ArtifactRepositoryRef(config_map=repo.config_map, key=repo.key),
         pod_gc=argo.PodGC(strategy="OnPodSuccess"),
         ttl_strategy=argo.TTLStrategy(seconds_after_completion=TTL_SECONDS_AFTER_COMPLETION),
         pod_metadata=argo.Metadata(labels=pipeline_labels(pipeline)),
-        templates=[argo.Template(name=ENTRY_TEMPLATE, dag=argo.DAGTemplate(tasks=tasks)),
-                   *templates],
+        templates=[
+            argo.Template(name=ENTRY_TEMPLATE, dag=argo.DAGTemplate(tasks=tasks)),
+            *templates,
+        ],
     )
 
 
@@ -336,7 +355,9 @@ def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = 
             api_version="argoproj.io/v1alpha1",
             kind="CronWorkflow",
             metadata=meta.ObjectMeta(
-                name=meta_.name, namespace=meta_.namespace, labels=labels,
+                name=meta_.name,
+                namespace=meta_.namespace,
+                labels=labels,
                 annotations=annotations or None,
             ),
             spec=argo.CronWorkflowSpec(
@@ -346,19 +367,23 @@ def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = 
                 suspend=schedule.suspend or None,
                 successful_jobs_history_limit=history.succeeded,
                 failed_jobs_history_limit=history.failed,
-                workflow_metadata=argo.Metadata(labels=labels, annotations=annotations or None),
+                workflow_metadata=meta.ObjectMeta(labels=labels, annotations=annotations or None),
                 workflow_spec=workflow_spec,
             ),
         )
     manifest: Manifest = model.model_dump(by_alias=True, exclude_none=True, mode="json")
     size = len(json.dumps(manifest, separators=(",", ":")))
     if size > MAX_WORKFLOW_BYTES:
-        raise InvalidPipeline([Problem(
-            "spec",
-            f"compiles to an Argo {manifest['kind']} of {size} bytes, over the limit of "
-            f"{MAX_WORKFLOW_BYTES} bytes (etcd stores a run whole, with its status); split the "
-            "pipeline or shorten its steps",
-        )])
+        raise InvalidPipeline(
+            [
+                Problem(
+                    "spec",
+                    f"compiles to an Argo {manifest['kind']} of {size} bytes, over the limit of "
+                    f"{MAX_WORKFLOW_BYTES} bytes (etcd stores a run whole, with its status); "
+                    "split the pipeline or shorten its steps",
+                )
+            ]
+        )
     return manifest
 
 

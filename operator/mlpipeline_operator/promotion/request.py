@@ -30,12 +30,16 @@ def parse_gate(text: str) -> Gate:
     """The inverse of `format_gate`."""
     match = _GATE_RE.match(text)
     if match is None:
-        raise argparse.ArgumentTypeError(f'bad gate "{text}": write METRIC OP VALUE, e.g. auc>=0.95')
+        raise argparse.ArgumentTypeError(
+            f'bad gate "{text}": write METRIC OP VALUE, e.g. auc>=0.95'
+        )
     op: GateOp = match["op"]  # type: ignore[assignment]
     try:
         value = float(match["value"])
     except ValueError:
-        raise argparse.ArgumentTypeError(f'bad gate "{text}": "{match["value"]}" is not a number') from None
+        raise argparse.ArgumentTypeError(
+            f'bad gate "{text}": "{match["value"]}" is not a number'
+        ) from None
     return Gate(metric=match["metric"], op=op, value=value)
 
 
@@ -82,11 +86,16 @@ class PromotionRequest:
     def to_args(self) -> list[str]:
         """The request as `mlpipeline promote` flags."""
         args = [
-            "--tracking-uri", self.tracking_uri,
-            "--model", self.model,
-            "--run-id", self.run_id,
-            "--artifact-path", self.artifact_path,
-            "--alias", self.alias,
+            "--tracking-uri",
+            self.tracking_uri,
+            "--model",
+            self.model,
+            "--run-id",
+            self.run_id,
+            "--artifact-path",
+            self.artifact_path,
+            "--alias",
+            self.alias,
         ]
         for gate in self.gates:
             args += ["--gate", format_gate(gate)]
@@ -108,14 +117,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", required=True, help="MLflow run that logged the model")
     parser.add_argument("--artifact-path", default="model", help="model path inside the run")
     parser.add_argument("--alias", default="champion", help="alias moved to a promoted version")
-    parser.add_argument("--gate", dest="gates", action="append", type=parse_gate, default=[],
-                        metavar="METRIC>=VALUE", help="a quality gate (repeatable)")
-    parser.add_argument("--must-beat", type=parse_must_beat, metavar="ALIAS:METRIC:higher|lower",
-                        help="require beating the version that holds ALIAS on METRIC")
-    parser.add_argument("--fail-on-reject", action="store_true",
-                        help="exit non-zero when the model is rejected")
-    parser.add_argument("--lineage", action="append", type=_lineage_item, default=[],
-                        metavar="KEY=VALUE", help="a lineage tag for the model version (repeatable)")
+    parser.add_argument(
+        "--gate",
+        dest="gates",
+        action="append",
+        type=parse_gate,
+        default=[],
+        metavar="METRIC>=VALUE",
+        help="a quality gate (repeatable)",
+    )
+    parser.add_argument(
+        "--must-beat",
+        type=parse_must_beat,
+        metavar="ALIAS:METRIC:higher|lower",
+        help="require beating the version that holds ALIAS on METRIC",
+    )
+    parser.add_argument(
+        "--fail-on-reject", action="store_true", help="exit non-zero when the model is rejected"
+    )
+    parser.add_argument(
+        "--lineage",
+        action="append",
+        type=_lineage_item,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a lineage tag for the model version (repeatable)",
+    )
     parser.add_argument("--output-dir", help="directory for the decision files")
 
 

@@ -1,0 +1,47 @@
+# mlpipeline-operator. `make test` sets everything up on a clean machine and runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lint typecheck unit test crd golden generate benchmark
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv with the package and its development tools
+
+lint: venv ## ruff
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+typecheck: venv ## mypy --strict
+	$(BIN)/mypy operator tests benchmarks
+
+crd: venv ## regenerate crds/ from the API models
+	$(BIN)/mlpipeline crd > crds/mlops.gitops.dev_mlpipelines.yaml
+
+golden: venv ## regenerate tests/golden/ from manifests/samples/
+	for f in manifests/samples/*.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
+
+generate: crd golden ## regenerate every generated file
+
+unit: venv ## fast tests only (no control plane, no MLflow server)
+	$(BIN)/pytest -q -m "not integration and not mlflow"
+
+benchmark: venv ## compile benchmark (prints medians)
+	$(PY) benchmarks/compile_bench.py
+
+-include mk/*.mk
+
+test: venv lint typecheck $(TEST_PREREQUISITES) ## the whole suite: lint, types, every test tier
+	$(TEST_ENV) $(BIN)/pytest -q
