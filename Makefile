@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit test crd golden generate benchmark
+.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ crd: venv ## regenerate crds/ from the API models
 golden: venv ## regenerate tests/golden/ from manifests/samples/
 	for f in manifests/samples/*.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
 
-generate: crd golden ## regenerate every generated file
+docs: venv ## regenerate docs/api.md from the API models
+	$(PY) -c 'from mlpipeline_operator.api.reference import render_reference as r; print(r(), end="")' > docs/api.md
+
+generate: crd golden docs ## regenerate every generated file
 
 unit: venv ## fast tests only (no control plane, no MLflow server)
 	$(BIN)/pytest -q -m "not integration and not mlflow"

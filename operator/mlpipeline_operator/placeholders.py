@@ -13,6 +13,7 @@ Anything else between `{{` and `}}` is an error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class PlaceholderError(ValueError):
     """A `{{...}}` that is not one of the allowed forms."""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(expression: str) -> Placeholder:
     """Parse the inside of `{{...}}` (surrounding spaces allowed)."""
     match = _FORM_RE.match(expression.strip())

@@ -19,8 +19,10 @@ from pydantic import ValidationError
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.constants import API_VERSION, KIND
 from mlpipeline_operator.api.models import MLPipeline, MLPipelineSpec, Schedule, Step
+from mlpipeline_operator.perf import gc_paused
 
-# Name of the task that the compiler appends for `spec.promotion`; steps may not take it.
+# Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
+ENTRY_TEMPLATE = "mlpipeline"
 PROMOTION_TASK = "promote-model"
 
 # Bounds on the MLPipeline object itself (the API server stores it in etcd too).
@@ -124,10 +126,20 @@ def parse_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
 
 def validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
     """Shape and meaning of one document; the pipeline is returned only when it has no problem."""
+    with gc_paused():
+        return _validate_document(doc)
+
+
+def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
     pipeline, problems = parse_document(doc)
     if pipeline is None:
         return None, problems
     problems = check_spec(pipeline.spec)
+    size = len(json.dumps(doc["spec"], separators=(",", ":"), ensure_ascii=False))
+    if size > MAX_SPEC_BYTES:
+        problems.append(
+            Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
+        )
     if len(pipeline.metadata.name) > 63:
         problems.insert(0, Problem("metadata.name", "must be at most 63 characters"))
     return (pipeline if not problems else None), problems
@@ -191,11 +203,6 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_promotion(spec, steps)
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
-    size = len(spec.model_dump_json(by_alias=True, exclude_unset=True))
-    if size > MAX_SPEC_BYTES:
-        problems.append(
-            Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
-        )
     return sorted(problems, key=_path_order)
 
 
@@ -206,43 +213,50 @@ def _path_order(problem: Problem) -> list[Any]:
 
 def _check_step(
     spec: MLPipelineSpec, step: Step, path: str, steps: dict[str, Step], parameters: set[str]
-) -> Iterator[Problem]:
+) -> list[Problem]:
+    # Plain loops, paths built only for problems: this runs once per step of large pipelines.
+    problems: list[Problem] = []
     if step.image is None and spec.image is None:
-        yield Problem(f"{path}.image", "required: set the step's image or spec.image")
-    if step.name == PROMOTION_TASK and spec.promotion is not None:
-        yield Problem(f"{path}.name", f'"{PROMOTION_TASK}" is reserved for the promotion step')
+        problems.append(Problem(f"{path}.image", "required: set the step's image or spec.image"))
+    if step.name == ENTRY_TEMPLATE:
+        problems.append(Problem(f"{path}.name", f'"{ENTRY_TEMPLATE}" is reserved for the DAG'))
+    elif step.name == PROMOTION_TASK and spec.promotion is not None:
+        problems.append(
+            Problem(f"{path}.name", f'"{PROMOTION_TASK}" is reserved for the promotion step')
+        )
     for j, dep in enumerate(step.depends_on):
         if dep == step.name:
-            yield Problem(f"{path}.dependsOn[{j}]", "a step cannot depend on itself")
+            problems.append(Problem(f"{path}.dependsOn[{j}]", "a step cannot depend on itself"))
         elif dep not in steps:
-            yield Problem(f"{path}.dependsOn[{j}]", _unknown("step", dep, steps))
-    yield from _duplicates(
-        (p.name for p in step.inputs.parameters), f"{path}.inputs.parameters", "input parameter"
-    )
-    yield from _duplicates(
-        (a.name for a in step.inputs.artifacts), f"{path}.inputs.artifacts", "input artifact"
-    )
-    yield from _duplicates(
-        (p.name for p in step.outputs.parameters), f"{path}.outputs.parameters", "output parameter"
-    )
-    yield from _duplicates(
-        (a.name for a in step.outputs.artifacts), f"{path}.outputs.artifacts", "output artifact"
-    )
-    refs = [("parameter", j, p.from_) for j, p in enumerate(step.inputs.parameters)]
-    refs += [("artifact", j, a.from_) for j, a in enumerate(step.inputs.artifacts)]
-    for kind, j, ref in refs:
-        if ref is not None:
-            yield from _check_ref(ref, kind, f"{path}.inputs.{kind}s[{j}].from", step, steps)
-    for j, param in enumerate(step.inputs.parameters):
-        if param.value is not None:
-            yield from _check_text(
-                param.value, f"{path}.inputs.parameters[{j}].value", None, parameters
-            )
-    texts = [(f"{path}.command[{j}]", t) for j, t in enumerate(step.command)]
-    texts += [(f"{path}.args[{j}]", t) for j, t in enumerate(step.args)]
-    texts += [(f"{path}.env[{j}].value", e.value) for j, e in enumerate(step.env) if e.value]
-    for where, text in texts:
-        yield from _check_text(text, where, step, parameters)
+            problems.append(Problem(f"{path}.dependsOn[{j}]", _unknown("step", dep, steps)))
+    inputs, outputs = step.inputs, step.outputs
+    for where, items in (
+        ("inputs.parameters", inputs.parameters),
+        ("inputs.artifacts", inputs.artifacts),
+        ("outputs.parameters", outputs.parameters),
+        ("outputs.artifacts", outputs.artifacts),
+    ):
+        if len(items) > 1:
+            kind = where.replace("s.", " ")[:-1]  # "inputs.parameters" → "input parameter"
+            problems += _duplicates((item.name for item in items), f"{path}.{where}", kind)
+    for j, param in enumerate(inputs.parameters):
+        if param.from_ is not None:
+            where = f"{path}.inputs.parameters[{j}].from"
+            problems += _check_ref(param.from_, "parameter", where, step, steps)
+        elif param.value is not None and "{{" in param.value:
+            where = f"{path}.inputs.parameters[{j}].value"
+            problems += _check_text(param.value, where, None, parameters)
+    for j, artifact in enumerate(inputs.artifacts):
+        where = f"{path}.inputs.artifacts[{j}].from"
+        problems += _check_ref(artifact.from_, "artifact", where, step, steps)
+    for field, texts in (("command", step.command), ("args", step.args)):
+        for j, text in enumerate(texts):
+            if "{{" in text:
+                problems += _check_text(text, f"{path}.{field}[{j}]", step, parameters)
+    for j, env in enumerate(step.env):
+        if env.value and "{{" in env.value:
+            problems += _check_text(env.value, f"{path}.env[{j}].value", step, parameters)
+    return problems
 
 
 def _check_ref(

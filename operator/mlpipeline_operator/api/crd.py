@@ -42,17 +42,17 @@ PRINTER_COLUMNS = [
 ]
 
 
-def _structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
+def _structural(node: Any, defs: dict[str, JsonSchema], dropped: frozenset[str]) -> Any:
     """Rewrite one node of pydantic's schema into its structural form."""
     if isinstance(node, list):
-        return [_structural(item, defs) for item in node]
+        return [_structural(item, defs, dropped) for item in node]
     if not isinstance(node, dict):
         return node
     node = dict(node)
     ref = node.pop("$ref", None)
     if ref is not None:
         # A field's own description wins over the referenced model's docstring.
-        target = _structural(defs[ref.rsplit("/", 1)[-1]], defs)
+        target = _structural(defs[ref.rsplit("/", 1)[-1]], defs, dropped)
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
     any_of = node.pop("anyOf", None)
     if any_of is not None:
@@ -63,7 +63,7 @@ def _structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
             node["x-kubernetes-int-or-string"] = True
             node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
         elif len(choices) == 1:
-            node = {**_structural(choices[0], defs), **node}
+            node = {**_structural(choices[0], defs, dropped), **node}
         else:
             raise ValueError(f"no structural form for anyOf {any_of!r}")
     if "const" in node:
@@ -72,12 +72,12 @@ def _structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
         del node["additionalProperties"]
     out: JsonSchema = {}
     for key, value in node.items():
-        if key in _DROPPED_KEYS:
+        if key in dropped:
             continue
         if key == "properties":
-            out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
+            out[key] = {name: _structural(sub, defs, dropped) for name, sub in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = _structural(value, defs)
+            out[key] = _structural(value, defs, dropped)
         else:
             out[key] = value
     if "properties" in out or "additionalProperties" in out:
@@ -85,11 +85,12 @@ def _structural(node: Any, defs: dict[str, JsonSchema]) -> Any:
     return out
 
 
-def structural_schema(model: type[Any]) -> JsonSchema:
+def structural_schema(model: type[Any], keep_defaults: bool = False) -> JsonSchema:
     """The structural OpenAPI v3 schema of a pydantic model, as a CRD wants it."""
     schema = model.model_json_schema(by_alias=True, mode="validation")
     defs = schema.pop("$defs", {})
-    result: JsonSchema = _structural(schema, defs)
+    dropped = _DROPPED_KEYS - {"default"} if keep_defaults else _DROPPED_KEYS
+    result: JsonSchema = _structural(schema, defs, dropped)
     return result
 
 

@@ -6,11 +6,13 @@ One DAG task per step, one container template per step, and a final promotion ta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from hera.workflows.models.io.argoproj.workflow import v1alpha1 as argo
 from hera.workflows.models.io.k8s.api.core import v1 as core
@@ -28,8 +30,10 @@ from mlpipeline_operator.api.constants import (
     MANAGER,
     MAX_WORKFLOW_BYTES,
 )
+from mlpipeline_operator.perf import gc_paused
 from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, PromotionRequest
 from mlpipeline_operator.validation import (
+    ENTRY_TEMPLATE,
     PROMOTION_TASK,
     InvalidPipeline,
     Problem,
@@ -38,9 +42,8 @@ from mlpipeline_operator.validation import (
     validate_document,
 )
 
-Manifest = dict[str, object]
+Manifest = dict[str, Any]
 
-ENTRY_TEMPLATE = "mlpipeline"
 DEFAULT_PROMOTION_IMAGE = f"ghcr.io/mlops-gitops/mlpipeline-operator:{__version__}"
 # Kept long enough to read a failed run's logs; the operator's history limits usually act first.
 TTL_SECONDS_AFTER_COMPLETION = 7 * 24 * 3600
@@ -85,14 +88,20 @@ def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
     }
 
 
-def _to_argo_text(text: str) -> str:
-    def replace(ref: placeholders.Placeholder) -> str:
-        if ref.kind == "pipeline.parameters":
-            return f"{{{{workflow.parameters.{ref.name}}}}}"
-        suffix = "" if ref.kind == "inputs.parameters" else ".path"
-        return f"{{{{{ref.kind}.{ref.name}{suffix}}}}}"
+@functools.lru_cache(maxsize=4096)
+def _argo_expression(expression: str) -> str:
+    """One validated placeholder as Argo's variable (cached: pipelines repeat the same few)."""
+    ref = placeholders.parse(expression)
+    if ref.kind == "pipeline.parameters":
+        return f"{{{{workflow.parameters.{ref.name}}}}}"
+    suffix = "" if ref.kind == "inputs.parameters" else ".path"
+    return f"{{{{{ref.kind}.{ref.name}{suffix}}}}}"
 
-    return placeholders.substitute(text, replace)
+
+def _to_argo_text(text: str) -> str:
+    if "{{" not in text:
+        return text
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argo_expression(m[1]), text)
 
 
 def _quantities(values: dict[str, str | int] | None) -> dict[str, Quantity] | None:
@@ -329,7 +338,11 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> argo.Wo
 
 def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = None) -> Manifest:
     """The Argo object for a valid pipeline: a CronWorkflow when scheduled, else a Workflow."""
-    options = options or CompileOptions()
+    with gc_paused():
+        return _compile(pipeline, options or CompileOptions())
+
+
+def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     meta_ = pipeline.metadata
     generation = meta_.generation or 1
     labels = pipeline_labels(pipeline)
@@ -371,19 +384,20 @@ def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = 
                 workflow_spec=workflow_spec,
             ),
         )
-    manifest: Manifest = model.model_dump(by_alias=True, exclude_none=True, mode="json")
-    size = len(json.dumps(manifest, separators=(",", ":")))
-    if size > MAX_WORKFLOW_BYTES:
+    # Serialised once by pydantic's Rust core: the size check and the dict come from one pass.
+    raw = model.model_dump_json(by_alias=True, exclude_none=True)
+    if len(raw) > MAX_WORKFLOW_BYTES:
         raise InvalidPipeline(
             [
                 Problem(
                     "spec",
-                    f"compiles to an Argo {manifest['kind']} of {size} bytes, over the limit of "
+                    f"compiles to an Argo {model.kind} of {len(raw)} bytes, over the limit of "
                     f"{MAX_WORKFLOW_BYTES} bytes (etcd stores a run whole, with its status); "
                     "split the pipeline or shorten its steps",
                 )
             ]
         )
+    manifest: Manifest = json.loads(raw)
     return manifest
 
 

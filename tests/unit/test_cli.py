@@ -1,0 +1,154 @@
+"""The `mlpipeline` command as CI uses it: output lines and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlpipeline_operator import cli
+from tests.paths import SAMPLES
+from tests.unit.pipelines import pipeline
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_validate_valid_files(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(str(p) for p in SAMPLES.glob("*.yaml"))
+    code, out, _ = run(capsys, "validate", *files)
+    assert code == 0
+    assert out.splitlines()[0] == f"{files[0]}: valid (1 pipeline)"
+
+
+def test_validate_prints_file_path_and_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = pipeline()
+    doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
+    bad = write(tmp_path, "bad.yaml", yaml.safe_dump(doc))
+    good = write(tmp_path, "good.yaml", yaml.safe_dump(pipeline()))
+    code, out, _ = run(capsys, "validate", good, bad)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{good}: valid (1 pipeline)",
+        f'{bad}: spec.steps[1].dependsOn[0]: unknown step "trian" (did you mean "train"?)',
+    ]
+
+
+def test_validate_yaml_syntax_error_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = write(tmp_path, "broken.yaml", "spec:\n  steps: [a, b\n  x: 1\n")
+    code, out, _ = run(capsys, "validate", bad)
+    assert code == 1
+    (line,) = out.splitlines()
+    assert line.startswith(f"{bad}: YAML syntax error at line ")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+            "(document): not an MLPipeline: expected apiVersion mlops.gitops.dev/v1alpha1 and kind "
+            "MLPipeline, got apiVersion 'v1' and kind 'ConfigMap'",
+        ),
+        ("- a\n- b\n", "(document): expected a MLPipeline object, got list"),
+        ("# nothing\n", "no document found"),
+    ],
+)
+def test_validate_other_documents(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, "other.yaml", text)
+    code, out, _ = run(capsys, "validate", path)
+    assert code == 1
+    assert out.strip() == f"{path}: {expected}"
+
+
+def test_validate_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "validate", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert out.strip() == f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"
+
+
+def test_validate_multi_document_file_names_the_document(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = pipeline()
+    bad["spec"]["steps"][0]["name"] = "Bad"
+    path = write(tmp_path, "two.yaml", yaml.safe_dump_all([pipeline(), bad]))
+    code, out, _ = run(capsys, "validate", path)
+    assert code == 1
+    assert out.startswith(f"{path} (document 2): spec.steps[0].name: ")
+
+
+def test_render_json_and_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, "p.yaml", yaml.safe_dump(pipeline()))
+    code, out, _ = run(
+        capsys,
+        "render",
+        path,
+        "-o",
+        "json",
+        "--namespace",
+        "team-a",
+        "--generation",
+        "9",
+        "--promotion-image",
+        "example/op:2",
+    )
+    assert code == 0
+    wf = json.loads(out)
+    assert wf["metadata"]["namespace"] == "team-a"
+    assert wf["metadata"]["name"].startswith("demo-g9-")
+    assert wf["spec"]["templates"][-1]["container"]["image"] == "example/op:2"
+
+
+def test_render_invalid_prints_problems_to_stderr(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = pipeline()
+    doc["spec"]["steps"][0]["timeout"] = "forever"
+    path = write(tmp_path, "p.yaml", yaml.safe_dump(doc))
+    code, out, err = run(capsys, "render", path)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{path}: spec.steps[0].timeout: ")
+
+
+def test_crd_command_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "crd")
+    assert code == 0
+    assert yaml.safe_load(out)["kind"] == "CustomResourceDefinition"
+
+
+def test_validate_does_not_import_the_compiler(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.yaml", yaml.safe_dump(pipeline()))
+    code = (
+        "import sys\nfrom mlpipeline_operator.cli import main\n"
+        f"assert main(['validate', '-q', {path!r}]) == 0\n"
+        "assert not any(m.startswith('hera') for m in sys.modules), 'hera imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_console_script_usage_error_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpipeline_operator", "frobnicate"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

@@ -1,0 +1,232 @@
+"""The compiler: golden renders of every sample, and the rules behind them."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlpipeline_operator import cli
+from mlpipeline_operator.api.constants import MAX_WORKFLOW_BYTES
+from mlpipeline_operator.compiler.workflow import (
+    CompileOptions,
+    compile_document,
+    duration_seconds,
+    run_name,
+)
+from mlpipeline_operator.validation import InvalidPipeline
+from tests.paths import GOLDEN, sample_files
+from tests.unit.pipelines import chain, pipeline
+
+
+def render(path: Path) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli.main(["render", str(path)]) == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("sample", sample_files(), ids=lambda p: p.name)
+def test_sample_renders_to_its_golden_file(sample: Path) -> None:
+    golden = GOLDEN / sample.name
+    assert golden.is_file(), f"no golden file for {sample.name}: run `make golden`"
+    assert render(sample) == golden.read_text(), f"{golden} is stale: run `make golden`"
+
+
+def test_every_golden_file_has_a_sample() -> None:
+    assert {p.name for p in GOLDEN.glob("*.yaml")} == {p.name for p in sample_files()}
+
+
+def tasks(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    entry = workflow["spec"]["templates"][0]
+    return {t["name"]: t for t in entry["dag"]["tasks"]}
+
+
+def templates(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in workflow["spec"]["templates"]}
+
+
+def test_workflow_is_tied_to_its_pipeline() -> None:
+    wf = compile_document(pipeline())
+    assert wf["kind"] == "Workflow"
+    meta = wf["metadata"]
+    assert meta["name"] == run_name("ml", "demo", 3)
+    assert meta["namespace"] == "ml"
+    assert meta["labels"] == {
+        "app.kubernetes.io/managed-by": "mlpipeline-operator",
+        "mlops.gitops.dev/pipeline": "demo",
+        "mlops.gitops.dev/generation": "3",
+    }
+    assert wf["spec"]["podMetadata"]["labels"] == meta["labels"]
+    assert wf["spec"]["serviceAccountName"] == "default"
+    assert wf["spec"]["podGC"] == {"strategy": "OnPodSuccess"}
+    assert wf["spec"]["ttlStrategy"]["secondsAfterCompletion"] > 0
+
+
+def test_dependencies_come_from_dependson_and_inputs() -> None:
+    doc = pipeline()
+    doc["spec"]["steps"][2]["dependsOn"] = ["extract"]
+    dag = tasks(compile_document(doc))
+    assert "dependencies" not in dag["extract"]
+    assert dag["train"]["dependencies"] == ["extract"]
+    assert dag["evaluate"]["dependencies"] == ["extract", "train"]
+    assert dag["train"]["arguments"]["artifacts"] == [
+        {"from": "{{tasks.extract.outputs.artifacts.raw}}", "name": "raw"}
+    ]
+    assert dag["evaluate"]["arguments"]["parameters"] == [
+        {"name": "run_id", "value": "{{tasks.train.outputs.parameters.run_id}}"}
+    ]
+
+
+def test_placeholders_map_to_argo_variables() -> None:
+    train = templates(compile_document(pipeline()))["train"]
+    assert train["container"]["command"] == [
+        "train",
+        "--lr",
+        "{{workflow.parameters.lr}}",
+        "--data",
+        "{{inputs.artifacts.raw.path}}",
+        "--run-id",
+        "{{outputs.parameters.run_id.path}}",
+    ]
+
+
+def test_spaces_inside_placeholders_are_normalised() -> None:
+    doc = pipeline()
+    doc["spec"]["steps"][0]["command"] = ["x", "{{ outputs.artifacts.raw.path }}"]
+    extract = templates(compile_document(doc))["extract"]
+    assert extract["container"]["command"] == ["x", "{{outputs.artifacts.raw.path}}"]
+
+
+def test_defaults_apply_unless_a_step_overrides() -> None:
+    doc = pipeline()
+    doc["spec"]["defaults"] = {
+        "retry": {
+            "limit": 2,
+            "policy": "OnTransientError",
+            "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+        },
+        "timeout": "1h",
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+    }
+    doc["spec"]["steps"][1].update(
+        retry={"limit": 3, "policy": "Always"},
+        timeout="90s",
+        resources={"limits": {"nvidia.com/gpu": 1}},
+    )
+    t = templates(compile_document(doc))
+    assert t["extract"]["retryStrategy"] == {
+        "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+        "limit": 2,
+        "retryPolicy": "OnTransientError",
+    }
+    assert t["extract"]["activeDeadlineSeconds"] == 3600
+    assert t["extract"]["container"]["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    assert t["train"]["retryStrategy"] == {"limit": 3, "retryPolicy": "Always"}
+    assert t["train"]["activeDeadlineSeconds"] == 90
+    assert t["train"]["container"]["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+
+
+def test_promotion_runs_last_with_credentials_from_the_secret_only() -> None:
+    doc = pipeline()
+    doc["metadata"]["annotations"] = {"mlops.gitops.dev/git-revision": "abc123"}
+    wf = compile_document(doc, CompileOptions(promotion_image="example/op:1"))
+    promote = tasks(wf)["promote-model"]
+    # After the step that produced the run id and after every last step.
+    assert promote["dependencies"] == ["train", "evaluate"]
+    assert promote["arguments"]["parameters"] == [
+        {"name": "run-id", "value": "{{tasks.train.outputs.parameters.run_id}}"}
+    ]
+    container = templates(wf)["promote-model"]["container"]
+    assert container["image"] == "example/op:1"
+    assert container["command"] == ["mlpipeline", "promote"]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlflow"}}]
+    assert "env" not in container
+    args = container["args"]
+    assert args[args.index("--run-id") + 1] == "{{inputs.parameters.run-id}}"
+    assert args[args.index("--gate") + 1] == "auc>=0.9"
+    assert "git-revision=abc123" in args and "workflow={{workflow.name}}" in args
+    assert wf["metadata"]["annotations"] == {"mlops.gitops.dev/git-revision": "abc123"}
+    outputs = templates(wf)["promote-model"]["outputs"]["parameters"]
+    assert [o["name"] for o in outputs] == ["decision", "version", "alias", "reason", "metrics"]
+
+
+def test_schedule_compiles_to_a_cronworkflow_named_after_the_pipeline() -> None:
+    doc = pipeline()
+    doc["spec"]["schedule"] = {"cron": "0 2 * * *", "timezone": "Europe/Paris"}
+    doc["spec"]["history"] = {"succeeded": 4, "failed": 2}
+    cron = compile_document(doc)
+    assert cron["kind"] == "CronWorkflow"
+    assert cron["metadata"]["name"] == "demo"
+    spec = cron["spec"]
+    assert spec["schedules"] == ["0 2 * * *"]
+    assert spec["timezone"] == "Europe/Paris"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (4, 2)
+    assert spec["workflowMetadata"]["labels"]["mlops.gitops.dev/generation"] == "3"
+    assert spec["workflowSpec"]["entrypoint"] == "mlpipeline"
+
+
+def test_run_name_is_deterministic_and_fits_kubernetes() -> None:
+    assert run_name("ml", "fraud", 7) == run_name("ml", "fraud", 7)
+    assert run_name("ml", "fraud", 7).startswith("fraud-g7-")
+    names = {
+        run_name("ml", "fraud", 7),
+        run_name("ml", "fraud", 8),
+        run_name("other", "fraud", 7),
+        run_name("ml", "fraud", 7, rerun="r1"),
+    }
+    assert len(names) == 4
+    long_a, long_b = run_name("ml", "a" * 62 + "x", 12345), run_name("ml", "a" * 62 + "y", 12345)
+    assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("500ms", 1), ("2h0m1s", 7201)],
+)
+def test_duration_seconds(text: str, seconds: int) -> None:
+    assert duration_seconds(text) == seconds
+
+
+def test_thousand_steps_compile_within_the_size_bound() -> None:
+    wf = compile_document(chain(1000))
+    assert len(tasks(wf)) == 1000
+    assert len(json.dumps(wf, separators=(",", ":"))) <= MAX_WORKFLOW_BYTES
+
+
+def test_oversize_workflow_is_rejected_with_a_clear_problem() -> None:
+    # Under the spec bound, but defaults are copied into every step's template.
+    doc = chain(1000, command_length=180)
+    doc["spec"]["defaults"] = {
+        "timeout": "1h",
+        "retry": {
+            "limit": 2,
+            "policy": "OnTransientError",
+            "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+        },
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "10Gi"},
+            "limits": {"memory": "2Gi", "ephemeral-storage": "20Gi"},
+        },
+    }
+    for step in doc["spec"]["steps"]:
+        step.pop("retry")
+    with pytest.raises(InvalidPipeline) as caught:
+        compile_document(doc)
+    (problem,) = caught.value.problems
+    assert problem.path == "spec"
+    assert f"over the limit of {MAX_WORKFLOW_BYTES} bytes" in problem.message
+
+
+def test_invalid_document_raises_every_problem() -> None:
+    doc = pipeline()
+    doc["spec"]["steps"][1]["dependsOn"] = ["nope"]
+    doc["spec"]["steps"][2]["timeout"] = "later"
+    with pytest.raises(InvalidPipeline) as caught:
+        compile_document(doc)
+    assert [p.path for p in caught.value.problems] == ["spec.steps[2].timeout"]
