@@ -1,0 +1,1 @@
+"""Integration tests against a real kube-apiserver + etcd (see docs/testing.md)."""

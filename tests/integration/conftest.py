@@ -1,0 +1,72 @@
+"""Fixtures of the integration tier: one control plane per session, one namespace per test.
+
+Every test under tests/integration/ is marked ``integration``. A missing binary makes the
+fixtures fail with MissingBinaryError (run `make binaries`); nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.controlplane.harness import (
+    ControlPlane,
+    Kube,
+    ManagedProcess,
+    find_binary,
+    running_control_plane,
+)
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver with this project's CRD and Argo's full CRDs installed."""
+    with running_control_plane() as plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: ControlPlane) -> Kube:
+    """Admin helpers: create / apply (fieldValidation=Strict) / get / patch / delete."""
+    return control_plane.kube
+
+
+@pytest.fixture(scope="session")
+def controller_manager(control_plane: ControlPlane) -> ManagedProcess:
+    """Opt-in: kube-controller-manager (garbage collector and namespace controllers).
+
+    It keeps running for the rest of the session once a test asked for it.
+    """
+    return control_plane.start_controller_manager()
+
+
+def _namespace_name(node_name: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", node_name.lower()).strip("-")[:40].strip("-")
+    return f"t-{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
+    """A fresh namespace for this test, deleted afterwards."""
+    name = _namespace_name(request.node.name)
+    kube.create_namespace(name, labels={"mlpipeline-tests": "true"})
+    yield name
+    kube.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def argo_validate() -> Path:
+    """The argo-validate binary (Argo's own workflow validator)."""
+    return find_binary("argo-validate")

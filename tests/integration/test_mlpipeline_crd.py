@@ -1,0 +1,147 @@
+"""The generated MLPipeline CRD in a real API server: schema, CEL rules, status subresource."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.controlplane.harness import REPO_ROOT, ApiException, Kube, load_yaml_documents
+
+API_VERSION = "mlops.gitops.dev/v1alpha1"
+KIND = "MLPipeline"
+SAMPLES = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))
+
+
+def _pipeline(name: str = "minimal") -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "image": "registry.example.com/tools:1.0.0",
+            "steps": [
+                {"name": "prepare", "command": ["sh", "-c", "echo prepare"]},
+                {"name": "train", "dependsOn": ["prepare"], "command": ["sh", "-c", "echo train"]},
+            ],
+        },
+    }
+
+
+def _rejection(kube: Kube, obj: dict[str, Any], namespace: str) -> tuple[int, str]:
+    with pytest.raises(ApiException) as rejected:
+        kube.create(obj, namespace)
+    status = json.loads(rejected.value.body or "{}")
+    return int(rejected.value.status or 0), str(status.get("message", ""))
+
+
+def test_samples_exist() -> None:
+    assert SAMPLES, "manifests/samples/ holds no MLPipeline sample"
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_sample_is_accepted(kube: Kube, namespace: str, sample: Path) -> None:
+    for doc in load_yaml_documents(sample):
+        assert doc["kind"] == KIND
+        doc["metadata"].pop("namespace", None)
+        created = kube.create(doc, namespace)
+        assert created["metadata"]["uid"]
+        assert created["spec"] == doc["spec"], "the API server changed or pruned the spec"
+        # Server-side apply of the same object is a no-op for the spec.
+        applied = kube.apply(doc, namespace)
+        assert applied["spec"] == doc["spec"]
+
+
+def test_minimal_pipeline_is_accepted(kube: Kube, namespace: str) -> None:
+    created = kube.create(_pipeline(), namespace)
+    assert created["metadata"]["generation"] == 1
+
+
+def test_unknown_field_is_rejected_with_strict_validation(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][0]["comand"] = ["typo"]
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 400
+    assert 'unknown field "spec.steps[0].comand"' in message
+
+    with pytest.raises(ApiException) as rejected:
+        kube.apply(obj, namespace)
+    assert rejected.value.status == 400
+    assert "comand" in (rejected.value.body or "")
+
+
+def test_bad_retry_policy_enum_is_rejected(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["defaults"] = {"retry": {"limit": 2, "policy": "Sometimes"}}
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "spec.defaults.retry.policy" in message
+    assert 'Unsupported value: "Sometimes"' in message
+
+
+def test_duplicate_step_names_are_rejected(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][1] = {"name": "prepare", "command": ["sh", "-c", "echo again"]}
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422, message
+    assert "spec.steps" in message
+    assert "uplicate" in message or "unique" in message, message
+
+
+def test_self_dependency_is_rejected_by_cel(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][1]["dependsOn"] = ["train"]
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "a step cannot depend on itself" in message
+
+
+def test_status_is_written_only_through_the_subresource(kube: Kube, namespace: str) -> None:
+    obj = _pipeline("status-test")
+    obj["status"] = {"phase": "Succeeded", "observedGeneration": 9}
+    created = kube.create(obj, namespace)
+    assert "phase" not in created.get("status", {}), "status set on create must be dropped"
+
+    # A status written through the main resource is dropped as well.
+    patched = kube.patch(
+        API_VERSION, KIND, "status-test", {"status": {"phase": "Failed"}}, namespace
+    )
+    assert "phase" not in patched.get("status", {})
+    assert patched["metadata"]["generation"] == 1
+
+    # Through the status subresource it is stored, and a spec change there is ignored.
+    patch = {"status": {"phase": "Running", "observedGeneration": 1}, "spec": {"image": "x:1"}}
+    updated = kube.patch(API_VERSION, KIND, "status-test", patch, namespace, subresource="status")
+    assert updated["status"]["phase"] == "Running"
+    assert updated["spec"]["image"] == obj["spec"]["image"]
+    assert updated["metadata"]["generation"] == 1
+
+    stored = kube.get(API_VERSION, KIND, "status-test", namespace)
+    assert stored["status"] == {"phase": "Running", "observedGeneration": 1}
+
+
+def test_status_subresource_validates_its_schema(kube: Kube, namespace: str) -> None:
+    kube.create(_pipeline("status-enum"), namespace)
+    with pytest.raises(ApiException) as rejected:
+        kube.patch(
+            API_VERSION,
+            KIND,
+            "status-enum",
+            {"status": {"phase": "Exploded"}},
+            namespace,
+            subresource="status",
+        )
+    assert rejected.value.status == 422
+    assert "status.phase" in (rejected.value.body or "")
+
+
+def test_spec_change_bumps_generation(kube: Kube, namespace: str) -> None:
+    obj = _pipeline("generation")
+    kube.apply(obj, namespace)
+    changed = copy.deepcopy(obj)
+    changed["spec"]["image"] = "registry.example.com/tools:2.0.0"
+    applied = kube.apply(changed, namespace)
+    assert applied["metadata"]["generation"] == 2
