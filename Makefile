@@ -29,6 +29,7 @@ typecheck: venv ## mypy --strict
 
 crd: venv ## regenerate crds/ from the API models
 	$(BIN)/mlpipeline crd > crds/mlops.gitops.dev_mlpipelines.yaml
+	$(BIN)/mlpipeline crd --peering > crds/kopf.dev_peerings.yaml
 
 golden: venv ## regenerate tests/golden/ from manifests/samples/
 	for f in manifests/samples/*.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done

@@ -18,6 +18,7 @@ import yaml
 
 from mlpipeline_operator import __version__, yamlio
 from mlpipeline_operator.api.models import MLPipeline
+from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
 from mlpipeline_operator.validation import validate_document
 
 
@@ -112,9 +113,26 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_crd(args: argparse.Namespace) -> int:
     from mlpipeline_operator.api.crd import render_crd
+    from mlpipeline_operator.api.peering import render_peering_crds
 
-    sys.stdout.write(render_crd())
+    sys.stdout.write(render_peering_crds() if args.peering else render_crd())
     return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    # Imported here: kopf and the Kubernetes client are needed by this command only.
+    from mlpipeline_operator.reconcile import handlers
+    from mlpipeline_operator.reconcile.config import from_arguments
+
+    handlers.run(from_arguments(args))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: only `run` needs the local runner.
+    from mlpipeline_operator.local.command import run_command
+
+    return run_command(args)
 
 
 def positive_int(text: str) -> int:
@@ -150,7 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_render)
 
     crd = commands.add_parser("crd", help="print the MLPipeline CustomResourceDefinition")
+    crd.add_argument(
+        "--peering",
+        action="store_true",
+        help="print kopf's peering CRDs instead (leader election of replicas)",
+    )
     crd.set_defaults(func=cmd_crd)
+
+    from mlpipeline_operator.reconcile.config import add_arguments as operator_arguments
+
+    operator = commands.add_parser(
+        "operator", help="run the operator (flags default from MLPIPELINE_* variables)"
+    )
+    operator_arguments(operator)
+    operator.set_defaults(func=cmd_operator)
     return parser
 
 

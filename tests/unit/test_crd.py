@@ -12,6 +12,13 @@ def test_committed_crd_is_what_the_models_generate() -> None:
     assert CRD_FILE.read_text() == render_crd(), "crds/ is stale: run `make crd`"
 
 
+def test_committed_peering_crds_are_generated() -> None:
+    from mlpipeline_operator.api.peering import render_peering_crds
+
+    path = REPO / "crds" / "kopf.dev_peerings.yaml"
+    assert path.read_text() == render_peering_crds(), "crds/ is stale: run `make crd`"
+
+
 def walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):

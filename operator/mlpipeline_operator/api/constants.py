@@ -1,5 +1,7 @@
 """Names and bounds of the API, shared by the models, the CRD, the compiler and the operator."""
 
+from mlpipeline_operator import __version__
+
 GROUP = "mlops.gitops.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -25,3 +27,12 @@ MAX_GATES = 16
 # The compiled Workflow (or CronWorkflow) may use at most this many bytes of JSON, which leaves
 # room under etcd's limit for the status Argo writes into the same object.
 MAX_WORKFLOW_BYTES = 768 * 1024
+# Set to any new value to start a new run of the current generation.
+ANNOTATION_RERUN = f"{GROUP}/rerun"
+# Labels that Argo puts on the runs it creates from a CronWorkflow.
+ARGO_LABEL_CRON = "workflows.argoproj.io/cron-workflow"
+ARGO_GROUP = "argoproj.io"
+ARGO_VERSION = "v1alpha1"
+
+# The operator's own image, which also runs the promotion step (`mlpipeline promote`).
+DEFAULT_PROMOTION_IMAGE = f"ghcr.io/mlops-gitops/mlpipeline-operator:{__version__}"

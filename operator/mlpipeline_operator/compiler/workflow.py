@@ -20,10 +20,11 @@ from hera.workflows.models.io.k8s.apimachinery.pkg.api.resource import Quantity
 from hera.workflows.models.io.k8s.apimachinery.pkg.apis.meta import v1 as meta
 from hera.workflows.models.io.k8s.apimachinery.pkg.util.intstr import IntOrString
 
-from mlpipeline_operator import __version__, placeholders
+from mlpipeline_operator import placeholders
 from mlpipeline_operator.api import models as api
 from mlpipeline_operator.api.constants import (
     ANNOTATION_GIT_REVISION,
+    DEFAULT_PROMOTION_IMAGE,
     LABEL_GENERATION,
     LABEL_MANAGED_BY,
     LABEL_PIPELINE,
@@ -44,7 +45,6 @@ from mlpipeline_operator.validation import (
 
 Manifest = dict[str, Any]
 
-DEFAULT_PROMOTION_IMAGE = f"ghcr.io/mlops-gitops/mlpipeline-operator:{__version__}"
 # Kept long enough to read a failed run's logs; the operator's history limits usually act first.
 TTL_SECONDS_AFTER_COMPLETION = 7 * 24 * 3600
 MAX_NAME = 63

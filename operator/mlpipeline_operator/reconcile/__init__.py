@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (handlers.py) over pure reconciliation code."""

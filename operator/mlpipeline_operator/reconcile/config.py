@@ -1,0 +1,108 @@
+"""The operator's configuration: command-line flags of `mlpipeline operator`, defaulted from
+environment variables (which the Helm chart sets). Every attribute is documented in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
+
+PEERING_NAME = "mlpipeline-operator"
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (`--namespace`, repeatable; env `MLPIPELINE_NAMESPACES`, comma
+    separated). Empty: every namespace (cluster-wide)."""
+
+    promotion_image: str = DEFAULT_PROMOTION_IMAGE
+    """Image of the promotion step (`--promotion-image`; env `MLPIPELINE_PROMOTION_IMAGE`):
+    the operator's own image, which has `mlpipeline promote`."""
+
+    peering: str | None = PEERING_NAME
+    """kopf peering object used for leader election between replicas (`--peering`; env
+    `MLPIPELINE_PEERING`). None (`--standalone`, or env `MLPIPELINE_PEERING=""`): no peering;
+    only for a single replica. With peering, the KopfPeering (namespaced mode) or
+    ClusterKopfPeering (cluster-wide) object of that name must exist: the chart creates it."""
+
+    priority: int = 0
+    """Peering priority (`--priority`; env `MLPIPELINE_PRIORITY`). Replicas must differ: the one
+    with the highest priority acts and the others pause. Default: random in 1..32767."""
+
+    liveness: str | None = "http://0.0.0.0:8080/healthz"
+    """Liveness endpoint URL (`--liveness`; env `MLPIPELINE_LIVENESS`); empty to disable."""
+
+    watch_timeout: float = 300.0
+    """Seconds after which the API server ends a watch and kopf starts a new one
+    (`--watch-timeout`; env `MLPIPELINE_WATCH_TIMEOUT`)."""
+
+    inactivity_timeout: float = 70.0
+    """Seconds without any watch event (bookmarks included) before a watch is considered dead
+    and restarted (env `MLPIPELINE_INACTIVITY_TIMEOUT`)."""
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _env_float(env: Mapping[str, str], key: str, default: float) -> float:
+    value = env.get(key)
+    return float(value) if value else default
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
+    """The flags of `mlpipeline operator`, with defaults from the environment."""
+    env = os.environ if env is None else env
+    namespaces = [n.strip() for n in env.get("MLPIPELINE_NAMESPACES", "").split(",") if n.strip()]
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=None,
+        metavar="NAMESPACE",
+        help="watch this namespace (repeatable; default: all namespaces)",
+    )
+    parser.set_defaults(env_namespaces=namespaces)
+    parser.add_argument(
+        "--promotion-image",
+        default=env.get("MLPIPELINE_PROMOTION_IMAGE") or DEFAULT_PROMOTION_IMAGE,
+    )
+    parser.add_argument(
+        "--peering",
+        default=env.get("MLPIPELINE_PEERING", PEERING_NAME),
+        help="peering object for leader election",
+    )
+    parser.add_argument("--standalone", action="store_true", help="no peering (one replica only)")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=int(env["MLPIPELINE_PRIORITY"]) if env.get("MLPIPELINE_PRIORITY") else None,
+    )
+    parser.add_argument(
+        "--liveness", default=env.get("MLPIPELINE_LIVENESS", OperatorConfig.liveness)
+    )
+    parser.add_argument(
+        "--watch-timeout", type=float, default=_env_float(env, "MLPIPELINE_WATCH_TIMEOUT", 300.0)
+    )
+    parser.set_defaults(inactivity_timeout=_env_float(env, "MLPIPELINE_INACTIVITY_TIMEOUT", 70.0))
+
+
+def from_arguments(args: argparse.Namespace) -> OperatorConfig:
+    namespaces: Sequence[str] = args.namespaces or args.env_namespaces
+    peering = None if args.standalone or not args.peering else args.peering
+    return OperatorConfig(
+        namespaces=tuple(namespaces),
+        promotion_image=args.promotion_image,
+        peering=peering,
+        priority=args.priority if args.priority is not None else random.randint(1, 32767),
+        liveness=args.liveness or None,
+        watch_timeout=args.watch_timeout,
+        inactivity_timeout=args.inactivity_timeout,
+    )

@@ -1,0 +1,184 @@
+"""The few Kubernetes API calls the operator makes, over kubernetes_asyncio.
+
+Errors become two kinds the reconciler understands: `Conflict` (someone else changed the object:
+re-read and recompute) and `Retryable` (the API server is busy or unreachable: try later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from mlpipeline_operator.api.constants import (
+    ARGO_GROUP,
+    ARGO_VERSION,
+    GROUP,
+    LABEL_PIPELINE,
+    PLURAL,
+    VERSION,
+)
+
+Obj = dict[str, Any]
+_PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
+
+
+class Retryable(Exception):
+    """A failure worth retrying after a delay (API server busy, unreachable, throttling)."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Conflict(Exception):
+    """The object changed since it was read."""
+
+
+def _translate(error: ApiException, what: str) -> Exception:
+    if error.status == 409:
+        return Conflict(f"{what}: conflict")
+    if error.status in (429, 500, 502, 503, 504) or error.status == 0:
+        return Retryable(f"{what}: API server answered {error.status} {error.reason}")
+    return error
+
+
+async def connect() -> client.ApiClient:
+    """An API client from the pod's service account, else from the kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        await config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    """Typed access to MLPipelines and the Argo objects they own."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.calls = 0  # API calls made, for the benchmarks
+
+    async def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        try:
+            return await method(*args, **kwargs)
+        except ApiException as error:
+            raise _translate(error, what) from None
+        except OSError as error:  # connection refused, reset, DNS...
+            raise Retryable(f"{what}: {error}") from None
+
+    async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
+        """Create a Workflow or CronWorkflow; None when it already exists."""
+        meta = manifest["metadata"]
+        what = f"create {manifest['kind']} {meta['namespace']}/{meta['name']}"
+        try:
+            created: Obj = await self._call(
+                what,
+                self.custom.create_namespaced_custom_object,
+                ARGO_GROUP,
+                ARGO_VERSION,
+                meta["namespace"],
+                _PLURALS[manifest["kind"]],
+                dict(manifest),
+            )
+        except Conflict:
+            return None
+        return created
+
+    async def get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            found: Obj = await self._call(
+                f"get {kind} {namespace}/{name}",
+                self.custom.get_namespaced_custom_object,
+                ARGO_GROUP,
+                ARGO_VERSION,
+                namespace,
+                _PLURALS[kind],
+                name,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    async def replace_child(self, manifest: Mapping[str, Any]) -> None:
+        meta = manifest["metadata"]
+        await self._call(
+            f"update {manifest['kind']} {meta['namespace']}/{meta['name']}",
+            self.custom.replace_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            meta["namespace"],
+            _PLURALS[manifest["kind"]],
+            meta["name"],
+            dict(manifest),
+        )
+
+    async def delete_child(self, kind: str, namespace: str, name: str) -> None:
+        try:
+            await self._call(
+                f"delete {kind} {namespace}/{name}",
+                self.custom.delete_namespaced_custom_object,
+                ARGO_GROUP,
+                ARGO_VERSION,
+                namespace,
+                _PLURALS[kind],
+                name,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
+        """Every Workflow labelled with the pipeline's name."""
+        result: Obj = await self._call(
+            f"list runs of {namespace}/{pipeline}",
+            self.custom.list_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            "workflows",
+            label_selector=f"{LABEL_PIPELINE}={pipeline}",
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
+
+    async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
+        try:
+            found: Obj = await self._call(
+                f"get MLPipeline {namespace}/{name}",
+                self.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
+        """Write the whole status through the status subresource.
+
+        A replace (not a merge patch) so that fields which disappear are removed, carrying the
+        resourceVersion the status was computed from: Conflict if the object changed since.
+        """
+        meta = pipeline["metadata"]
+        await self._call(
+            f"write status of MLPipeline {meta['namespace']}/{meta['name']}",
+            self.custom.replace_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            dict(pipeline),
+        )

@@ -1,0 +1,317 @@
+"""MLPipeline status from the pipeline's runs (Argo Workflows): pure functions, no I/O.
+
+The status is recomputed whole from what the cluster holds (level-based), so replaying an event,
+missing one, or restarting the operator always converges to the same status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlpipeline_operator.api.constants import LABEL_GENERATION
+from mlpipeline_operator.api.status import (
+    MAX_HISTORY,
+    Condition,
+    MLPipelineStatus,
+    Phase,
+    PromotionStatus,
+    RunStatus,
+    RunSummary,
+    StepStatus,
+)
+from mlpipeline_operator.validation import ENTRY_TEMPLATE, PROMOTION_TASK, Problem
+
+Obj = Mapping[str, Any]
+MAX_MESSAGE = 4000
+# Argo's workflow phases, as the pipeline's phase.
+_PHASES: dict[str, Phase] = {
+    "Pending": "Pending",
+    "Running": "Running",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+    "Error": "Failed",
+}
+# Node types that stand for a step as a whole (a Retry node groups the attempts).
+_STEP_NODE_TYPES = frozenset({"Pod", "Retry", "Skipped", "Omitted", "Container"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the MLPipeline."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def run_generation(workflow: Obj) -> int | None:
+    value = workflow.get("metadata", {}).get("labels", {}).get(LABEL_GENERATION)
+    return int(value) if value and str(value).isdigit() else None
+
+
+def _newest_first(workflows: Sequence[Obj]) -> list[Obj]:
+    def key(wf: Obj) -> tuple[str, str]:
+        meta = wf.get("metadata", {})
+        return (meta.get("creationTimestamp") or "", meta.get("name", ""))
+
+    return sorted(workflows, key=key, reverse=True)
+
+
+def run_summary(workflow: Obj) -> RunSummary:
+    status = workflow.get("status") or {}
+    return RunSummary(
+        name=workflow["metadata"]["name"],
+        generation=run_generation(workflow),
+        phase=status.get("phase") or "Pending",
+        started_at=status.get("startedAt"),
+        finished_at=status.get("finishedAt"),
+        message=_clip(status["message"]) if status.get("message") else None,
+    )
+
+
+def _task_order(workflow: Obj) -> dict[str, int]:
+    for template in workflow.get("spec", {}).get("templates", []):
+        if template.get("name") == ENTRY_TEMPLATE and "dag" in template:
+            return {t["name"]: i for i, t in enumerate(template["dag"].get("tasks", []))}
+    return {}
+
+
+def _step_nodes(workflow: Obj) -> dict[str, Obj]:
+    """The node that stands for each step: its Retry node, or its only Pod node."""
+    nodes = (workflow.get("status") or {}).get("nodes") or {}
+    chosen: dict[str, Obj] = {}
+    for node in nodes.values():
+        if node.get("type") not in _STEP_NODE_TYPES:
+            continue
+        name = node.get("displayName", "")
+        if "(" in name:  # "train(1)": an attempt inside a Retry node
+            continue
+        if name not in chosen or node.get("type") == "Retry":
+            chosen[name] = node
+    return chosen
+
+
+def run_status(workflow: Obj) -> RunStatus:
+    """A run with its steps, in the DAG's order."""
+    order = _task_order(workflow)
+    nodes = _step_nodes(workflow)
+    steps = [
+        StepStatus(
+            name=name,
+            phase=node.get("phase") or "Pending",
+            retries=max(0, len(node.get("children") or []) - 1)
+            if node.get("type") == "Retry"
+            else 0,
+            started_at=node.get("startedAt"),
+            finished_at=node.get("finishedAt"),
+            message=_clip(node["message"]) if node.get("message") else None,
+        )
+        for name, node in sorted(
+            nodes.items(),
+            key=lambda kv: (order.get(kv[0], len(order)), kv[1].get("startedAt") or ""),
+        )
+    ]
+    summary = run_summary(workflow)
+    return RunStatus(**summary.model_dump(), steps=steps)
+
+
+def promotion_outputs(workflow: Obj) -> dict[str, str] | None:
+    """The output parameters of the promotion task, once it has finished."""
+    node = _step_nodes(workflow).get(PROMOTION_TASK)
+    if node is None or node.get("phase") not in ("Succeeded", "Failed", "Error"):
+        return None
+    # A Retry node has no outputs of its own: read those of its last attempt.
+    nodes = (workflow.get("status") or {}).get("nodes") or {}
+    if node.get("type") == "Retry" and node.get("children"):
+        node = nodes.get(node["children"][-1], node)
+    params = (node.get("outputs") or {}).get("parameters") or []
+    return {p["name"]: str(p.get("value", "")) for p in params if "name" in p}
+
+
+def _condition(
+    previous: Sequence[Condition],
+    type_: Literal["Valid", "Ready", "Promoted"],
+    status: Literal["True", "False", "Unknown"],
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+) -> Condition:
+    before = next((c for c in previous if c.type == type_), None)
+    changed = before is None or before.status != status
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=_clip(message),
+        last_transition_time=now if changed or before is None else before.last_transition_time,
+        observed_generation=generation,
+    )
+
+
+def _failure_message(run: RunStatus) -> str:
+    failed = [s for s in run.steps if s.phase in ("Failed", "Error")]
+    if failed:
+        step = failed[0]
+        return f'step "{step.name}" failed' + (f": {step.message}" if step.message else "")
+    return run.message or f"run {run.name} failed"
+
+
+def build_status(
+    *,
+    generation: int,
+    expected_run: str | None,
+    workflows: Sequence[Obj],
+    previous: MLPipelineStatus,
+    now: str,
+    read_promotion: Callable[[Mapping[str, str]], PromotionStatus | None],
+) -> MLPipelineStatus:
+    """The status of a valid pipeline from its runs.
+
+    `expected_run` is the run of the current generation (None for a scheduled pipeline, whose
+    runs come from its CronWorkflow: then the newest run speaks for the pipeline).
+    """
+    runs = _newest_first(workflows)
+    current = (
+        next((w for w in runs if w["metadata"]["name"] == expected_run), None)
+        if expected_run is not None
+        else (runs[0] if runs else None)
+    )
+    last = current or (runs[0] if runs else None)
+    last_run = run_status(last) if last is not None else None
+    history = [run_summary(w) for w in runs[:MAX_HISTORY]]
+
+    promotion = previous.promotion
+    for wf in runs:
+        outputs = promotion_outputs(wf)
+        if outputs is not None:
+            found = read_promotion(outputs)
+            if found is not None:
+                promotion = found.model_copy(update={"run": wf["metadata"]["name"]})
+                break
+
+    run = run_status(current) if current is not None else None
+    phase: Phase = _PHASES.get(run.phase, "Pending") if run is not None else "Pending"
+    conds = previous.conditions
+    conditions = [_condition(conds, "Valid", "True", "Valid", "", generation, now)]
+    if expected_run is None:
+        message = "waiting for the schedule" if run is None else f"last run {run.name}: {run.phase}"
+        conditions.append(_condition(conds, "Ready", "True", "Scheduled", message, generation, now))
+    elif run is None:
+        message = f"run {expected_run} submitted"
+        conditions.append(
+            _condition(conds, "Ready", "False", "RunPending", message, generation, now)
+        )
+    elif phase == "Succeeded":
+        message = f"run {run.name} succeeded"
+        conditions.append(
+            _condition(conds, "Ready", "True", "RunSucceeded", message, generation, now)
+        )
+    elif phase == "Failed":
+        message = _failure_message(run)
+        conditions.append(
+            _condition(conds, "Ready", "False", "RunFailed", message, generation, now)
+        )
+    else:
+        message = f"run {run.name} is {phase.lower()}"
+        conditions.append(
+            _condition(conds, "Ready", "False", f"Run{phase}", message, generation, now)
+        )
+    if promotion is not None:
+        promoted = promotion.decision == "Promoted"
+        detail = promotion.reason or ""
+        if promoted:
+            detail = (
+                f"version {promotion.version} of {promotion.model} holds alias {promotion.alias}"
+            )
+        conditions.append(
+            _condition(
+                conds,
+                "Promoted",
+                "True" if promoted else "False",
+                promotion.decision,
+                detail,
+                generation,
+                now,
+            )
+        )
+    return MLPipelineStatus(
+        observed_generation=generation,
+        phase=phase,
+        message=_clip(message),
+        conditions=conditions,
+        last_run=last_run,
+        history=history,
+        promotion=promotion,
+    )
+
+
+def invalid_status(
+    *, generation: int, problems: Sequence[Problem], previous: MLPipelineStatus, now: str
+) -> MLPipelineStatus:
+    """Phase Invalid with every problem; earlier runs and the last promotion are kept."""
+    message = _clip("; ".join(str(p) for p in problems))
+    conds = previous.conditions
+    conditions = [
+        _condition(conds, "Valid", "False", "InvalidSpec", message, generation, now),
+        _condition(conds, "Ready", "False", "InvalidSpec", "the spec is invalid", generation, now),
+        *[c for c in conds if c.type == "Promoted"],
+    ]
+    return previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "phase": "Invalid",
+            "message": message,
+            "conditions": conditions,
+        }
+    )
+
+
+def transitions(previous: MLPipelineStatus, current: MLPipelineStatus) -> list[Event]:
+    """Events worth telling: a run that finished, a new promotion decision, a spec gone bad."""
+    events: list[Event] = []
+    run = current.last_run
+    before = previous.last_run
+    if run is not None and (before is None or before.name != run.name or before.phase != run.phase):
+        if run.phase == "Succeeded":
+            events.append(Event("Normal", "RunSucceeded", f"run {run.name} succeeded"))
+        elif run.phase in ("Failed", "Error"):
+            events.append(
+                Event("Warning", "RunFailed", current.message or f"run {run.name} failed")
+            )
+    new, old = current.promotion, previous.promotion
+    if new is not None and (
+        old is None or (new.run, new.decision, new.version) != (old.run, old.decision, old.version)
+    ):
+        if new.decision == "Promoted":
+            events.append(
+                Event(
+                    "Normal",
+                    "Promoted",
+                    f"{new.model} version {new.version} now holds alias {new.alias}",
+                )
+            )
+        else:
+            events.append(Event("Warning", new.decision, new.reason or new.decision))
+    return events
+
+
+def status_patch(status: MLPipelineStatus) -> dict[str, Any]:
+    """The status as the API wants it (camelCase, unset fields left out)."""
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> MLPipelineStatus:
+    """The status read back from the cluster; unreadable parts are dropped, never fatal."""
+    if not raw:
+        return MLPipelineStatus()
+    try:
+        return MLPipelineStatus.model_validate(dict(raw))
+    except ValueError:
+        return MLPipelineStatus()
