@@ -1,0 +1,71 @@
+"""The flags of `mlpipeline run` (kept apart so that building the CLI's parser stays cheap)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _parallel(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number >= 0")
+    return value
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f'bad parameter "{text}": write NAME=VALUE')
+    return name, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `mlpipeline run`; see docs/local.md."""
+    parser.add_argument("file", metavar="FILE", help="YAML file with one MLPipeline")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a pipeline parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="where the run's files go (default: ./.mlpipeline/runs/PIPELINE-TIMESTAMP); "
+        "must be new or empty",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=_parallel,
+        metavar="N",
+        help="run at most N steps at once (default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--backoff-scale",
+        type=_scale,
+        default=1.0,
+        metavar="F",
+        help="multiply every retry backoff wait by F, e.g. 0.01 (default 1)",
+    )
+    parser.add_argument(
+        "--mlflow-uri",
+        metavar="URI",
+        help="MLflow store shared between runs, e.g. sqlite:///mlflow.db "
+        "(default: RUN_DIR/mlflow.db, new for each run)",
+    )
+    parser.add_argument(
+        "--skip-promotion",
+        action="store_true",
+        help="run the steps only, not the promotion step",
+    )

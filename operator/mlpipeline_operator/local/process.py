@@ -1,0 +1,85 @@
+"""One attempt of a step: a process in its own process group, killed whole at its deadline.
+
+Each attempt runs in a new session (`start_new_session`), so the step's process and everything
+it starts share one process group that the runner can signal at once: at the timeout, when the
+run is interrupted, and after the step's main process ends (as a pod's other processes end with
+its container), so no process of a step outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# How long a step may take to exit after SIGTERM before SIGKILL (Kubernetes gives 30 s).
+KILL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How the process ended: its exit code, or that it was killed at its deadline."""
+
+    returncode: int | None
+    timed_out: bool = False
+    start_error: str | None = None
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send a signal to a process group; a group that is gone already is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def stop(process: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM to the process group, SIGKILL after `grace` seconds (at once if cancelled again)."""
+    signal_group(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+    except TimeoutError:
+        pass
+    finally:
+        signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+async def run_attempt(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    timeout: float | None,
+) -> Exit:
+    """Run `argv` with stdout and stderr appended to `log`; kill its group after `timeout` s."""
+    with log.open("ab") as out:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as error:
+            return Exit(None, start_error=f"{argv[0]}: {error.strerror or error}")
+    try:
+        if timeout is not None and timeout <= 0:
+            raise TimeoutError
+        returncode = await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        await stop(process)
+        return Exit(process.returncode, timed_out=True)
+    except asyncio.CancelledError:
+        await stop(process)
+        raise
+    # The main process is done: whatever it left running in its group goes with it.
+    signal_group(process.pid, signal.SIGKILL)
+    return Exit(returncode)

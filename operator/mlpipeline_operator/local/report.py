@@ -1,0 +1,115 @@
+"""What the terminal shows: one line per change of a step's state, then a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
+
+LOG_TAIL_LINES = 15
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(round(value), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def shown_path(path: Path) -> str:
+    """A path relative to the working directory when it is below it (shorter to read and copy)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class Reporter:
+    """Prints progress lines, each prefixed with the time since the run started."""
+
+    def __init__(self, names: Sequence[str], stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.width = max((len(n) for n in names), default=4)
+        self.started = time.monotonic()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def header(self, text: str) -> None:
+        self._print(text)
+
+    def note(self, text: str) -> None:
+        self._print(f"  note: {text}")
+
+    def step(self, result: StepResult, detail: str = "") -> None:
+        elapsed = time.monotonic() - self.started
+        attempt = f"attempt {result.attempts}/{result.max_attempts}" if result.attempts else ""
+        parts = [
+            f"[{format_seconds(elapsed):>7}]",
+            result.name.ljust(self.width),
+            str(result.phase).ljust(11),
+            attempt.ljust(12),
+        ]
+        if result.phase not in (Phase.RUNNING, Phase.PENDING, Phase.SKIPPED):
+            parts.append(format_seconds(result.duration).rjust(7))
+        if detail:
+            parts.append(detail)
+        self._print(" ".join(parts).rstrip())
+
+    def summary(
+        self,
+        results: Sequence[StepResult],
+        promotion: PromotionResult | None,
+        run_dir: Path,
+        interrupted: str | None,
+    ) -> None:
+        out = self._print
+        out("")
+        out(f"{'STEP'.ljust(self.width)}  {'STATE':<11}  {'ATTEMPTS':<8}  {'DURATION':>8}  NOTE")
+        for r in results:
+            attempts = f"{r.attempts}/{r.max_attempts}" if r.attempts else "-"
+            out(
+                f"{r.name.ljust(self.width)}  {r.phase!s:<11}  {attempts:<8}  "
+                f"{format_seconds(r.duration):>8}  {r.message}".rstrip()
+            )
+        out("")
+        if promotion is not None:
+            version = f" version {promotion.version}" if promotion.version else ""
+            reason = f": {promotion.reason}" if promotion.reason else ""
+            out(f"promotion: {promotion.decision or '(no decision)'}{version}{reason}")
+            if promotion.holder is None:
+                out(f'alias "{promotion.alias}": held by no version of {promotion.model}')
+            else:
+                out(
+                    f'alias "{promotion.alias}": {promotion.model} version {promotion.holder}'
+                    f"{' (this run)' if promotion.holder == promotion.version else ''}"
+                )
+        failed = [r for r in results if r.phase.failed]
+        elapsed = format_seconds(time.monotonic() - self.started)
+        if interrupted is not None:
+            out(f"run interrupted by {interrupted} after {elapsed}; files in {shown_path(run_dir)}")
+        elif failed:
+            first = failed[0]
+            out(f"run failed after {elapsed}: step {first.name} {first.phase}: {first.message}")
+            out(f"log of {first.name}: {shown_path(first.log)}")
+            tail = _tail(first.log, LOG_TAIL_LINES)
+            if tail:
+                out(f"last lines of {first.name}'s log:")
+                for line in tail:
+                    out(f"  | {line}")
+        else:
+            out(f"run succeeded in {elapsed}; files in {shown_path(run_dir)}")
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]

@@ -1,0 +1,85 @@
+"""What happened to each step of a local run, and to the promotion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Phase(StrEnum):
+    """A step's state, named as Argo names its nodes' phases (plus Interrupted)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    RETRYING = "Retrying"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+    SKIPPED = "Skipped"
+    INTERRUPTED = "Interrupted"
+
+    @property
+    def failed(self) -> bool:
+        return self in (Phase.FAILED, Phase.ERROR)
+
+
+@dataclass
+class StepResult:
+    """The state of one step (or of the promotion task) as the run goes."""
+
+    name: str
+    max_attempts: int
+    log: Path
+    phase: Phase = Phase.PENDING
+    attempts: int = 0
+    started: float | None = None  # time.monotonic() of the first attempt's start
+    finished: float | None = None
+    exit_code: int | None = None
+    message: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)  # output parameter values
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished if self.finished is not None else self.started) - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": str(self.phase),
+            "attempts": self.attempts,
+            "maxAttempts": self.max_attempts,
+            "durationSeconds": None if self.duration is None else round(self.duration, 3),
+            "exitCode": self.exit_code,
+            "message": self.message,
+            "log": str(self.log),
+            "outputs": self.outputs,
+        }
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """The promotion step's decision files, and who holds the alias afterwards."""
+
+    model: str
+    alias: str
+    decision: str
+    version: str
+    reason: str
+    metrics: str
+    # The version that holds the alias once the promotion step is done (None: no version does).
+    holder: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "decision": self.decision,
+            "version": self.version,
+            "reason": self.reason,
+            "metrics": self.metrics,
+            "aliasVersion": self.holder,
+        }

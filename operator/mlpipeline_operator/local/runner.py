@@ -1,0 +1,397 @@
+"""The local run: steps as processes, scheduled as Argo schedules a DAG's tasks.
+
+- A step starts once every step it depends on has succeeded; at most `parallel` steps run at once.
+- A failed step (its retries spent) skips its dependents and, as Argo's DAG does by default
+  (failFast), no step starts after it; steps already running finish.
+- The promotion task runs `mlpipeline promote` last, once every step has succeeded.
+- SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
+from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator.local import mlflow_store, retry
+from mlpipeline_operator.local.plan import (
+    RunLayout,
+    StepPlan,
+    input_parameter_values,
+    resolve,
+)
+from mlpipeline_operator.local.process import Exit, run_attempt
+from mlpipeline_operator.local.report import Reporter, format_seconds
+from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
+from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, PromotionRequest
+from mlpipeline_operator.validation import PROMOTION_TASK, split_ref
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, beyond the pipeline itself."""
+
+    parallel: int = 1
+    backoff_scale: float = 1.0
+    skip_promotion: bool = False
+    store: mlflow_store.Store | None = None
+    # The experiment the steps log to (MLFLOW_EXPERIMENT_NAME), when there is a store.
+    experiment: str | None = None
+
+
+def step_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The environment every step starts from: ours, with this interpreter's bin first in PATH.
+
+    So `python` and `mlpipeline` in a step's command are the ones running the runner (the venv's),
+    and relative PYTHONPATH entries keep working from the steps' own directories.
+    """
+    env = dict(base)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(
+        [bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)]
+    )
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p
+        )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class LocalRun:
+    """One run of a validated pipeline in `layout.root`."""
+
+    def __init__(
+        self,
+        pipeline: MLPipeline,
+        plans: list[StepPlan],
+        layout: RunLayout,
+        values: Mapping[str, str],
+        options: RunOptions,
+        reporter: Reporter,
+    ) -> None:
+        self.pipeline = pipeline
+        self.plans = plans
+        self.layout = layout
+        self.values = dict(values)
+        self.options = options
+        self.reporter = reporter
+        self.steps: dict[str, Step] = {p.name: p.step for p in plans}
+        self.results: dict[str, StepResult] = {
+            p.name: StepResult(p.name, p.max_attempts, layout.log(p.name)) for p in plans
+        }
+        self.done: dict[str, asyncio.Event] = {}
+        self.slots: asyncio.Semaphore | None = None
+        self.base_env = step_environment(os.environ)
+        # The first step that failed: from then on no step starts (Argo's failFast).
+        self.failed_step: str | None = None
+        self.interrupted: str | None = None
+        self.promotion: PromotionResult | None = None
+
+    @property
+    def all_results(self) -> list[StepResult]:
+        return list(self.results.values())
+
+    # --- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every step, then the promotion; returns early (interrupted set) on a signal."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        assert main is not None
+        self.done = {p.name: asyncio.Event() for p in self.plans}
+        self.slots = asyncio.Semaphore(self.options.parallel)
+
+        def on_signal(sig: signal.Signals) -> None:
+            if self.interrupted is None:
+                self.interrupted = sig.name
+                self.reporter.note(f"{sig.name}: stopping every running step")
+            main.cancel()  # a second signal cuts the grace period short
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for plan in self.plans:
+                    group.create_task(self._run_step(plan))
+            promotion = self.pipeline.spec.promotion
+            if promotion is not None and not self.options.skip_promotion and self._all_succeeded():
+                await self._promote()
+        except asyncio.CancelledError:
+            if self.interrupted is None:
+                raise
+            main.uncancel()
+            for result in self.results.values():
+                if result.phase in (Phase.RUNNING, Phase.RETRYING):
+                    result.phase = Phase.INTERRUPTED
+                    result.message = f"stopped by {self.interrupted}"
+                    result.finished = time.monotonic()
+                elif result.phase is Phase.PENDING:
+                    result.phase, result.message = Phase.SKIPPED, "not started: run interrupted"
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _all_succeeded(self) -> bool:
+        return all(r.phase is Phase.SUCCEEDED for r in self.results.values())
+
+    def _skip(self, result: StepResult, why: str) -> None:
+        result.phase, result.message = Phase.SKIPPED, why
+        self.reporter.step(result, why)
+
+    async def _run_step(self, plan: StepPlan) -> None:
+        result = self.results[plan.name]
+        try:
+            for dependency in plan.dependencies:
+                await self.done[dependency].wait()
+            unmet = [d for d in plan.dependencies if self.results[d].phase is not Phase.SUCCEEDED]
+            if unmet:
+                self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
+                return
+            await self._attempts(plan, result)
+        finally:
+            self.done[plan.name].set()
+
+    async def _attempts(self, plan: StepPlan, result: StepResult) -> None:
+        assert self.slots is not None
+        while True:
+            async with self.slots:
+                if self.failed_step is not None and result.attempts == 0:
+                    self._skip(result, f"not started: step {self.failed_step} failed")
+                    return
+                result.attempts += 1
+                now = time.monotonic()
+                if result.started is None:
+                    result.started = now
+                result.phase, result.message = Phase.RUNNING, ""
+                self.reporter.step(result)
+                outcome, message = await self._attempt(plan, result)
+                result.finished = time.monotonic()
+            if outcome is retry.Outcome.SUCCEEDED:
+                result.phase = Phase.SUCCEEDED
+                self.reporter.step(result)
+                return
+            decision = retry.decide(
+                plan.retry,
+                attempts=result.attempts,
+                outcome=outcome,
+                message=message,
+                first_started=result.started,
+                last_finished=result.finished,
+                now=time.monotonic(),
+                backoff_scale=self.options.backoff_scale,
+            )
+            if not decision.retry:
+                result.phase = Phase.FAILED if outcome is retry.Outcome.FAILED else Phase.ERROR
+                result.message = message
+                self.failed_step = self.failed_step or plan.name
+                detail = message if result.max_attempts == 1 else f"{message}; {decision.reason}"
+                self.reporter.step(result, detail)
+                return
+            result.phase, result.message = Phase.RETRYING, message
+            self.reporter.step(result, f"{message}; retrying in {format_seconds(decision.wait)}")
+            await asyncio.sleep(decision.wait)
+
+    # --- one attempt -----------------------------------------------------------------------
+
+    async def _attempt(self, plan: StepPlan, result: StepResult) -> tuple[retry.Outcome, str]:
+        """Prepare a fresh filesystem for the step, run it, collect its outputs."""
+        step, layout = plan.step, self.layout
+        # Every attempt starts from a clean slate, as a new pod would.
+        for directory in (layout.work_dir(step.name), layout.fs_root(step.name)):
+            if directory.exists():
+                await asyncio.to_thread(shutil.rmtree, directory)
+            directory.mkdir(parents=True)
+        try:
+            await self._place_inputs(step)
+        except FileNotFoundError as error:
+            return retry.Outcome.ERROR, str(error)
+        output_paths = [a.path for a in step.outputs.artifacts]
+        output_paths += [p.path for p in step.outputs.parameters]
+        for path in output_paths:
+            layout.container_path(step.name, path).parent.mkdir(parents=True, exist_ok=True)
+
+        outputs = {name: r.outputs for name, r in self.results.items()}
+        inputs = input_parameter_values(step, self.values, outputs)
+        resolved = resolve(step, layout, self.values, inputs)
+        env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
+
+        timeout: float | None = plan.timeout_seconds
+        deadline = retry.attempt_deadline(plan.retry, result.started or time.monotonic())
+        if result.attempts > 1 and deadline is not None:
+            left = deadline - time.monotonic()
+            timeout = left if timeout is None else min(timeout, left)
+        exit_ = await self._run_logged(result, resolved.argv, env, timeout)
+        result.exit_code = exit_.returncode
+        outcome, message = self._judge(plan, exit_, timeout)
+        if outcome is retry.Outcome.SUCCEEDED:
+            outcome, message = self._collect_outputs(step, result)
+        ended = f"{outcome}: {message}" if message else str(outcome)
+        self._log_line(result, f"attempt {result.attempts} {ended}")
+        return outcome, message
+
+    async def _run_logged(
+        self, result: StepResult, argv: list[str], env: dict[str, str], timeout: float | None
+    ) -> Exit:
+        work = self.layout.work_dir(result.name)
+        work.mkdir(parents=True, exist_ok=True)
+        shown = " ".join(argv)
+        self._log_line(result, f"attempt {result.attempts}/{result.max_attempts}: {shown}")
+        return await run_attempt(argv, cwd=work, env=env, log=result.log, timeout=timeout)
+
+    def _log_line(self, result: StepResult, text: str) -> None:
+        result.log.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with result.log.open("a", encoding="utf-8") as log:
+            log.write(f"=== {stamp} {text} ===\n")
+
+    @staticmethod
+    def _judge(plan: StepPlan, exit_: Exit, timeout: float | None) -> tuple[retry.Outcome, str]:
+        if exit_.start_error is not None:
+            return retry.Outcome.ERROR, f"could not start: {exit_.start_error}"
+        if exit_.timed_out:
+            limit = plan.timeout or "backoff maxDuration"
+            shown = format_seconds(timeout) if timeout is not None else "?"
+            return retry.Outcome.FAILED, f"timed out after {shown} (timeout {limit}): killed"
+        code = exit_.returncode
+        if code == 0:
+            return retry.Outcome.SUCCEEDED, ""
+        if code is not None and code < 0:
+            return retry.Outcome.FAILED, f"killed by signal {signal.Signals(-code).name}"
+        return retry.Outcome.FAILED, f"exit code {code}"
+
+    def _collect_outputs(self, step: Step, result: StepResult) -> tuple[retry.Outcome, str]:
+        """Read output parameters and check output artifacts, as Argo's wait container does."""
+        layout = self.layout
+        values: dict[str, str] = {}
+        for param in step.outputs.parameters:
+            path = layout.container_path(step.name, param.path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError:
+                return retry.Outcome.ERROR, (
+                    f'output parameter "{param.name}": {param.path} was not written ({path})'
+                )
+            # Argo trims one trailing newline for convenience.
+            values[param.name] = text[:-1] if text.endswith("\n") else text
+        for artifact in step.outputs.artifacts:
+            path = layout.container_path(step.name, artifact.path)
+            if not path.exists():
+                return retry.Outcome.ERROR, (
+                    f'output artifact "{artifact.name}": {artifact.path} was not written ({path})'
+                )
+        result.outputs = values
+        return retry.Outcome.SUCCEEDED, ""
+
+    async def _place_inputs(self, step: Step) -> None:
+        """Copy each input artifact from the step that produced it to where this step reads it."""
+        for artifact in step.inputs.artifacts:
+            source_step, name = split_ref(artifact.from_)
+            declared = {a.name: a.path for a in self.steps[source_step].outputs.artifacts}
+            source = self.layout.container_path(source_step, declared[name])
+            target = self.layout.container_path(step.name, artifact.path)
+            if not source.exists():
+                raise FileNotFoundError(f'input artifact "{artifact.name}": {source} is missing')
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                await asyncio.to_thread(shutil.copytree, source, target, dirs_exist_ok=True)
+            else:
+                await asyncio.to_thread(shutil.copy2, source, target)
+
+    def _mlflow_env(self, step_env: Mapping[str, str]) -> dict[str, str]:
+        """The local store replaces any tracking URI; the step's own experiment name wins."""
+        store = self.options.store
+        if store is None:
+            return {}
+        env = {"MLFLOW_TRACKING_URI": store.uri}
+        if self.options.experiment and "MLFLOW_EXPERIMENT_NAME" not in step_env:
+            env["MLFLOW_EXPERIMENT_NAME"] = self.options.experiment
+        return env
+
+    # --- promotion -------------------------------------------------------------------------
+
+    def promotion_request(self, run_id: str, output_dir: Path) -> PromotionRequest:
+        """The request the compiler's promote-model task makes, with local values."""
+        spec, meta = self.pipeline.spec, self.pipeline.metadata
+        promotion, store = spec.promotion, self.options.store
+        assert promotion is not None and store is not None
+        lineage = {
+            "namespace": meta.namespace or "local",
+            "pipeline": meta.name,
+            "generation": str(meta.generation or 1),
+            "workflow": self.layout.root.name,
+        }
+        revision = meta.annotations.get(ANNOTATION_GIT_REVISION)
+        if revision:
+            lineage["git-revision"] = revision
+        return PromotionRequest(
+            tracking_uri=store.uri,
+            model=promotion.model,
+            run_id=run_id,
+            artifact_path=promotion.artifact_path,
+            alias=promotion.alias,
+            gates=tuple(promotion.gates),
+            must_beat=promotion.must_beat,
+            fail_on_reject=promotion.fail_on_reject,
+            lineage=lineage,
+            output_dir=str(output_dir),
+        )
+
+    async def _promote(self) -> None:
+        promotion = self.pipeline.spec.promotion
+        assert promotion is not None and self.options.store is not None
+        name = PROMOTION_TASK
+        result = StepResult(name, 1, self.layout.log(name))
+        self.results[name] = result
+        source = self.results[promotion.from_.step]
+        run_id = source.outputs[promotion.from_.parameter]
+        output_dir = self.layout.container_path(name, OUTPUT_DIR)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        request = self.promotion_request(run_id, output_dir)
+        argv = [sys.executable, "-m", "mlpipeline_operator", "promote", *request.to_args()]
+        env = {**self.base_env, **self._mlflow_env({})}
+
+        result.attempts, result.started = 1, time.monotonic()
+        result.phase = Phase.RUNNING
+        self.reporter.step(result, f"run {run_id}")
+        exit_ = await self._run_logged(result, argv, env, None)
+        result.finished, result.exit_code = time.monotonic(), exit_.returncode
+        files = {
+            key: (output_dir / key).read_text(encoding="utf-8").strip()
+            if (output_dir / key).is_file()
+            else ""
+            for key in OUTPUT_NAMES
+        }
+        result.outputs = files
+        outcome, message = self._judge_promotion(exit_)
+        result.phase, result.message = outcome, message
+        self._log_line(result, f"promotion {outcome}{': ' if message else ''}{message}")
+        holder = await asyncio.to_thread(
+            mlflow_store.alias_version, self.options.store, promotion.model, promotion.alias
+        )
+        self.promotion = PromotionResult(
+            model=promotion.model,
+            alias=promotion.alias,
+            decision=files["decision"],
+            version=files["version"],
+            reason=files["reason"],
+            metrics=files["metrics"],
+            holder=holder,
+        )
+        self.reporter.step(result, files["decision"] or message)
+
+    @staticmethod
+    def _judge_promotion(exit_: Exit) -> tuple[Phase, str]:
+        if exit_.start_error is not None:
+            return Phase.ERROR, f"could not start: {exit_.start_error}"
+        if exit_.returncode != 0:
+            return Phase.FAILED, f"exit code {exit_.returncode}"
+        return Phase.SUCCEEDED, ""
