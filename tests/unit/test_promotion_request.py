@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from mlpipeline_operator.api.models import Gate, MustBeat
-from mlpipeline_operator.promotion.request import PromotionRequest, parse_args
+from mlpipeline_operator.promotion.request import (
+    PromotionRequest,
+    format_gate,
+    parse_args,
+    parse_gate,
+)
 
 
 def test_round_trip() -> None:
@@ -33,3 +41,24 @@ def test_bad_gate_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         parse_args(["--tracking-uri", "x", "--model", "m", "--run-id", "r", "--gate", "auc~1"])
     assert caught.value.code == 2
     assert 'bad gate "auc~1"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [0.95, 200.0, 0.9512345678, 1e-9, 123456789.0])
+def test_thresholds_survive_exactly(value: float) -> None:
+    gate = Gate(metric="auc", op=">=", value=value)
+    assert parse_gate(format_gate(gate)) == gate
+
+
+def test_short_thresholds_stay_short() -> None:
+    assert format_gate(Gate(metric="auc", op=">=", value=0.95)) == "auc>=0.95"
+    assert format_gate(Gate(metric="n", op="==", value=200)) == "n==200"
+
+
+def test_promote_flags_do_not_import_mlflow() -> None:
+    code = (
+        "import sys\nfrom mlpipeline_operator.cli import build_parser\n"
+        "build_parser().parse_args(['promote', '--tracking-uri', 'x', '--model', 'm',"
+        " '--run-id', 'r'])\n"
+        "assert not any(m.startswith('mlflow') for m in sys.modules), 'mlflow imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mlpipeline_operator.api.models import Gate, GateOp, MustBeat
+from mlpipeline_operator.promotion.retry import add_retry_arguments
 
 # Files written by the promotion step, exposed as the Workflow's output parameters.
 OUTPUT_DIR = "/tmp/mlpipeline-promotion"
@@ -21,9 +22,15 @@ OUTPUT_NAMES = ("decision", "version", "alias", "reason", "metrics")
 _GATE_RE = re.compile(r"^(?P<metric>.+?)(?P<op>>=|<=|==|>|<)(?P<value>[^<>=]+)$")
 
 
+def format_number(value: float) -> str:
+    """A threshold as text: short ("0.95", "200") yet exact (never rounded to 6 digits)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 def format_gate(gate: Gate) -> str:
     """A gate as one argument: "auc>=0.95"."""
-    return f"{gate.metric}{gate.op}{gate.value:g}"
+    return f"{gate.metric}{gate.op}{format_number(gate.value)}"
 
 
 def parse_gate(text: str) -> Gate:
@@ -111,7 +118,7 @@ class PromotionRequest:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `mlpipeline promote`."""
+    """The flags of `mlpipeline promote` (`retry.retry_from_namespace` reads the retry flags)."""
     parser.add_argument("--tracking-uri", required=True, help="MLflow tracking URI")
     parser.add_argument("--model", required=True, help="registered model name")
     parser.add_argument("--run-id", required=True, help="MLflow run that logged the model")
@@ -144,6 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a lineage tag for the model version (repeatable)",
     )
     parser.add_argument("--output-dir", help="directory for the decision files")
+    # How hard to try to reach MLflow: operational settings, not part of the request.
+    add_retry_arguments(parser)
 
 
 def from_namespace(ns: argparse.Namespace) -> PromotionRequest:
