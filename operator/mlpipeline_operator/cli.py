@@ -19,6 +19,7 @@ import yaml
 from mlpipeline_operator import __version__, yamlio
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
+from mlpipeline_operator.promotion.request import add_arguments as add_promote_arguments
 from mlpipeline_operator.validation import validate_document
 
 
@@ -135,6 +136,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    # Imported here: only `promote` needs the MLflow client.
+    from mlpipeline_operator.promotion.promote import promote
+    from mlpipeline_operator.promotion.request import from_namespace
+    from mlpipeline_operator.promotion.retry import retry_from_namespace
+
+    return promote(from_namespace(args), retry_from_namespace(args))
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -182,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     operator_arguments(operator)
     operator.set_defaults(func=cmd_operator)
+
+    promote = commands.add_parser(
+        "promote", help="register a run's model in MLflow; move an alias if the gates pass"
+    )
+    add_promote_arguments(promote)
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 
