@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     operator_arguments(operator)
     operator.set_defaults(func=cmd_operator)
 
+    run = commands.add_parser("run", help="run a pipeline on this machine, as local processes")
+    add_run_arguments(run)
+    run.set_defaults(func=cmd_run)
+
     promote = commands.add_parser(
         "promote", help="register a run's model in MLflow; move an alias if the gates pass"
     )
