@@ -58,7 +58,7 @@ def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> li
     ]
     store = run.options.store
     if store is not None:
-        notes.append(f"MLflow: {store.uri} (every step's MLFLOW_TRACKING_URI)")
+        notes.append(f"MLflow store: {store.uri} (every step's MLFLOW_TRACKING_URI)")
     external = [
         f"{s.name}: {v.name}" for s in spec.steps for v in s.env if v.value_from is not None
     ]
@@ -159,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         except mlflow_store.StoreError as error:
             print(f"mlpipeline run: {error}", file=sys.stderr)
             return EXIT_FAILED
+    reporter.restart_clock()
 
     asyncio.run(run.run())
     if run.interrupted is not None:

@@ -10,6 +10,7 @@ mlflow is imported only here and only when a run needs a store.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def prepare(store: Store, experiment: str) -> None:
     artifacts under `./mlruns` of whichever process created it first.
     """
     mlflow = _mlflow()
+    # MLflow narrates the creation of its tables at INFO: not what the run's terminal is for.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if store.artifacts is not None:
             from mlflow.store.tracking import sqlalchemy_store

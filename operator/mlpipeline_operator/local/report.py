@@ -38,6 +38,9 @@ class Reporter:
         self.width = max((len(n) for n in names), default=4)
         self.started = time.monotonic()
 
+    def restart_clock(self) -> None:
+        self.started = time.monotonic()
+
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
