@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from mlpipeline_operator.api.models import History
-from mlpipeline_operator.api.status import MLPipelineStatus, PromotionStatus
+from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
 from mlpipeline_operator.reconcile.status import (
     build_status,
@@ -20,20 +18,6 @@ from tests.unit.argo_runs import StepRun, workflow, workflow_status
 NOW = "2026-02-01T00:00:00Z"
 
 
-def read_promotion(outputs: Mapping[str, str]) -> PromotionStatus | None:
-    if not outputs.get("decision"):
-        return None
-    return PromotionStatus.model_validate(
-        {
-            "decision": outputs["decision"],
-            "version": outputs.get("version"),
-            "model": "demo",
-            "alias": "champion",
-            "reason": outputs.get("reason"),
-        }
-    )
-
-
 def status_of(
     runs: list[dict[str, object]],
     expected: str | None = "demo-g2",
@@ -45,7 +29,7 @@ def status_of(
         workflows=runs,
         previous=previous or MLPipelineStatus(),
         now=NOW,
-        read_promotion=read_promotion,
+        model="demo",
     )
 
 
@@ -192,7 +176,7 @@ def test_transition_time_is_kept_while_a_condition_holds() -> None:
         workflows=[],
         previous=first,
         now="2026-03-01T00:00:00Z",
-        read_promotion=read_promotion,
+        model="demo",
     )
     assert again == first  # nothing changed: nothing to write
 

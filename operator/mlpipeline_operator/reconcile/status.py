@@ -6,7 +6,7 @@ missing one, or restarting the operator always converges to the same status.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,11 +16,11 @@ from mlpipeline_operator.api.status import (
     Condition,
     MLPipelineStatus,
     Phase,
-    PromotionStatus,
     RunStatus,
     RunSummary,
     StepStatus,
 )
+from mlpipeline_operator.promotion.outputs import status_from_outputs
 from mlpipeline_operator.validation import ENTRY_TEMPLATE, PROMOTION_TASK, Problem
 
 Obj = Mapping[str, Any]
@@ -170,12 +170,13 @@ def build_status(
     workflows: Sequence[Obj],
     previous: MLPipelineStatus,
     now: str,
-    read_promotion: Callable[[Mapping[str, str]], PromotionStatus | None],
+    model: str | None = None,
 ) -> MLPipelineStatus:
     """The status of a valid pipeline from its runs.
 
     `expected_run` is the run of the current generation (None for a scheduled pipeline, whose
-    runs come from its CronWorkflow: then the newest run speaks for the pipeline).
+    runs come from its CronWorkflow: then the newest run speaks for the pipeline). `model` is
+    `spec.promotion.model`, recorded with the promotion decision.
     """
     runs = _newest_first(workflows)
     current = (
@@ -191,9 +192,9 @@ def build_status(
     for wf in runs:
         outputs = promotion_outputs(wf)
         if outputs is not None:
-            found = read_promotion(outputs)
+            found = status_from_outputs(outputs, model=model, run=wf["metadata"]["name"])
             if found is not None:
-                promotion = found.model_copy(update={"run": wf["metadata"]["name"]})
+                promotion = found
                 break
 
     run = run_status(current) if current is not None else None

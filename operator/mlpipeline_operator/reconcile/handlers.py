@@ -1,0 +1,102 @@
+"""Every kopf handler of the operator, in one place. Each is a docstring and one delegating call:
+the work is done by `Reconciler` (reconciler.py), which does not know kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from mlpipeline_operator.api.constants import (
+    ARGO_GROUP,
+    ARGO_VERSION,
+    GROUP,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    PLURAL,
+    VERSION,
+)
+from mlpipeline_operator.compiler.workflow import CompileOptions
+from mlpipeline_operator.reconcile.config import OperatorConfig
+from mlpipeline_operator.reconcile.kube import Kube, Retryable, connect
+from mlpipeline_operator.reconcile.reconciler import Reconciler
+from mlpipeline_operator.reconcile.status import Event
+from mlpipeline_operator.validation import InvalidPipeline
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Production settings: our own annotations for kopf's state, watch timeouts, events."""
+    config: OperatorConfig = memo.config
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = config.watch_timeout
+    settings.watching.client_timeout = config.watch_timeout + 30
+    settings.watching.inactivity_timeout = config.inactivity_timeout
+    # Events are posted on purpose (Submitted, RunFailed, Promoted...), not for every log line.
+    settings.posting.level = logging.WARNING
+    # The resources are known in advance: no need to watch CRDs (and no RBAC for it).
+    settings.scanning.disabled = True
+    settings.peering.mandatory = config.peering is not None
+    settings.peering.clusterwide = config.clusterwide
+    memo.kube = Kube(await connect())
+    memo.reconciler = Reconciler(
+        kube=memo.kube,
+        options=CompileOptions(promotion_image=config.promotion_image),
+    )
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Close the API client."""
+    await memo.kube.api.close()
+
+
+async def post_event(pipeline: Mapping[str, Any], event: Event) -> None:
+    """Queue a Kubernetes Event on the pipeline (kopf posts it in the background)."""
+    body = cast(kopf.Body, pipeline)  # kopf reads only apiVersion, kind and metadata
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Validate, compile and submit the run of the current generation; write the status."""
+    try:
+        await memo.reconciler.reconcile(body, post_event)
+    except InvalidPipeline as error:
+        raise kopf.PermanentError(f"invalid spec: {error}") from None
+    except Retryable as error:
+        raise kopf.TemporaryError(str(error), delay=error.delay) from None
+
+
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
+async def run_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
+    try:
+        await memo.reconciler.refresh_for_run(body, post_event)
+    except Retryable as error:
+        logger.warning("status not refreshed, will be on the next event: %s", error)
+
+
+def run(config: OperatorConfig) -> None:
+    """Run the operator until SIGINT or SIGTERM."""
+    asyncio.run(
+        kopf.operator(
+            clusterwide=config.clusterwide,
+            namespaces=list(config.namespaces),
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            priority=config.priority,
+            liveness_endpoint=config.liveness,
+            memo=kopf.Memo(config=config),
+        )
+    )

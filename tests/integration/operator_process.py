@@ -1,0 +1,112 @@
+"""The operator as a separate process (`mlpipeline operator`) against the test control plane."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.controlplane.harness import ControlPlane, Kube, ManagedProcess, free_port
+
+PIPELINE_API = "mlops.gitops.dev/v1alpha1"
+ARGO_API = "argoproj.io/v1alpha1"
+
+
+class OperatorProcess:
+    """One `mlpipeline operator` process; stop() and start() again to simulate a restart."""
+
+    def __init__(
+        self, plane: ControlPlane, workdir: Path, args: Sequence[str], name: str = "operator"
+    ) -> None:
+        self.plane = plane
+        self.workdir = workdir
+        self.args = list(args)
+        self.name = name
+        self.port = free_port()
+        self.process: ManagedProcess | None = None
+        self.starts = 0
+
+    def start(self) -> OperatorProcess:
+        self.starts += 1
+        env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        argv = [
+            sys.executable,
+            "-m",
+            "mlpipeline_operator",
+            "operator",
+            "--liveness",
+            f"http://127.0.0.1:{self.port}/healthz",
+            "--promotion-image",
+            "example.com/mlpipeline-operator:test",
+            *self.args,
+        ]
+        log = self.workdir / f"{self.name}-{self.starts}.log"
+        old = os.environ.copy()
+        os.environ.update(env)
+        try:
+            self.process = ManagedProcess(self.name, argv, log)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+        wait(lambda: self._healthy(), 60, f"{self.name} to answer on /healthz", self)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if not self.process.running():
+            raise AssertionError(f"{self.name} exited:\n{self.process.log_tail(80)}")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        assert self.process is not None
+        os.killpg(self.process.pid, 9)
+        self.process.proc.wait(timeout=10)
+        self.process.stop()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def log(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob(f"{self.name}-*.log"))
+        )
+
+
+def wait(
+    check: Callable[[], Any], timeout: float, what: str, operator: OperatorProcess | None = None
+) -> Any:
+    """Poll until check() returns something truthy (tests poll; the operator never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tail = f"\noperator log:\n{operator.log()[-6000:]}" if operator else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
+        time.sleep(0.1)
+
+
+def pipeline_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    obj = kube.get(PIPELINE_API, "MLPipeline", name, namespace)
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+def runs(kube: Kube, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+    return kube.list_objects(
+        ARGO_API, "Workflow", namespace, label_selector=f"mlops.gitops.dev/pipeline={pipeline}"
+    )

@@ -1,0 +1,358 @@
+"""The operator (a real `mlpipeline operator` process) against the real kube-apiserver.
+
+Argo's controller does not run here: the tests play its part by writing Workflow status the
+way it does (see tests/unit/argo_runs.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document, run_name
+from tests.controlplane.harness import ApiException, ControlPlane, Kube, ManagedProcess
+from tests.integration.operator_process import (
+    ARGO_API,
+    PIPELINE_API,
+    OperatorProcess,
+    pipeline_status,
+    runs,
+    wait,
+)
+from tests.unit.argo_runs import StepRun, workflow_status
+from tests.unit.pipelines import pipeline
+
+TIMEOUT = 30
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator watching the test's namespace, standalone (no peering)."""
+    process = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
+    process.start()
+    yield process
+    process.stop()
+
+
+def make_pipeline(namespace: str, name: str = "demo", **spec: Any) -> dict[str, Any]:
+    doc = pipeline()
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"].update(spec)
+    return doc
+
+
+def set_run_status(kube: Kube, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """What Argo's controller does: Workflows have no status subresource."""
+    kube.patch(ARGO_API, "Workflow", name, {"status": status}, namespace)
+
+
+def wait_status(
+    kube: Kube, namespace: str, name: str, op: OperatorProcess, **expected: Any
+) -> dict[str, Any]:
+    def matches() -> dict[str, Any] | None:
+        status = pipeline_status(kube, namespace, name)
+        return status if all(status.get(k) == v for k, v in expected.items()) else None
+
+    result: dict[str, Any] = wait(matches, TIMEOUT, f"status {expected} of {name}", op)
+    return result
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def test_create_submits_one_run_and_follows_it_to_success(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    created = kube.create(make_pipeline(namespace))
+    expected = run_name(namespace, "demo", 1)
+    status = wait_status(kube, namespace, "demo", operator, phase="Pending", observedGeneration=1)
+    assert condition(status, "Ready")["reason"] == "RunPending"
+    (wf,) = runs(kube, namespace, "demo")
+    assert wf["metadata"]["name"] == expected
+    (owner,) = wf["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "MLPipeline",
+        "demo",
+        created["metadata"]["uid"],
+        True,
+    )
+    assert wf["spec"]["serviceAccountName"] == "default"
+
+    set_run_status(
+        kube,
+        namespace,
+        expected,
+        workflow_status(
+            expected, "Running", {"extract": StepRun("Succeeded"), "train": StepRun("Running")}
+        ),
+    )
+    status = wait_status(kube, namespace, "demo", operator, phase="Running")
+    assert [s["name"] for s in status["lastRun"]["steps"]] == ["extract", "train"]
+
+    set_run_status(
+        kube,
+        namespace,
+        expected,
+        workflow_status(
+            expected,
+            "Succeeded",
+            {
+                "extract": StepRun("Succeeded"),
+                "train": StepRun("Succeeded", attempts=3),
+                "evaluate": StepRun("Succeeded"),
+                "promote-model": StepRun(
+                    "Succeeded",
+                    outputs={
+                        "decision": "Promoted",
+                        "version": "3",
+                        "alias": "champion",
+                        "reason": "every gate passed",
+                        "metrics": '{"auc": 0.97}',
+                    },
+                ),
+            },
+            finished="2026-01-01T01:00:00Z",
+        ),
+    )
+    status = wait_status(kube, namespace, "demo", operator, phase="Succeeded")
+    assert condition(status, "Ready")["status"] == "True"
+    assert {s["name"]: s["retries"] for s in status["lastRun"]["steps"]}["train"] == 2
+    assert status["promotion"]["decision"] == "Promoted"
+    assert status["promotion"]["version"] == "3"
+    assert condition(status, "Promoted")["status"] == "True"
+    assert len(runs(kube, namespace, "demo")) == 1
+    reasons = {e["reason"] for e in kube.list_objects("v1", "Event", namespace)}
+    assert {"Submitted", "RunSucceeded", "Promoted"} <= reasons
+
+
+def test_spec_change_starts_a_second_run_and_leaves_the_first(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(make_pipeline(namespace))
+    first = run_name(namespace, "demo", 1)
+    wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "the first run", operator)
+    set_run_status(kube, namespace, first, workflow_status(first, "Running", {}))
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"spec": {"parameters": [{"name": "lr", "value": "0.2"}]}},
+        namespace,
+    )
+    second = run_name(namespace, "demo", 2)
+    wait(lambda: len(runs(kube, namespace, "demo")) == 2, TIMEOUT, "the second run", operator)
+    by_name = {w["metadata"]["name"]: w for w in runs(kube, namespace, "demo")}
+    assert set(by_name) == {first, second}
+    assert by_name[first]["status"]["phase"] == "Running"  # untouched
+    assert by_name[second]["spec"]["arguments"]["parameters"] == [{"name": "lr", "value": "0.2"}]
+    status = wait_status(kube, namespace, "demo", operator, observedGeneration=2, phase="Pending")
+    assert status["lastRun"]["name"] == second or status["lastRun"]["name"] == first
+
+
+def test_schedule_is_one_cronworkflow_updated_in_place(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(make_pipeline(namespace, schedule={"cron": "0 2 * * *"}))
+    cron = wait(
+        lambda: _get(kube, "CronWorkflow", namespace, "demo"), TIMEOUT, "the cron", operator
+    )
+    uid = cron["metadata"]["uid"]
+    assert cron["spec"]["schedules"] == ["0 2 * * *"]
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"spec": {"schedule": {"cron": "30 4 * * *", "timezone": "Europe/Paris"}}},
+        namespace,
+    )
+
+    def updated() -> dict[str, Any] | None:
+        obj = _get(kube, "CronWorkflow", namespace, "demo")
+        return obj if obj and obj["spec"]["schedules"] == ["30 4 * * *"] else None
+
+    cron = wait(updated, TIMEOUT, "the cron update", operator)
+    assert cron["metadata"]["uid"] == uid  # the same object, updated in place
+    assert cron["spec"]["timezone"] == "Europe/Paris"
+    assert cron["spec"]["workflowMetadata"]["labels"]["mlops.gitops.dev/generation"] == "2"
+    assert runs(kube, namespace, "demo") == []
+    status = wait_status(kube, namespace, "demo", operator, observedGeneration=2)
+    assert condition(status, "Ready")["reason"] == "Scheduled"
+    # Removing the schedule removes the CronWorkflow and submits a run instead.
+    kube.patch(PIPELINE_API, "MLPipeline", "demo", {"spec": {"schedule": None}}, namespace)
+    wait(
+        lambda: _get(kube, "CronWorkflow", namespace, "demo") is None,
+        TIMEOUT,
+        "cron gone",
+        operator,
+    )
+    wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "a run", operator)
+
+
+def test_invalid_spec_is_reported_and_a_fix_recovers(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    doc = make_pipeline(namespace)
+    doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
+    doc["spec"]["steps"][2]["command"] = ["{{inputs.parameters.nope}}"]
+    kube.create(doc)
+    status = wait_status(kube, namespace, "demo", operator, phase="Invalid")
+    valid = condition(status, "Valid")
+    assert valid["status"] == "False" and valid["reason"] == "InvalidSpec"
+    assert (
+        'spec.steps[1].dependsOn[0]: unknown step "trian" (did you mean "train"?)'
+        in (status["message"])
+    )
+    assert "spec.steps[2].command[0]" in status["message"]
+    assert runs(kube, namespace, "demo") == []
+    events = [e for e in kube.list_objects("v1", "Event", namespace) if e["reason"] == "Invalid"]
+    assert events and "spec.steps[1].dependsOn[0]" in events[0]["message"]
+    assert "Traceback" not in operator.log()
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"spec": {"steps": make_pipeline(namespace)["spec"]["steps"]}},
+        namespace,
+    )
+    wait_status(kube, namespace, "demo", operator, phase="Pending", observedGeneration=2)
+    assert len(runs(kube, namespace, "demo")) == 1
+
+
+def test_restart_after_submission_adopts_the_run(
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The operator dies after creating the Workflow and before writing any status."""
+    doc = make_pipeline(namespace)
+    created = kube.create(doc)
+    # The state that the crash leaves: the run of generation 1 exists, the status is empty.
+    manifest = compile_document(created, CompileOptions())
+    manifest["metadata"]["namespace"] = namespace
+    kube.create(manifest)
+    op = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
+    op.start()
+    try:
+        status = wait_status(kube, namespace, "demo", op, observedGeneration=1, phase="Pending")
+        assert status["lastRun"]["name"] == manifest["metadata"]["name"]
+        assert len(runs(kube, namespace, "demo")) == 1
+        # A hard kill and a restart change nothing either.
+        op.kill()
+        op.start()
+        name = manifest["metadata"]["name"]
+        set_run_status(kube, namespace, name, workflow_status(name, "Succeeded", {}))
+        wait_status(kube, namespace, "demo", op, phase="Succeeded")
+        assert len(runs(kube, namespace, "demo")) == 1
+        assert "already exists: adopted" in op.log()
+    finally:
+        op.stop()
+
+
+def test_history_limit_deletes_the_oldest_finished_runs(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(make_pipeline(namespace, history={"succeeded": 1, "failed": 1}))
+    names = []
+    for generation in (1, 2, 3):
+        if generation > 1:
+            kube.patch(
+                PIPELINE_API,
+                "MLPipeline",
+                "demo",
+                {"spec": {"parameters": [{"name": "lr", "value": str(generation)}]}},
+                namespace,
+            )
+        name = run_name(namespace, "demo", generation)
+        names.append(name)
+        wait(functools.partial(_get, kube, "Workflow", namespace, name), TIMEOUT, name, operator)
+        set_run_status(
+            kube,
+            namespace,
+            name,
+            workflow_status(name, "Succeeded", {}, finished=f"2026-01-0{generation}T00:00:00Z"),
+        )
+        wait_status(
+            kube, namespace, "demo", operator, observedGeneration=generation, phase="Succeeded"
+        )
+    wait(
+        lambda: {w["metadata"]["name"] for w in runs(kube, namespace, "demo")} == {names[2]},
+        TIMEOUT,
+        "only the newest run left",
+        operator,
+    )
+
+
+def test_rerun_annotation_starts_a_new_run_of_the_same_generation(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(make_pipeline(namespace))
+    wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "the first run", operator)
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"metadata": {"annotations": {"mlops.gitops.dev/rerun": "again-1"}}},
+        namespace,
+    )
+    rerun = run_name(namespace, "demo", 1, rerun="again-1")
+    wait(lambda: _get(kube, "Workflow", namespace, rerun), TIMEOUT, "the re-run", operator)
+    assert len(runs(kube, namespace, "demo")) == 2
+    status = wait_status(kube, namespace, "demo", operator, observedGeneration=1)
+    assert status["lastRun"]["name"] in {rerun, run_name(namespace, "demo", 1)}
+
+
+def test_deleting_the_pipeline_deletes_its_runs(
+    kube: Kube, namespace: str, operator: OperatorProcess, controller_manager: ManagedProcess
+) -> None:
+    kube.create(make_pipeline(namespace))
+    wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "the run", operator)
+    kube.delete(PIPELINE_API, "MLPipeline", "demo", namespace)
+    wait(
+        lambda: _get(kube, "MLPipeline", namespace, "demo", PIPELINE_API) is None,
+        TIMEOUT,
+        "the pipeline gone (no finalizer holds it)",
+        operator,
+    )
+    wait(lambda: runs(kube, namespace, "demo") == [], 60, "garbage collection of the run", operator)
+
+
+def test_watch_restarts_do_not_lose_updates(
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """The API server ends every watch after 2 s; the operator re-watches and converges."""
+    op = OperatorProcess(
+        control_plane, tmp_path, ["--standalone", "--namespace", namespace, "--watch-timeout", "2"]
+    )
+    op.start()
+    try:
+        kube.create(make_pipeline(namespace))
+        name = run_name(namespace, "demo", 1)
+        wait(lambda: _get(kube, "Workflow", namespace, name), TIMEOUT, "the run", op)
+        time.sleep(5)  # across at least two watch restarts
+        set_run_status(
+            kube,
+            namespace,
+            name,
+            workflow_status(name, "Failed", {"extract": StepRun("Failed", message="OOMKilled")}),
+        )
+        status = wait_status(kube, namespace, "demo", op, phase="Failed")
+        assert status["message"] == 'step "extract" failed: OOMKilled'
+    finally:
+        op.stop()
+
+
+def _get(
+    kube: Kube, kind: str, namespace: str, name: str, api: str = ARGO_API
+) -> dict[str, Any] | None:
+    try:
+        return kube.get(api, kind, name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
