@@ -30,6 +30,8 @@ typecheck: venv ## mypy --strict
 crd: venv ## regenerate crds/ from the API models
 	$(BIN)/mlpipeline crd > crds/mlops.gitops.dev_mlpipelines.yaml
 	$(BIN)/mlpipeline crd --peering > crds/kopf.dev_peerings.yaml
+	cp crds/kopf.dev_peerings.yaml charts/mlpipeline-operator/crds/
+	cp crds/mlops.gitops.dev_mlpipelines.yaml charts/mlpipeline-operator/files/crds/
 
 golden: venv ## regenerate tests/golden/ from manifests/samples/
 	for f in manifests/samples/*.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
@@ -37,7 +39,7 @@ golden: venv ## regenerate tests/golden/ from manifests/samples/
 docs: venv ## regenerate docs/api.md from the API models
 	$(PY) -c 'from mlpipeline_operator.api.reference import render_reference as r; print(r(), end="")' > docs/api.md
 
-generate: crd golden docs ## regenerate every generated file
+generate: crd golden docs manifests ## regenerate every generated file
 
 unit: venv ## fast tests only (no control plane, no MLflow server)
 	$(BIN)/pytest -q -m "not integration and not mlflow"
