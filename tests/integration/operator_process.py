@@ -20,9 +20,16 @@ class OperatorProcess:
     """One `mlpipeline operator` process; stop() and start() again to simulate a restart."""
 
     def __init__(
-        self, plane: ControlPlane, workdir: Path, args: Sequence[str], name: str = "operator"
+        self,
+        plane: ControlPlane,
+        workdir: Path,
+        args: Sequence[str],
+        name: str = "operator",
+        kubeconfig: Path | None = None,
     ) -> None:
+        """`kubeconfig`: the identity to run as (default: the control plane's admin)."""
         self.plane = plane
+        self.kubeconfig = kubeconfig or plane.kubeconfig
         self.workdir = workdir
         self.args = list(args)
         self.name = name
@@ -32,7 +39,7 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         argv = [
             sys.executable,
             "-m",
