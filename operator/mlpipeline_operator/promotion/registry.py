@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from mlflow import MlflowClient
+import urllib3
 from mlflow.exceptions import MlflowException
 
+from mlflow import MlflowClient
 from mlpipeline_operator.promotion.decision import Holder
 from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure, redact_uri
 from mlpipeline_operator.promotion.retry import RetriesExhausted, RetryPolicy, call_with_retries
@@ -113,6 +114,12 @@ def describe_error(error: BaseException, timeout: int | None = None) -> str:
             status = re.search(r"too many (\d+) error responses", str(cause))
             return f"HTTP {status[1]}" if status else "HTTP error"
         if isinstance(cause, requests.exceptions.ConnectionError):
+            # Without retries, urllib3 reports a read timeout as a connection error.
+            reason = getattr(cause.args[0] if cause.args else None, "reason", None)
+            timed_out = isinstance(reason, urllib3.exceptions.TimeoutError)
+            # NewConnectionError (refused, unresolvable) is a ConnectTimeoutError in urllib3.
+            if timed_out and not isinstance(reason, urllib3.exceptions.NewConnectionError):
+                return f"no answer within {timeout}s" if timeout else "timed out"
             errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(cause))
             return f"connection failed: {errno[1].strip()}" if errno else "connection failed"
     message = error.message if isinstance(error, MlflowException) else str(error)
