@@ -108,3 +108,11 @@ def test_credentials_in_the_uri_are_not_printed(closed_port: int, tmp_path: Path
     assert outcome.code == ExitCode.UNAVAILABLE
     assert "hunter2" not in outcome.stderr + outcome.outputs["reason"]
     assert f"MLflow at http://***@127.0.0.1:{closed_port} is unavailable" in outcome.stderr
+
+
+def test_unusable_tracking_uri_fails_clearly(tmp_path: Path) -> None:
+    outcome = run_promote(make_request("ftp://mlflow.example", "fraud", "f" * 32, tmp_path))
+    assert outcome.code == ExitCode.MLFLOW_ERROR
+    assert "cannot use tracking URI ftp://mlflow.example: " in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    assert outcome.outputs["decision"] == "Failed"

@@ -173,7 +173,13 @@ class Registry:
         self.uri = redact_uri(tracking_uri)
         self._policy = policy
         self._log = log
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            self._client = MlflowClient(tracking_uri=tracking_uri)
+        except (MlflowException, ImportError) as error:
+            raise PromotionFailure(
+                ExitCode.MLFLOW_ERROR,
+                f"cannot use tracking URI {self.uri}: {describe_error(error)}",
+            ) from None
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -201,6 +207,13 @@ class Registry:
             raise self._failure(what, error) from None
         except _NoModel as error:
             raise PromotionFailure(ExitCode.NOT_FOUND, f"MLflow at {self.uri}: {error}") from None
+        except ImportError as error:
+            # A store this image cannot use (mlflow-skinny has no SQLAlchemy for sqlite:// URIs).
+            raise PromotionFailure(
+                ExitCode.MLFLOW_ERROR,
+                f"cannot {what} at {self.uri}: a module is missing ({error}); "
+                "use an http(s):// tracking server",
+            ) from None
 
     def _failure(self, what: str, error: MlflowException) -> PromotionFailure:
         code = error.error_code
