@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark
+.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,8 @@ crd: venv ## regenerate crds/ from the API models
 	cp crds/kopf.dev_peerings.yaml charts/mlpipeline-operator/crds/
 	cp crds/mlops.gitops.dev_mlpipelines.yaml charts/mlpipeline-operator/files/crds/
 
-golden: venv ## regenerate tests/golden/ from manifests/samples/
-	for f in manifests/samples/*.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
+golden: venv ## regenerate tests/golden/ from manifests/samples/ and examples/*/pipeline.yaml
+	for f in manifests/samples/*.yaml examples/*/pipeline.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
 
 docs: venv ## regenerate docs/api.md from the API models
 	$(PY) -c 'from mlpipeline_operator.api.reference import render_reference as r; print(r(), end="")' > docs/api.md
@@ -43,6 +43,17 @@ generate: crd golden docs manifests ## regenerate every generated file
 
 unit: venv ## fast tests only (no control plane, no MLflow server)
 	$(BIN)/pytest -q -m "not integration and not mlflow"
+
+# The example of examples/fraud-detection, run locally twice against one fresh MLflow store.
+DEMO := .mlpipeline/demo
+DEMO_RUN := PYTHONPATH=$(CURDIR)/examples/fraud-detection $(BIN)/mlpipeline run \
+	examples/fraud-detection/pipeline.yaml --mlflow-uri sqlite:///$(CURDIR)/$(DEMO)/mlflow.db
+
+demo: venv ## run the example pipeline locally: a champion, then a worse model that mustBeat rejects
+	rm -rf $(DEMO)
+	$(DEMO_RUN) --run-dir $(DEMO)/1-champion
+	@echo; echo "=== Again with a worse model (-p n_estimators=1): it must not beat the champion ==="; echo
+	$(DEMO_RUN) --run-dir $(DEMO)/2-challenger -p n_estimators=1
 
 benchmark: venv ## compile benchmark (prints medians)
 	$(PY) benchmarks/compile_bench.py

@@ -27,4 +27,9 @@ def argo_reference_dir() -> Path:
 
 
 def sample_files() -> list[Path]:
-    return sorted(SAMPLES.glob("*.yaml"))
+    """Every pipeline with a golden render (tests/golden/<file name>): samples and examples."""
+    files = sorted(SAMPLES.glob("*.yaml")) + sorted((REPO / "examples").glob("*/pipeline.yaml"))
+    names = [f.name for f in files]
+    clash = {n for n in names if names.count(n) > 1}
+    assert not clash, f"golden renders are named by file name; several files are named {clash}"
+    return files
