@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,11 @@ def test_unknown_parameter_override_is_refused() -> None:
     doc = pipeline([step("a", "")], parameters=[{"name": "lr", "value": "0.1"}])
     with pytest.raises(KeyError):
         pipeline_values(model(doc), {"learning_rate": "1"})
+
+
+def test_the_runner_does_not_import_kopf() -> None:
+    code = (
+        "import sys, mlpipeline_operator.local.command, mlpipeline_operator.local.runner\n"
+        "assert 'kopf' not in sys.modules, 'kopf imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
