@@ -14,6 +14,7 @@ from mlpipeline_operator.promotion.request import (
     parse_args,
     parse_gate,
 )
+from tests.paths import SAMPLES
 
 
 def test_round_trip() -> None:
@@ -54,11 +55,13 @@ def test_short_thresholds_stay_short() -> None:
     assert format_gate(Gate(metric="n", op="==", value=200)) == "n==200"
 
 
-def test_promote_flags_do_not_import_mlflow() -> None:
+def test_promote_flags_and_validate_do_not_import_mlflow() -> None:
+    sample = sorted(SAMPLES.glob("*.yaml"))[0]
     code = (
-        "import sys\nfrom mlpipeline_operator.cli import build_parser\n"
+        "import sys\nfrom mlpipeline_operator.cli import build_parser, main\n"
         "build_parser().parse_args(['promote', '--tracking-uri', 'x', '--model', 'm',"
         " '--run-id', 'r'])\n"
+        f"assert main(['validate', '-q', {str(sample)!r}]) == 0\n"
         "assert not any(m.startswith('mlflow') for m in sys.modules), 'mlflow imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
