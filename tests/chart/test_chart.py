@@ -1,0 +1,225 @@
+"""The Helm chart through the real `helm` binary: lint and template with the default values and
+each ci/*-values.yaml, what the templates render, the schema's refusals, and the drift of
+manifests/install.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.generate import CHART_DIR, INSTALL_YAML, install_yaml
+from tests.chart.helm import (
+    CI_VALUES,
+    HelmError,
+    find,
+    helm,
+    of_kind,
+    render,
+)
+
+pytestmark = pytest.mark.integration
+
+VALUE_SETS = [None, *CI_VALUES]
+IDS = ["default", *[p.name.removesuffix("-values.yaml") for p in CI_VALUES]]
+
+
+def _render(values: Path | None, *sets: str) -> list[dict[str, Any]]:
+    return render([values] if values else [], sets)
+
+
+def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def _env(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in _container(objects)["env"]}
+
+
+def test_ci_values_cover_the_modes() -> None:
+    assert {p.name for p in CI_VALUES} >= {
+        "namespaced-values.yaml",
+        "custom-images-values.yaml",
+        "standalone-values.yaml",
+    }
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
+def test_helm_lint_strict(values: Path | None) -> None:
+    output = helm(
+        "lint", "--strict", str(CHART_DIR), *(["--values", str(values)] if values else [])
+    )
+    assert "1 chart(s) linted, 0 chart(s) failed" in output
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
+def test_template_renders_well_formed_objects(values: Path | None) -> None:
+    objects = _render(values)
+    for obj in objects:
+        assert obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"], obj
+    assert len(of_kind(objects, "Deployment")) == 1
+    # No rule of the operator's grants secrets, or anything with a wildcard.
+    for role in of_kind(objects, "ClusterRole") + of_kind(objects, "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+            assert "secrets" not in rule["resources"]
+    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_default_values_cluster_wide_with_peering() -> None:
+    objects = _render(None)
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(
+        [
+            "CustomResourceDefinition",  # clusterkopfpeerings.kopf.dev (crds/)
+            "CustomResourceDefinition",  # kopfpeerings.kopf.dev (crds/)
+            "CustomResourceDefinition",  # mlpipelines.mlops.gitops.dev (template)
+            "ServiceAccount",
+            "ClusterRole",  # the operator's
+            "ClusterRoleBinding",
+            "ClusterRole",  # -edit, aggregated to admin and edit
+            "ClusterRole",  # -view, aggregated to view
+            "ClusterKopfPeering",
+            "Deployment",
+        ]
+    )
+    crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert find(objects, "ClusterKopfPeering", "mlpipeline-operator")
+    binding = find(objects, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlpipeline-operator", "namespace": "mlpipeline-system"}
+    ]
+    container = _container(objects)
+    assert container["image"] == "ghcr.io/mlops-gitops/mlpipeline-operator:0.1.0"
+    assert container["args"] == ["operator"]
+    env = _env(objects)
+    assert env["MLPIPELINE_PEERING"] == "mlpipeline-operator"
+    assert env["MLPIPELINE_PROMOTION_IMAGE"] == container["image"]
+    assert env["MLPIPELINE_LIVENESS"] == "http://0.0.0.0:8080/healthz"
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "MLPIPELINE_NAMESPACES" not in env
+    assert "MLPIPELINE_PRIORITY" not in env  # every replica draws its own
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
+    objects = _render(CHART_DIR / "ci" / "namespaced-values.yaml")
+    namespaces = ["ml", "ml-staging"]
+    assert sorted(r["metadata"]["namespace"] for r in of_kind(objects, "Role")) == namespaces
+    assert sorted(b["metadata"]["namespace"] for b in of_kind(objects, "RoleBinding")) == namespaces
+    assert sorted(p["metadata"]["namespace"] for p in of_kind(objects, "KopfPeering")) == namespaces
+    assert not of_kind(objects, "ClusterKopfPeering")
+    assert not of_kind(objects, "ClusterRoleBinding")
+    # Only the aggregated user roles are ClusterRoles: nothing bound to the operator.
+    assert {r["metadata"]["name"] for r in of_kind(objects, "ClusterRole")} == {
+        "mlpipeline-operator-edit",
+        "mlpipeline-operator-view",
+    }
+    role = of_kind(objects, "Role")[0]
+    cluster_role = find(_render(None), "ClusterRole", "mlpipeline-operator")
+    swapped = yaml.safe_dump(cluster_role["rules"]).replace("clusterkopfpeerings", "kopfpeerings")
+    assert yaml.safe_load(swapped) == role["rules"]
+    env = _env(objects)
+    assert env["MLPIPELINE_NAMESPACES"] == "ml,ml-staging"
+    assert find(objects, "Deployment")["spec"]["replicas"] == 2
+    assert find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_custom_images() -> None:
+    objects = _render(CHART_DIR / "ci" / "custom-images-values.yaml")
+    container = _container(objects)
+    assert container["image"] == (
+        "registry.example.com/platform/mlpipeline-operator@sha256:"
+        "2f1d8b6c0a3e4f5d6c7b8a9e0f1d2c3b4a5e6f7d8c9b0a1e2f3d4c5b6a7e8f90"
+    )
+    assert container["imagePullPolicy"] == "Always"
+    assert _env(objects)["MLPIPELINE_PROMOTION_IMAGE"] == (
+        "registry.example.com/platform/mlpipeline-promote:0.1.0-mlflow"
+    )
+    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    # Without promotionImage values the promotion step runs the operator image, digest included.
+    pinned = _render(None, "image.digest=sha256:" + "a" * 64)
+    assert _env(pinned)["MLPIPELINE_PROMOTION_IMAGE"] == _container(pinned)["image"]
+    assert _container(pinned)["image"].endswith("@sha256:" + "a" * 64)
+    tagged = _render(None, "promotionImage.tag=9.9.9")
+    assert _env(tagged)["MLPIPELINE_PROMOTION_IMAGE"] == (
+        "ghcr.io/mlops-gitops/mlpipeline-operator:9.9.9"
+    )
+
+
+def test_standalone_without_crds_or_service_account() -> None:
+    objects = _render(CHART_DIR / "ci" / "standalone-values.yaml")
+    assert not of_kind(objects, "ClusterKopfPeering") and not of_kind(objects, "KopfPeering")
+    assert not of_kind(objects, "ServiceAccount")
+    crds = {c["metadata"]["name"] for c in of_kind(objects, "CustomResourceDefinition")}
+    assert crds == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}  # crds/ (--skip-crds)
+    env = _env(objects)
+    assert env["MLPIPELINE_PEERING"] == ""
+    assert env["MLPIPELINE_PRIORITY"] == "100"
+    assert (env["MLPIPELINE_WATCH_TIMEOUT"], env["MLPIPELINE_INACTIVITY_TIMEOUT"]) == ("120", "45")
+    cluster_role = find(objects, "ClusterRole", "mlpipeline-operator")
+    assert "kopf.dev" not in {g for r in cluster_role["rules"] for g in r["apiGroups"]}
+    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "mlpipeline-operator"
+
+
+def test_scheduling_and_tuning_values() -> None:
+    objects = _render(CHART_DIR / "ci" / "scheduling-values.yaml")
+    deployment = find(objects, "Deployment", "mlops-operator")
+    crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
+    assert "annotations" not in crd["metadata"]  # crds.keep: false
+    container = _container(objects)
+    assert container["args"] == ["operator", "--watch-timeout", "600"]
+    assert container["ports"][0]["containerPort"] == 9090
+    assert _env(objects)["MLPIPELINE_LIVENESS"] == "http://0.0.0.0:9090/healthz"
+    assert _env(objects)["HTTPS_PROXY"] == "http://proxy.example.com:3128"
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["example.com/tier"] == "control"
+    assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert pod["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["imageTypo.tag=1"], "additional properties 'imageTypo' not allowed"),
+        (["image.pullPolicy=Sometimes"], "pullPolicy"),
+        (["replicaCount=-1"], "replicaCount"),
+        (["operator.watchNamespaces={Not_A_Namespace}"], "watchNamespaces"),
+        (["operator.logFormat=xml"], "logFormat"),
+        (["replicaCount=2", "operator.peering.enabled=false"], "needs operator.peering.enabled"),
+        (["replicaCount=2", "operator.priority=5"], "operator.priority must stay empty"),
+        (["serviceAccount.create=false"], "serviceAccount.name is required"),
+    ],
+)
+def test_bad_values_are_refused(sets: list[str], message: str) -> None:
+    with pytest.raises(HelmError) as refused:
+        _render(None, *sets)
+    assert message in str(refused.value)
+
+
+def test_install_yaml_is_current() -> None:
+    assert INSTALL_YAML.read_text() == install_yaml(), "stale: run `make manifests`"
+    docs = [d for d in yaml.safe_load_all(INSTALL_YAML.read_text()) if d]
+    assert docs[0]["kind"] == "Namespace"
+    assert docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # CRDs before the objects that need them; the peering object last.
+    kinds = [d["kind"] for d in docs]
+    assert kinds.index("ClusterKopfPeering") > max(
+        i for i, k in enumerate(kinds) if k == "CustomResourceDefinition"
+    )

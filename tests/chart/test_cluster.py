@@ -1,0 +1,99 @@
+"""The rendered chart against the real kube-apiserver: server-side dry-run with
+fieldValidation=Strict for every values set, then applied for real (default values), and every
+pod template admitted under the restricted Pod Security Standard."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chart.conftest import ChartPlane, ensure_namespace
+from tests.chart.helm import CI_VALUES, NAMESPACE, find, render
+from tests.controlplane.harness import ApiException, Kube
+
+pytestmark = pytest.mark.integration
+
+VALUE_SETS = [None, *CI_VALUES]
+IDS = ["default", *[p.name.removesuffix("-values.yaml") for p in CI_VALUES]]
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+def _pod_from(deployment: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+    template = deployment["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": copy.deepcopy(template["spec"]),
+    }
+
+
+def _namespaces_of(objects: list[dict[str, Any]]) -> set[str]:
+    return {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
+def test_server_side_dry_run_strict(chart_plane: ChartPlane, values: Path | None) -> None:
+    kube = chart_plane.kube
+    objects = render([values] if values else [])
+    for namespace in _namespaces_of(objects):
+        ensure_namespace(kube, namespace)
+    for obj in objects:
+        try:
+            kube.apply(obj, dry_run=True, field_validation="Strict")
+        except ApiException as error:
+            raise AssertionError(f"{obj['kind']} {obj['metadata']['name']}: {error.body}") from None
+
+
+def test_default_install_is_applied_for_real(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]
+) -> None:
+    kube = chart_plane.kube
+    for obj in installed_chart:
+        namespace = obj["metadata"].get("namespace")
+        live = kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], namespace)
+        assert live["metadata"]["uid"]
+    deployment = kube.get("apps/v1", "Deployment", "mlpipeline-operator", NAMESPACE)
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "mlpipeline-operator"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
+def test_pod_template_meets_the_restricted_pod_security_standard(
+    chart_plane: ChartPlane, values: Path | None
+) -> None:
+    """PodSecurity admission only warns about a Deployment's template: a bare Pod made of the
+    template is created (dry-run) in a namespace that enforces `restricted`, where a
+    non-compliant Pod is refused."""
+    kube: Kube = chart_plane.kube
+    namespace = "pss-restricted"
+    ensure_namespace(kube, namespace, RESTRICTED)
+    deployment = copy.deepcopy(find(render([values] if values else []), "Deployment"))
+    deployment["metadata"]["namespace"] = namespace
+    kube.apply(deployment, dry_run=True)
+    kube.create(_pod_from(deployment, namespace, "operator-pod"), dry_run=True)
+
+
+def test_restricted_namespace_refuses_a_non_compliant_pod(chart_plane: ChartPlane) -> None:
+    """The check above has teeth: the same Pod without its hardening is refused."""
+    kube = chart_plane.kube
+    namespace = "pss-restricted"
+    ensure_namespace(kube, namespace, RESTRICTED)
+    pod = _pod_from(find(render(), "Deployment"), namespace, "weak-pod")
+    for field in ("runAsNonRoot", "seccompProfile"):
+        weak = copy.deepcopy(pod)
+        del weak["spec"]["securityContext"][field]
+        with pytest.raises(ApiException) as refused:
+            kube.create(weak, dry_run=True)
+        assert refused.value.status == 403 and "restricted" in str(refused.value.body)
+    weak = copy.deepcopy(pod)
+    weak["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    with pytest.raises(ApiException) as refused:
+        kube.create(weak, dry_run=True)
+    assert "allowPrivilegeEscalation" in str(refused.value.body)

@@ -1,0 +1,479 @@
+"""The chart's RBAC, proven rather than assumed.
+
+The operator (`mlpipeline operator`, a real process, peering on) runs as the chart's
+ServiceAccount, with a token from the TokenRequest API, through the integration scenario:
+a run with its owner reference followed to success, the history limit, a schedule created,
+updated and removed, an invalid spec. Then the API server's audit log must show
+
+- no request of that identity refused, and
+- every verb the chart grants used (a verb never used would be a right too many),
+
+and SubjectAccessReviews show what stays denied. mlpipelines/finalizers is not a request of its
+own: the OwnerReferencesPermissionEnforcement admission plugin checks it when a run with
+`blockOwnerDeletion` is created; a role without it is refused that create.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlpipeline_operator.compiler.workflow import run_name
+from tests.chart.conftest import ChartPlane, ensure_namespace
+from tests.chart.generate import CHART_DIR
+from tests.chart.helm import NAMESPACE, find, of_kind, render
+from tests.controlplane.harness import ApiException, ControlPlane, Kube
+from tests.integration.operator_process import (
+    ARGO_API,
+    PIPELINE_API,
+    OperatorProcess,
+    pipeline_status,
+    runs,
+    wait,
+)
+from tests.unit.argo_runs import StepRun, workflow_status
+from tests.unit.pipelines import pipeline
+
+pytestmark = pytest.mark.integration
+
+SERVICE_ACCOUNT = "mlpipeline-operator"
+USERNAME = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
+TIMEOUT = 40
+Grant = tuple[str, str, str]  # (API group, resource[/subresource], verb)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def service_account_kubeconfig(plane: ControlPlane, namespace: str, name: str, path: Path) -> Path:
+    """A kubeconfig with a bearer token of the ServiceAccount (TokenRequest API)."""
+    request = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600},
+    }
+    response = plane.kube.request(
+        "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body=request
+    )
+    assert plane.pki is not None
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "chart",
+                "cluster": {
+                    "server": plane.server,
+                    "certificate-authority": str(plane.pki.ca_cert),
+                },
+            }
+        ],
+        "users": [{"name": name, "user": {"token": response["status"]["token"]}}],
+        "contexts": [{"name": "chart", "context": {"cluster": "chart", "user": name}}],
+        "current-context": "chart",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def granted(rules: Iterable[dict[str, Any]]) -> set[Grant]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def used(events: Iterable[dict[str, Any]]) -> set[Grant]:
+    result = set()
+    for event in events:
+        ref = event.get("objectRef")
+        if not ref:
+            continue  # discovery (/api, /apis): open to every authenticated user
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        result.add((ref.get("apiGroup", ""), resource, event["verb"]))
+    return result
+
+
+def access(
+    kube: Kube, verb: str, group: str, resource: str, namespace: str | None = None, **extra: str
+) -> bool:
+    """SubjectAccessReview (as the admin) for the operator's ServiceAccount."""
+    attributes: dict[str, str] = {"verb": verb, "group": group, "resource": resource, **extra}
+    if namespace:
+        attributes["namespace"] = namespace
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": USERNAME,
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{NAMESPACE}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": attributes,
+        },
+    }
+    answer = kube.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=review)
+    return bool(answer["status"].get("allowed"))
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+def _pipeline(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
+    doc = pipeline()
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"].update(spec)
+    return doc
+
+
+def _status_is(kube: Kube, namespace: str, name: str, op: OperatorProcess, **want: Any) -> None:
+    def matches() -> bool:
+        status = pipeline_status(kube, namespace, name)
+        return all(status.get(k) == v for k, v in want.items())
+
+    wait(matches, TIMEOUT, f"{name} status {want}", op)
+
+
+def _get(kube: Kube, api: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return kube.get(api, kind, name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def run_to_success(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+    """A run with an owner reference, followed to Succeeded; a new generation then prunes it."""
+    created = kube.create(_pipeline(namespace, "demo", history={"succeeded": 0, "failed": 0}))
+    first = run_name(namespace, "demo", 1)
+    wf = wait(lambda: _get(kube, ARGO_API, "Workflow", namespace, first), TIMEOUT, "run", op)
+    (owner,) = wf["metadata"]["ownerReferences"]
+    assert (owner["uid"], owner["controller"], owner["blockOwnerDeletion"]) == (
+        created["metadata"]["uid"],
+        True,
+        True,
+    )
+    steps = {"extract": StepRun("Succeeded"), "train": StepRun("Running")}
+    kube.patch(
+        ARGO_API, "Workflow", first, {"status": workflow_status(first, "Running", steps)}, namespace
+    )
+    _status_is(kube, namespace, "demo", op, phase="Running")
+    done = workflow_status(first, "Succeeded", {}, finished="2026-01-01T01:00:00Z")
+    kube.patch(ARGO_API, "Workflow", first, {"status": done}, namespace)
+    _status_is(kube, namespace, "demo", op, phase="Succeeded", observedGeneration=1)
+    # Generation 2: a new run; history 0 deletes the finished first one.
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"spec": {"parameters": [{"name": "lr", "value": "0.2"}]}},
+        namespace,
+    )
+    second = run_name(namespace, "demo", 2)
+    wait(
+        lambda: {w["metadata"]["name"] for w in runs(kube, namespace, "demo")} == {second},
+        TIMEOUT,
+        "the second run, the first pruned",
+        op,
+    )
+
+
+def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+    """A CronWorkflow created, updated in place, deleted when the schedule goes."""
+    kube.create(_pipeline(namespace, "nightly", schedule={"cron": "0 2 * * *"}))
+    cron = wait(
+        lambda: _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly"), TIMEOUT, "cron", op
+    )
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "nightly",
+        {"spec": {"schedule": {"cron": "30 4 * * *"}}},
+        namespace,
+    )
+
+    def updated() -> bool:
+        obj = _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly")
+        return bool(obj and obj["spec"]["schedules"] == ["30 4 * * *"])
+
+    wait(updated, TIMEOUT, "the cron updated in place", op)
+    live = _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly")
+    assert live is not None and live["metadata"]["uid"] == cron["metadata"]["uid"]
+    kube.patch(PIPELINE_API, "MLPipeline", "nightly", {"spec": {"schedule": None}}, namespace)
+    wait(
+        lambda: _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly") is None,
+        TIMEOUT,
+        "the cron deleted",
+        op,
+    )
+    wait(lambda: runs(kube, namespace, "nightly"), TIMEOUT, "a run instead", op)
+
+
+def invalid_spec(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+    doc = _pipeline(namespace, "broken")
+    doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
+    kube.create(doc)
+    _status_is(kube, namespace, "broken", op, phase="Invalid")
+
+    def event() -> bool:
+        events = kube.list_objects("v1", "Event", namespace)
+        return any(
+            e["reason"] == "Invalid" and e["involvedObject"]["name"] == "broken" for e in events
+        )
+
+    wait(event, TIMEOUT, "the Invalid event", op)
+
+
+def peering_record(kube: Kube, kind: str, namespace: str | None) -> dict[str, Any]:
+    obj = kube.get("kopf.dev/v1", kind, "mlpipeline-operator", namespace)
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    kube = chart_plane.kube
+    role = find(installed_chart, "ClusterRole", "mlpipeline-operator")
+    kubeconfig = service_account_kubeconfig(
+        chart_plane.plane, NAMESPACE, SERVICE_ACCOUNT, tmp_path / "kubeconfig"
+    )
+    namespace = f"rbac-{uuid.uuid4().hex[:6]}"
+    ensure_namespace(kube, namespace)
+    # No --standalone: peering through the chart's ClusterKopfPeering, as the Deployment runs.
+    op = OperatorProcess(chart_plane.plane, tmp_path, [], kubeconfig=kubeconfig)
+    op.start()
+    try:
+        wait(
+            lambda: peering_record(kube, "ClusterKopfPeering", None),
+            TIMEOUT,
+            "the operator's record in the ClusterKopfPeering",
+            op,
+        )
+        run_to_success(kube, namespace, op)
+        schedule_lifecycle(kube, namespace, op)
+        invalid_spec(kube, namespace, op)
+    finally:
+        op.stop()
+    assert "Forbidden" not in op.log(), op.log()[-4000:]
+
+    events = chart_plane.audit_events(USERNAME)
+    refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
+    assert not refused, [(e["verb"], e.get("objectRef")) for e in refused]
+    peering_patches = {
+        e["objectRef"].get("name")
+        for e in events
+        if e["verb"] == "patch" and e.get("objectRef", {}).get("resource") == "clusterkopfpeerings"
+    }
+    assert peering_patches == {"mlpipeline-operator"}  # the resourceNames of the patch rule
+    # Every verb granted was used, but mlpipelines/finalizers, which admission checks (below).
+    finalizers = ("mlops.gitops.dev", "mlpipelines/finalizers", "update")
+    assert used(events) == granted(role["rules"]) - {finalizers}, (
+        f"used but not granted: {used(events) - granted(role['rules'])}; "
+        f"granted but unused: {granted(role['rules']) - used(events) - {finalizers}}"
+    )
+
+
+def test_block_owner_deletion_needs_the_finalizers_rule(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]
+) -> None:
+    """A run owned with blockOwnerDeletion: created (dry-run) as the operator; refused to an
+    identity with the same rules but mlpipelines/finalizers."""
+    kube = chart_plane.kube
+    namespace = f"owner-{uuid.uuid4().hex[:6]}"
+    ensure_namespace(kube, namespace)
+    owner = kube.create(_pipeline(namespace, "owner"))
+    workflow = {
+        "apiVersion": ARGO_API,
+        "kind": "Workflow",
+        "metadata": {
+            "name": "owner-run",
+            "namespace": namespace,
+            "ownerReferences": [
+                {
+                    "apiVersion": PIPELINE_API,
+                    "kind": "MLPipeline",
+                    "name": "owner",
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "container": {"image": "x"}}],
+        },
+    }
+    kube.create(workflow, dry_run=True, as_user=USERNAME)
+
+    role = copy.deepcopy(find(installed_chart, "ClusterRole", "mlpipeline-operator"))
+    role["metadata"] = {"name": "rbac-probe-no-finalizers"}
+    role["rules"] = [r for r in role["rules"] if r["resources"] != ["mlpipelines/finalizers"]]
+    assert (
+        len(role["rules"])
+        == len(find(installed_chart, "ClusterRole", SERVICE_ACCOUNT)["rules"]) - 1
+    )
+    kube.apply(role)
+    probe = "rbac-probe"
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": probe, "namespace": namespace},
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "rbac-probe-no-finalizers"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role["metadata"]["name"],
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": probe, "namespace": namespace}],
+        }
+    )
+    with pytest.raises(ApiException) as refused:
+        kube.create(workflow, dry_run=True, as_user=f"system:serviceaccount:{namespace}:{probe}")
+    assert refused.value.status == 403
+    assert "blockOwnerDeletion" in str(refused.value.body)
+
+
+DENIED = [
+    # (verb, group, resource, namespaced?, extra attributes)
+    ("get", "", "secrets", True, {}),
+    ("list", "", "secrets", False, {}),
+    ("watch", "", "secrets", True, {}),
+    ("get", "", "configmaps", True, {}),
+    ("create", "", "pods", True, {}),
+    ("create", "", "pods", True, {"subresource": "exec"}),
+    ("create", "", "serviceaccounts", True, {"subresource": "token"}),
+    ("list", "", "namespaces", False, {}),
+    ("patch", "", "events", True, {}),
+    ("delete", "", "events", True, {}),
+    ("create", "apps", "deployments", True, {}),
+    ("patch", "apps", "deployments", True, {}),
+    ("delete", "mlops.gitops.dev", "mlpipelines", True, {}),
+    ("create", "mlops.gitops.dev", "mlpipelines", True, {}),
+    ("update", "mlops.gitops.dev", "mlpipelines", True, {}),
+    ("deletecollection", "mlops.gitops.dev", "mlpipelines", True, {}),
+    ("patch", "argoproj.io", "workflows", True, {}),
+    ("update", "argoproj.io", "workflows", True, {}),
+    ("get", "argoproj.io", "workflowtemplates", True, {}),
+    ("create", "argoproj.io", "workflowtemplates", True, {}),
+    ("patch", "kopf.dev", "clusterkopfpeerings", False, {"name": "another-operator"}),
+    ("delete", "kopf.dev", "clusterkopfpeerings", False, {"name": "mlpipeline-operator"}),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions", False, {}),
+    ("create", "rbac.authorization.k8s.io", "clusterroles", False, {}),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", False, {}),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles", False, {}),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", True, {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("verb", "group", "resource", "namespaced", "extra"),
+    DENIED,
+    ids=[
+        f"{v}-{g or 'core'}-{r}{'-' + e.get('subresource', e.get('name', '')) if e else ''}"
+        for v, g, r, _, e in DENIED
+    ],
+)
+def test_denied(
+    chart_plane: ChartPlane,
+    installed_chart: list[dict[str, Any]],
+    verb: str,
+    group: str,
+    resource: str,
+    namespaced: bool,
+    extra: dict[str, str],
+) -> None:
+    assert not access(
+        chart_plane.kube, verb, group, resource, "ml" if namespaced else None, **extra
+    )
+
+
+def test_granted_rights_answer_yes(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]
+) -> None:
+    """The counterpart of test_denied: the SubjectAccessReviews are not denying everything."""
+    kube = chart_plane.kube
+    assert access(kube, "create", "argoproj.io", "workflows", "ml")
+    assert access(kube, "update", "mlops.gitops.dev", "mlpipelines", "ml", subresource="status")
+    assert access(kube, "update", "mlops.gitops.dev", "mlpipelines", "ml", subresource="finalizers")
+    assert access(kube, "patch", "kopf.dev", "clusterkopfpeerings", name="mlpipeline-operator")
+    assert access(kube, "list", "mlops.gitops.dev", "mlpipelines")  # every namespace
+
+
+def test_namespaced_mode_works_in_its_namespace_only(
+    chart_plane: ChartPlane, tmp_path: Path
+) -> None:
+    """The namespaced chart's Role, RoleBinding and KopfPeering: the operator runs a pipeline to
+    success in its namespace, without a refused request; elsewhere it has no rights."""
+    kube = chart_plane.kube
+    release_namespace = f"ns-op-{uuid.uuid4().hex[:6]}"
+    watched = f"ns-ml-{uuid.uuid4().hex[:6]}"
+    for namespace in (release_namespace, watched):
+        ensure_namespace(kube, namespace)
+    objects = render(
+        [CHART_DIR / "ci" / "namespaced-values.yaml"],
+        [
+            f"operator.watchNamespaces={{{watched}}}",
+            "fullnameOverride=ns-operator",
+            "crds.install=false",
+        ],
+        namespace=release_namespace,
+        include_crds=False,
+    )
+    for obj in objects:
+        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding", "KopfPeering"):
+            kube.apply(obj)
+    assert not of_kind(objects, "ClusterRoleBinding")
+    username = f"system:serviceaccount:{release_namespace}:ns-operator"
+    kubeconfig = service_account_kubeconfig(
+        chart_plane.plane, release_namespace, "ns-operator", tmp_path / "kubeconfig"
+    )
+    op = OperatorProcess(
+        chart_plane.plane, tmp_path, ["--namespace", watched], kubeconfig=kubeconfig
+    )
+    op.start()
+    try:
+        wait(
+            lambda: peering_record(kube, "KopfPeering", watched),
+            TIMEOUT,
+            "the KopfPeering record",
+            op,
+        )
+        kube.create(_pipeline(watched, "demo"))
+        first = run_name(watched, "demo", 1)
+        wait(lambda: _get(kube, ARGO_API, "Workflow", watched, first), TIMEOUT, "run", op)
+        done = workflow_status(first, "Succeeded", {}, finished="2026-01-01T01:00:00Z")
+        kube.patch(ARGO_API, "Workflow", first, {"status": done}, watched)
+        _status_is(kube, watched, "demo", op, phase="Succeeded")
+    finally:
+        op.stop()
+    events = chart_plane.audit_events(username)
+    refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
+    assert events and not refused, [(e["verb"], e.get("objectRef")) for e in refused]
+    assert {e["objectRef"].get("namespace") for e in events if e.get("objectRef")} == {watched}
+    role = of_kind(objects, "Role")[0]
+    assert used(events) <= granted(role["rules"])
