@@ -317,3 +317,39 @@ def test_run_without_a_model_fails_clearly(
     outcome = run_promote(make_request(mlflow_server.url, model_name, run_id, tmp_path))
     assert outcome.code == ExitCode.NOT_FOUND
     assert f'run {run_id} has no model at artifact path "model"' in outcome.stderr
+
+
+def test_model_logged_as_run_artifacts(
+    mlflow_server: MlflowServer,
+    client: MlflowClient,
+    model: Any,
+    model_name: str,
+    tmp_path: Path,
+) -> None:
+    """The MLflow 2 layout: the model's files (MLmodel...) under the run's own artifacts."""
+    import mlflow.sklearn
+
+    import mlflow
+
+    mlflow.sklearn.save_model(model, tmp_path / "saved", pip_requirements=["scikit-learn"])
+    mlflow.set_tracking_uri(mlflow_server.url)
+    mlflow.set_experiment("promotion-tests")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("auc", 0.97)
+        mlflow.log_artifacts(str(tmp_path / "saved"), artifact_path="classifier")
+    request = make_request(
+        mlflow_server.url,
+        model_name,
+        run.info.run_id,
+        tmp_path / "out",
+        artifact_path="classifier",
+        gates=(AUC_GATE,),
+    )
+    for _ in range(2):
+        outcome = run_promote(request)
+        assert outcome.outputs["decision"] == "Promoted", outcome.stderr
+    assert versions(client, model_name) == ["1"]
+    version = client.get_model_version(model_name, "1")
+    assert version.source == f"{run.info.artifact_uri}/classifier"
+    loaded = mlflow.sklearn.load_model(f"models:/{model_name}@champion")
+    assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]

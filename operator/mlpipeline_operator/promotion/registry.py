@@ -49,6 +49,7 @@ _TRANSIENT_CODES = frozenset(
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"})
 _ALREADY_EXISTS = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
+_NO_ENDPOINT = frozenset({"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED"})
 _NOT_TRANSIENT_REQUESTS = (
     requests.exceptions.InvalidURL,
     requests.exceptions.InvalidSchema,
@@ -349,14 +350,21 @@ class Registry:
         """Where the run's model is, as MLflow 3's `register_model("runs:/...")` finds it: a
         logged model named `artifact_path` from the run (`models:/<id>`), else an MLmodel file
         under the run's artifacts (MLflow 2 layout)."""
-        logged = [
-            lm
-            for lm in self._client.search_logged_models(
-                experiment_ids=[run.experiment_id],
-                filter_string=f"source_run_id = '{run.run_id}'",
+        query = f"source_run_id = '{run.run_id}'"
+        if "'" not in artifact_path:  # else filtered below, from the first page
+            query += f" AND name = '{artifact_path}'"
+        try:
+            found: list[Any] = list(
+                self._client.search_logged_models(
+                    experiment_ids=[run.experiment_id], filter_string=query
+                )
             )
-            if lm.name == artifact_path
-        ]
+        except MlflowException as error:
+            # An MLflow 2 server has no logged models: its models are run artifacts.
+            if error.error_code not in _NO_ENDPOINT:
+                raise
+            found = []
+        logged = [lm for lm in found if lm.name == artifact_path]
         if logged:
             newest = max(logged, key=lambda lm: lm.creation_timestamp or 0)
             return f"models:/{newest.model_id}", str(newest.model_id)
