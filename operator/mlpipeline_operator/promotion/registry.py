@@ -228,7 +228,8 @@ class Registry:
             return PromotionFailure(
                 ExitCode.UNAUTHORIZED,
                 f"MLflow at {self.uri} refused to {what}: permission denied (HTTP 403); "
-                "the user needs EDIT permission on the registered model (MANAGE to create it)",
+                "the user needs EDIT permission on the registered model (and, the first time, "
+                "the right to create registered models)",
             )
         return PromotionFailure(
             ExitCode.MLFLOW_ERROR,
