@@ -356,3 +356,62 @@ def _get(
         if error.status == 404:
             return None
         raise
+
+
+def test_two_replicas_only_one_acts(
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """Leader election through kopf peering: the higher priority acts, the other pauses."""
+    kube.create(
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": "mlpipeline-operator", "namespace": namespace},
+        }
+    )
+    args = ["--namespace", namespace, "--peering", "mlpipeline-operator"]
+    leader = OperatorProcess(control_plane, tmp_path, [*args, "--priority", "200"], "leader")
+    follower = OperatorProcess(control_plane, tmp_path, [*args, "--priority", "100"], "follower")
+    leader.start()
+    follower.start()
+    try:
+
+        def peers() -> int:
+            peering = kube.get("kopf.dev/v1", "KopfPeering", "mlpipeline-operator", namespace)
+            return len(peering.get("status") or {})
+
+        wait(lambda: peers() == 2, TIMEOUT, "both replicas in the peering", follower)
+        kube.create(make_pipeline(namespace, name="first"))
+        wait_status(kube, namespace, "first", leader, phase="Pending")
+        assert len(runs(kube, namespace, "first")) == 1
+        assert "submitted run" in leader.log()
+        assert "submitted run" not in follower.log()
+        # The leader leaves (a graceful stop withdraws it from the peering): the follower acts.
+        leader.stop()
+        kube.create(make_pipeline(namespace, name="second"))
+        wait_status(kube, namespace, "second", follower, phase="Pending")
+        assert len(runs(kube, namespace, "second")) == 1
+        assert "submitted run" in follower.log()
+    finally:
+        leader.stop()
+        follower.stop()
+
+
+def test_concurrent_writers_converge(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
+    """Another client keeps changing the MLPipeline while the operator writes its status:
+    status writes that lose the race (409) are re-read and retried until they land."""
+    kube.create(make_pipeline(namespace))
+    name = run_name(namespace, "demo", 1)
+    wait(functools.partial(_get, kube, "Workflow", namespace, name), TIMEOUT, "the run", operator)
+    for i in range(30):
+        kube.patch(
+            PIPELINE_API,
+            "MLPipeline",
+            "demo",
+            {"metadata": {"labels": {"touched": str(i)}}},
+            namespace,
+        )
+        if i == 10:
+            set_run_status(kube, namespace, name, workflow_status(name, "Succeeded", {}))
+    wait_status(kube, namespace, "demo", operator, phase="Succeeded")
+    assert len(runs(kube, namespace, "demo")) == 1

@@ -38,13 +38,18 @@ class OperatorConfig:
     liveness: str | None = "http://0.0.0.0:8080/healthz"
     """Liveness endpoint URL (`--liveness`; env `MLPIPELINE_LIVENESS`); empty to disable."""
 
-    watch_timeout: float = 300.0
+    watch_timeout: int = 300
     """Seconds after which the API server ends a watch and kopf starts a new one
     (`--watch-timeout`; env `MLPIPELINE_WATCH_TIMEOUT`)."""
 
     inactivity_timeout: float = 70.0
     """Seconds without any watch event (bookmarks included) before a watch is considered dead
     and restarted (env `MLPIPELINE_INACTIVITY_TIMEOUT`)."""
+
+    log_format: str = "full"
+    """`full` (time, logger, level, message), `plain` or `json` (`--log-format`; env
+    `MLPIPELINE_LOG_FORMAT`). Messages about an MLPipeline are prefixed with its namespace/name
+    (in JSON: the `object` key)."""
 
     @property
     def clusterwide(self) -> bool:
@@ -89,7 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         "--liveness", default=env.get("MLPIPELINE_LIVENESS", OperatorConfig.liveness)
     )
     parser.add_argument(
-        "--watch-timeout", type=float, default=_env_float(env, "MLPIPELINE_WATCH_TIMEOUT", 300.0)
+        "--watch-timeout", type=int, default=int(env.get("MLPIPELINE_WATCH_TIMEOUT") or 300)
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("full", "plain", "json"),
+        default=env.get("MLPIPELINE_LOG_FORMAT") or "full",
     )
     parser.set_defaults(inactivity_timeout=_env_float(env, "MLPIPELINE_INACTIVITY_TIMEOUT", 70.0))
 
@@ -105,4 +115,5 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         liveness=args.liveness or None,
         watch_timeout=args.watch_timeout,
         inactivity_timeout=args.inactivity_timeout,
+        log_format=args.log_format,
     )

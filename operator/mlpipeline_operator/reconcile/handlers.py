@@ -28,14 +28,19 @@ from mlpipeline_operator.reconcile.status import Event
 from mlpipeline_operator.validation import InvalidPipeline
 
 
+# kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
+KOPF_PREFIX = f"operator.{GROUP}"
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Production settings: our own annotations for kopf's state, watch timeouts, events."""
     config: OperatorConfig = memo.config
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
+    # A prefix of its own: kopf ignores annotations under it, and ours (rerun) must count.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.watching.server_timeout = config.watch_timeout
     settings.watching.client_timeout = config.watch_timeout + 30
@@ -89,6 +94,9 @@ async def run_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_
 
 def run(config: OperatorConfig) -> None:
     """Run the operator until SIGINT or SIGTERM."""
+    kopf.configure(
+        log_format=kopf.LogFormat[config.log_format.upper()], log_prefix=True, log_refkey="object"
+    )
     asyncio.run(
         kopf.operator(
             clusterwide=config.clusterwide,

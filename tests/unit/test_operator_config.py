@@ -1,0 +1,48 @@
+"""`mlpipeline operator` flags and their environment defaults."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlpipeline_operator.reconcile.config import OperatorConfig, add_arguments, from_arguments
+
+
+def parse(argv: list[str], env: dict[str, str]) -> OperatorConfig:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, env)
+    return from_arguments(parser.parse_args(argv))
+
+
+def test_defaults_watch_every_namespace_with_peering() -> None:
+    config = parse([], {})
+    assert config.clusterwide and config.namespaces == ()
+    assert config.peering == "mlpipeline-operator"
+    assert 1 <= config.priority <= 32767
+    assert config.liveness == "http://0.0.0.0:8080/healthz"
+    assert config.log_format == "full"
+
+
+def test_environment_sets_defaults_and_flags_win() -> None:
+    env = {
+        "MLPIPELINE_NAMESPACES": "ml, staging",
+        "MLPIPELINE_PRIORITY": "7",
+        "MLPIPELINE_PROMOTION_IMAGE": "example/op:2",
+        "MLPIPELINE_LOG_FORMAT": "json",
+        "MLPIPELINE_PEERING": "",
+        "MLPIPELINE_WATCH_TIMEOUT": "60",
+        "MLPIPELINE_INACTIVITY_TIMEOUT": "30",
+        "MLPIPELINE_LIVENESS": "",
+    }
+    config = parse([], env)
+    assert config.namespaces == ("ml", "staging") and not config.clusterwide
+    assert (config.priority, config.promotion_image, config.log_format) == (
+        7,
+        "example/op:2",
+        "json",
+    )
+    assert config.peering is None and config.liveness is None
+    assert (config.watch_timeout, config.inactivity_timeout) == (60, 30.0)
+    flags = parse(
+        ["-n", "other", "--priority", "9", "--standalone"], {"MLPIPELINE_NAMESPACES": "ml"}
+    )
+    assert flags.namespaces == ("other",) and flags.priority == 9 and flags.peering is None
