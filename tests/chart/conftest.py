@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helm import NAMESPACE, render
+from tests.chart.generate import CHART_DIR
+from tests.chart.helm import NAMESPACE, RELEASE, helm, render
 from tests.controlplane.harness import ApiException, ControlPlane, Kube, argo_crd_files
 
 AUDIT_POLICY = {
@@ -52,7 +53,7 @@ class ChartPlane:
 
 @pytest.fixture(scope="package")
 def chart_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartPlane]:
-    """etcd + kube-apiserver (audited), with Argo's CRDs and the chart's own CRDs installed."""
+    """etcd + kube-apiserver (audited), with Argo's CRDs installed."""
     workdir = tmp_path_factory.mktemp("chart-plane")
     policy = workdir / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))
@@ -64,10 +65,7 @@ def chart_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartPlane
         "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
     ]
     with ControlPlane(extra_apiserver_args=args) as plane:
-        crds = [o for o in render() if o["kind"] == "CustomResourceDefinition"]
-        crd_file = workdir / "chart-crds.yaml"
-        crd_file.write_text(yaml.safe_dump_all(crds))
-        plane.install_crds([*argo_crd_files(), crd_file])
+        plane.install_crds(argo_crd_files())
         yield ChartPlane(plane, audit_log)
 
 
@@ -80,12 +78,35 @@ def ensure_namespace(kube: Kube, name: str, labels: dict[str, str] | None = None
 
 
 @pytest.fixture(scope="package")
-def installed_chart(chart_plane: ChartPlane) -> list[dict[str, Any]]:
-    """The chart with its default values, applied for real (as `kubectl apply` of install.yaml
-    would, in the same order); returns its objects."""
+def installed_chart(chart_plane: ChartPlane) -> Iterator[list[dict[str, Any]]]:
+    """`helm install` of the chart with its default values, for real, into a namespace that
+    enforces the restricted Pod Security Standard; yields the chart's objects.
+
+    Afterwards `helm uninstall` must remove the operator and keep the MLPipeline CRD
+    (crds.keep) and the peering CRDs (crds/ folder)."""
+    plane = chart_plane.plane
     kube = chart_plane.kube
     ensure_namespace(kube, NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
-    objects = render()
-    for obj in objects:
-        kube.apply(obj)
-    return objects
+    kubeconfig = ["--kubeconfig", str(plane.kubeconfig), "--namespace", NAMESPACE]
+    helm("install", RELEASE, str(CHART_DIR), *kubeconfig)
+    for crd in ("mlpipelines.mlops.gitops.dev", "clusterkopfpeerings.kopf.dev"):
+        kube.wait_for(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            crd,
+            None,
+            lambda obj: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (obj or {}).get("status", {}).get("conditions", [])
+            ),
+        )
+    yield render()
+    helm("uninstall", RELEASE, *kubeconfig)
+    left = {
+        crd["metadata"]["name"]
+        for crd in kube.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    }
+    assert {"mlpipelines.mlops.gitops.dev", "clusterkopfpeerings.kopf.dev"} <= left
+    with pytest.raises(ApiException) as gone:
+        kube.get("rbac.authorization.k8s.io/v1", "ClusterRole", RELEASE)
+    assert gone.value.status == 404

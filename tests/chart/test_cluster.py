@@ -1,6 +1,7 @@
-"""The rendered chart against the real kube-apiserver: server-side dry-run with
-fieldValidation=Strict for every values set, then applied for real (default values), and every
-pod template admitted under the restricted Pod Security Standard."""
+"""The chart against the real kube-apiserver: `helm install` and `helm upgrade` for real (default
+values; `helm uninstall` at the end, in the fixture), server-side dry-run with
+fieldValidation=Strict of what every values set renders, and every pod template admitted under
+the restricted Pod Security Standard."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.chart.conftest import ChartPlane, ensure_namespace
-from tests.chart.helm import CI_VALUES, NAMESPACE, find, render
+from tests.chart.generate import CHART_DIR
+from tests.chart.helm import CI_VALUES, NAMESPACE, RELEASE, find, helm, render
 from tests.controlplane.harness import ApiException, Kube
 
 pytestmark = pytest.mark.integration
@@ -40,7 +42,9 @@ def _namespaces_of(objects: list[dict[str, Any]]) -> set[str]:
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
-def test_server_side_dry_run_strict(chart_plane: ChartPlane, values: Path | None) -> None:
+def test_server_side_dry_run_strict(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]], values: Path | None
+) -> None:
     kube = chart_plane.kube
     objects = render([values] if values else [])
     for namespace in _namespaces_of(objects):
@@ -52,16 +56,31 @@ def test_server_side_dry_run_strict(chart_plane: ChartPlane, values: Path | None
             raise AssertionError(f"{obj['kind']} {obj['metadata']['name']}: {error.body}") from None
 
 
-def test_default_install_is_applied_for_real(
+def test_helm_install_created_every_object(
     chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]
 ) -> None:
+    """CRDs, RBAC, the Deployment and the ClusterKopfPeering, whose CRD came from crds/ first."""
     kube = chart_plane.kube
     for obj in installed_chart:
         namespace = obj["metadata"].get("namespace")
         live = kube.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], namespace)
         assert live["metadata"]["uid"]
-    deployment = kube.get("apps/v1", "Deployment", "mlpipeline-operator", NAMESPACE)
+    deployment = kube.get("apps/v1", "Deployment", RELEASE, NAMESPACE)
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "mlpipeline-operator"
+    crd = kube.get(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev"
+    )
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_helm_upgrade(chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]) -> None:
+    kube = chart_plane.kube
+    kubeconfig = ["--kubeconfig", str(chart_plane.plane.kubeconfig), "--namespace", NAMESPACE]
+    helm("upgrade", RELEASE, str(CHART_DIR), *kubeconfig, "--set", "replicaCount=2")
+    assert kube.get("apps/v1", "Deployment", RELEASE, NAMESPACE)["spec"]["replicas"] == 2
+    # Without values helm would reuse the last ones: back to the chart's defaults.
+    helm("upgrade", RELEASE, str(CHART_DIR), *kubeconfig, "--reset-values")
+    assert kube.get("apps/v1", "Deployment", RELEASE, NAMESPACE)["spec"]["replicas"] == 1
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
