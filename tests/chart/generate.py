@@ -153,7 +153,7 @@ def install_yaml() -> str:
 #
 #   kubectl apply --server-side -f manifests/install.yaml
 #
-# (See the README: on a first install, kubectl may have to be run twice.)
+# (On a first install, run it twice: the first run creates the CRDs, see the README.)
 ---
 apiVersion: v1
 kind: Namespace
