@@ -26,13 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.mlflow.helpers import log_run_to, sklearn_model
-from tests.mlflow.server import QUIET_ENV, start_server
-
 from mlpipeline_operator.api.models import Gate, MustBeat
 from mlpipeline_operator.promotion.promote import promote
 from mlpipeline_operator.promotion.request import PromotionRequest
 from mlpipeline_operator.promotion.retry import RetryPolicy
+
+# isort: split
+from tests.mlflow.helpers import log_run_to, sklearn_model
+from tests.mlflow.server import QUIET_ENV, start_server
 
 POLICY = RetryPolicy(attempts=1)
 

@@ -47,8 +47,6 @@ def log_run_to(
     """A run with `metrics` and, unless `artifact_path` is None, `model` logged at that path."""
     import mlflow.sklearn
 
-    import mlflow
-
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("promotion-tests")
     with mlflow.start_run() as run:

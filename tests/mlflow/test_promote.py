@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from mlflow import MlflowClient
 from mlpipeline_operator.api.models import Gate, MustBeat
 from mlpipeline_operator.promotion.errors import ExitCode
 from mlpipeline_operator.promotion.outputs import status_from_outputs
@@ -328,8 +328,6 @@ def test_model_logged_as_run_artifacts(
 ) -> None:
     """The MLflow 2 layout: the model's files (MLmodel...) under the run's own artifacts."""
     import mlflow.sklearn
-
-    import mlflow
 
     mlflow.sklearn.save_model(model, tmp_path / "saved", pip_requirements=["scikit-learn"])
     mlflow.set_tracking_uri(mlflow_server.url)

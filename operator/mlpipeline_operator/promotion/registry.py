@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import requests
 import urllib3
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
-from mlflow import MlflowClient
 from mlpipeline_operator.promotion.decision import Holder
 from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure, redact_uri
 from mlpipeline_operator.promotion.retry import RetriesExhausted, RetryPolicy, call_with_retries
