@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark demo
+.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark benchmark-operator demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,7 +56,10 @@ demo: venv ## run the example pipeline locally: a champion, then a worse model t
 	$(DEMO_RUN) --run-dir $(DEMO)/2-challenger -p n_estimators=1
 
 benchmark: venv ## compile benchmark (prints medians)
-	$(PY) benchmarks/compile_bench.py
+	$(PY) -m benchmarks.compile_bench
+
+benchmark-operator: venv binaries ## operator benchmark on the real control plane
+	$(PY) -m benchmarks.operator_bench
 
 -include mk/*.mk
 

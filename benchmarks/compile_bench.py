@@ -1,4 +1,5 @@
-"""Validation and compilation time on synthetic pipelines; prints medians. Run: make benchmark.
+"""Validation and compilation time on synthetic pipelines; prints medians. Run: make benchmark
+(`python -m benchmarks.compile_bench`).
 
 Each size is a chain of distinct steps, each with a retry policy and an artifact from the
 previous step (see tests/unit/pipelines.py). Figures are medians over --repeat runs, measured
@@ -11,20 +12,15 @@ import argparse
 import functools
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.unit.pipelines import chain
 
 from mlpipeline_operator.api.constants import MAX_STEPS
 from mlpipeline_operator.compiler.workflow import compile_pipeline
 from mlpipeline_operator.validation import validate_document
 from mlpipeline_operator.yamlio import dump
+from tests.unit.pipelines import chain
 
 
 def median_ms(fn: Callable[[], Any], repeat: int) -> float:

@@ -27,7 +27,6 @@ from mlpipeline_operator.reconcile.reconciler import Reconciler
 from mlpipeline_operator.reconcile.status import Event
 from mlpipeline_operator.validation import InvalidPipeline
 
-
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
 
@@ -84,10 +83,12 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
-async def run_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def run_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
     try:
-        await memo.reconciler.refresh_for_run(body, post_event)
+        await memo.reconciler.refresh_for_run(body, post_event, type)
     except Retryable as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
 

@@ -108,7 +108,8 @@ class Reconciler:
                 await self.refresh(pipeline, emit, problems=error.problems)
                 raise
         else:
-            await self._drop_schedule(namespace, name, meta["uid"])
+            if _was_scheduled(pipeline):
+                await self._drop_schedule(namespace, name, meta["uid"])
             await self._submit(manifest, pipeline, emit)
         await self.refresh(pipeline, emit)
 
@@ -225,8 +226,16 @@ class Reconciler:
             await self.kube.delete_child("Workflow", meta["namespace"], name)
             self.logger.info("%s: deleted run %s (history limit)", _ref(pipeline), name)
 
-    async def refresh_for_run(self, run: Mapping[str, Any], emit: Emit) -> None:
-        """A run changed: refresh the status of the pipeline it belongs to."""
+    async def refresh_for_run(
+        self, run: Mapping[str, Any], emit: Emit, event_type: str | None = None
+    ) -> None:
+        """A run changed: refresh the status of the pipeline it belongs to.
+
+        A run just added and not yet started tells nothing new: the status written right after
+        submitting it already lists it (and a resume recomputes everything after a restart).
+        """
+        if event_type == "ADDED" and not run.get("status"):
+            return
         meta = run["metadata"]
         owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND), None)
         labels = meta.get("labels") or {}
@@ -237,6 +246,12 @@ class Reconciler:
         if pipeline is None:
             return  # the pipeline is gone; garbage collection takes its runs
         await self.refresh(pipeline, emit)
+
+
+def _was_scheduled(pipeline: Mapping[str, Any]) -> bool:
+    """Whether the status says a CronWorkflow was in place (so that it may need deleting)."""
+    status = parse_status(pipeline.get("status"))
+    return any(c.type == "Ready" and c.reason == "Scheduled" for c in status.conditions)
 
 
 def _ref(pipeline: Mapping[str, Any]) -> str:
