@@ -34,7 +34,7 @@ crd: venv ## regenerate crds/ from the API models
 	cp crds/mlops.gitops.dev_mlpipelines.yaml charts/mlpipeline-operator/files/crds/
 
 golden: venv ## regenerate tests/golden/ from manifests/samples/ and examples/*/pipeline.yaml
-	for f in manifests/samples/*.yaml examples/*/pipeline.yaml; do $(BIN)/mlpipeline render "$$f" > tests/golden/$$(basename "$$f") || exit 1; done
+	$(PY) -m tests.regenerate_golden
 
 docs: venv ## regenerate docs/api.md from the API models
 	$(PY) -c 'from mlpipeline_operator.api.reference import render_reference as r; print(r(), end="")' > docs/api.md

@@ -27,9 +27,12 @@ def argo_reference_dir() -> Path:
 
 
 def sample_files() -> list[Path]:
-    """Every pipeline with a golden render (tests/golden/<file name>): samples and examples."""
-    files = sorted(SAMPLES.glob("*.yaml")) + sorted((REPO / "examples").glob("*/pipeline.yaml"))
-    names = [f.name for f in files]
-    clash = {n for n in names if names.count(n) > 1}
-    assert not clash, f"golden renders are named by file name; several files are named {clash}"
-    return files
+    """Every pipeline with a golden render: the samples and the examples' pipelines."""
+    return sorted(SAMPLES.glob("*.yaml")) + sorted((REPO / "examples").glob("*/pipeline.yaml"))
+
+
+def golden_file(sample: Path) -> Path:
+    """Where a pipeline's render is kept: tests/golden/<sample>.yaml, example-<name>.yaml."""
+    if sample.parent.parent == REPO / "examples":
+        return GOLDEN / f"example-{sample.parent.name}.yaml"
+    return GOLDEN / sample.name

@@ -19,7 +19,7 @@ from mlpipeline_operator.compiler.workflow import (
     run_name,
 )
 from mlpipeline_operator.validation import InvalidPipeline
-from tests.paths import GOLDEN, sample_files
+from tests.paths import GOLDEN, golden_file, sample_files
 from tests.unit.pipelines import chain, pipeline
 
 
@@ -32,13 +32,13 @@ def render(path: Path) -> str:
 
 @pytest.mark.parametrize("sample", sample_files(), ids=lambda p: p.name)
 def test_sample_renders_to_its_golden_file(sample: Path) -> None:
-    golden = GOLDEN / sample.name
-    assert golden.is_file(), f"no golden file for {sample.name}: run `make golden`"
+    golden = golden_file(sample)
+    assert golden.is_file(), f"no golden file for {sample}: run `make golden`"
     assert render(sample) == golden.read_text(), f"{golden} is stale: run `make golden`"
 
 
 def test_every_golden_file_has_a_sample() -> None:
-    assert {p.name for p in GOLDEN.glob("*.yaml")} == {p.name for p in sample_files()}
+    assert set(GOLDEN.glob("*.yaml")) == {golden_file(p) for p in sample_files()}
 
 
 def tasks(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
