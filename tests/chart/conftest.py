@@ -42,11 +42,13 @@ class ChartPlane:
         return self.plane.kube
 
     def audit_events(self, username: str) -> list[dict[str, Any]]:
-        """Completed requests of one user, from the API server's audit log."""
+        """Requests of one user, from the API server's audit log: completed ones, and watches
+        from the moment they started (their completion is logged only when they end)."""
+        stages = {"ResponseStarted", "ResponseComplete"}
         events = []
         for line in self.audit_log.read_text().splitlines():
             event = json.loads(line)
-            if event.get("stage") == "ResponseComplete" and event["user"]["username"] == username:
+            if event.get("stage") in stages and event["user"]["username"] == username:
                 events.append(event)
         return events
 
