@@ -202,6 +202,7 @@ def test_scheduling_and_tuning_values() -> None:
         (["replicaCount=-1"], "replicaCount"),
         (["operator.watchNamespaces={Not_A_Namespace}"], "watchNamespaces"),
         (["operator.logFormat=xml"], "logFormat"),
+        (["operator.watchTimeout=2.5"], "watchTimeout"),
         (["replicaCount=2", "operator.peering.enabled=false"], "needs operator.peering.enabled"),
         (["replicaCount=2", "operator.priority=5"], "operator.priority must stay empty"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
