@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import ctypes
 import datetime
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +154,36 @@ def project_crd_files() -> list[Path]:
     return files
 
 
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_JSON_CACHE_MIN_BYTES = 256 * 1024
+
+
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of a file, each a mapping."""
+    """Every non-empty YAML document of a file, each a mapping.
+
+    Argo's CRDs are megabytes of YAML (seconds to parse even with libyaml): a large file is
+    parsed once and kept as JSON in the cache, keyed by its content hash.
+    """
+    data = path.read_bytes()
+    cache_file: Path | None = None
+    if len(data) >= _JSON_CACHE_MIN_BYTES:
+        digest = hashlib.sha256(data).hexdigest()
+        cache_file = default_cache_dir() / "yaml-json" / f"{digest}.json"
+        with contextlib.suppress(OSError, ValueError):
+            return cast(list[dict[str, Any]], json.loads(cache_file.read_bytes()))
     docs: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for doc in yaml.safe_load_all(fh):
-            if doc is None:
-                continue
-            if not isinstance(doc, dict):
-                raise ValueError(f"{path}: a YAML document is not a mapping")
-            docs.append(cast(dict[str, Any], doc))
+    for doc in yaml.load_all(data, Loader=_YAML_LOADER):  # CSafeLoader or SafeLoader
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path}: a YAML document is not a mapping")
+        docs.append(cast(dict[str, Any], doc))
+    if cache_file is not None:
+        with contextlib.suppress(OSError):
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(docs), encoding="utf-8")
+            tmp.replace(cache_file)
     return docs
 
 
@@ -315,7 +337,14 @@ def _die_with_parent() -> None:
 class ManagedProcess:
     """A child process in its own process group, logging to a file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env``: the child's whole environment (default: this process's)."""
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -323,6 +352,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -492,7 +522,7 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
 
 
 class Kube:
-    """Small generic helpers over the official client: create / apply / get / patch / delete.
+    """Small generic helpers: create / apply / get / list / patch / delete any kind.
 
     Every call raises :class:`kubernetes.client.exceptions.ApiException` on an error status,
     with ``status`` and the server's ``body`` (a JSON Status) as in the generated API classes.
@@ -501,8 +531,30 @@ class Kube:
     """
 
     def __init__(self, api_client: k8s.ApiClient) -> None:
+        """Talk to the server and identity of ``api_client``'s configuration (host, CA, client
+        certificate or bearer token). Requests go through ``http.client`` (never a proxy)."""
         self.api_client = api_client
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
+        config = api_client.configuration
+        parsed = urllib.parse.urlsplit(str(config.host))
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise ValueError(f"expected an https:// API server URL, got {config.host!r}")
+        self._host = parsed.hostname
+        self._port = parsed.port or 443
+        self._base_path = parsed.path.rstrip("/")
+        ca = config.ssl_ca_cert
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if config.cert_file:
+            key = config.key_file
+            context.load_cert_chain(str(config.cert_file), str(key) if key else None)
+        if not config.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self._ssl_context = context
+        self._auth_headers: dict[str, str] = {}
+        token: object = config.get_api_key_with_prefix("authorization")
+        if token:
+            self._auth_headers["Authorization"] = str(token)
 
     # -- raw requests
 
@@ -517,26 +569,31 @@ class Kube:
         as_user: str | None = None,
         timeout: float = 60.0,
     ) -> dict[str, Any]:
-        headers: dict[str, str] = {"Accept": "application/json"}
+        """One API request; the response's JSON (``{}`` when empty)."""
+        headers: dict[str, str] = {"Accept": "application/json", **self._auth_headers}
+        payload: bytes | None = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
+            payload = json.dumps(body).encode("utf-8")  # JSON is YAML too (apply-patch+yaml)
         if as_user is not None:
             headers["Impersonate-User"] = as_user
-        method_, url, headers_, body_, _ = self.api_client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list(query),
-            header_params=headers,
-            body=body,
-            auth_settings=[],
+        url = self._base_path + path
+        if query:
+            url += "?" + urllib.parse.urlencode(list(query))
+        conn = http.client.HTTPSConnection(
+            self._host, self._port, timeout=timeout, context=self._ssl_context
         )
-        response = self.api_client.call_api(
-            method_, url, header_params=headers_, body=body_, _request_timeout=timeout
-        )
-        data: object = response.response.data  # urllib3 response, fully read
-        text = data.decode("utf-8") if isinstance(data, bytes) else str(data or "")
-        if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, body=text)
+        try:
+            conn.request(method, url, body=payload, headers=headers)
+            response = conn.getresponse()
+            status, reason = response.status, response.reason
+            text = response.read().decode("utf-8", errors="replace")
+        finally:
+            conn.close()
+        if not 200 <= status < 300:
+            error = ApiException(status=status, reason=reason)
+            error.body = text
+            raise error
         if not text:
             return {}
         return cast(dict[str, Any], json.loads(text))
@@ -758,7 +815,8 @@ class Kube:
         versions = [str(v["name"]) for v in spec["versions"] if v.get("served", True)]
 
         def established(obj: dict[str, Any] | None) -> bool:
-            conditions = (obj or {}).get("status", {}).get("conditions", [])
+            status = (obj or {}).get("status") or {}
+            conditions = status.get("conditions") or []
             return any(
                 c.get("type") == "Established" and c.get("status") == "True" for c in conditions
             )
@@ -1030,12 +1088,12 @@ class ControlPlane:
 
     def client_configuration(self) -> k8s.Configuration:
         assert self.pki is not None
-        return k8s.Configuration(
-            host=self.server,
-            ssl_ca_cert=str(self.pki.ca_cert),
-            cert_file=str(self.pki.admin_cert),
-            key_file=str(self.pki.admin_key),
-        )
+        # Attributes rather than keyword arguments: older clients take no cert_file argument.
+        config = k8s.Configuration(host=self.server)
+        config.ssl_ca_cert = str(self.pki.ca_cert)
+        config.cert_file = str(self.pki.admin_cert)
+        config.key_file = str(self.pki.admin_key)
+        return config
 
     def new_api_client(self) -> k8s.ApiClient:
         """A new admin ApiClient (the caller closes it)."""

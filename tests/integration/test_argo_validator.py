@@ -73,7 +73,8 @@ def test_full_crd_rejects_unknown_workflow_fields(kube: Kube, namespace: str) ->
     with pytest.raises(ApiException) as rejected:
         kube.create(doc, namespace)
     assert rejected.value.status == 400
-    assert 'unknown field "spec.entrypointt"' in (rejected.value.body or "")
+    message = json.loads(rejected.value.body or "{}").get("message", "")
+    assert 'unknown field "spec.entrypointt"' in message
 
 
 def test_full_crd_rejects_wrong_types(kube: Kube, namespace: str) -> None:

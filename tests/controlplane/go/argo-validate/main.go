@@ -25,6 +25,7 @@ import (
 	"os"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	wfv1 "github.com/argoproj/argo-workflows/v4/pkg/apis/workflow/v1alpha1"
@@ -132,10 +133,12 @@ func splitDocuments(ctx context.Context, file string, data []byte) ([]document, 
 			doc.obj = res.Object
 			doc.err = res.Err
 		default:
-			if res.Err != nil {
-				doc.err = res.Err
+			var meta metav1.TypeMeta
+			_ = utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096).Decode(&meta)
+			if meta.Kind == "" {
+				doc.err = errors.New("not a Kubernetes object: no kind")
 			} else {
-				doc.err = errUnsupportedKind
+				doc.err = fmt.Errorf("%w (kind %s %s)", errUnsupportedKind, meta.APIVersion, meta.Kind)
 			}
 		}
 		docs = append(docs, doc)
