@@ -20,12 +20,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the package and its development tools
 
+PYTHON_SOURCES := operator tests benchmarks examples
+
 lint: venv ## ruff
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 
 typecheck: venv ## mypy --strict
 	$(BIN)/mypy operator tests benchmarks
+	$(BIN)/mypy examples/fraud-detection/fraud_detection
 
 crd: venv ## regenerate crds/ from the API models
 	$(BIN)/mlpipeline crd > crds/mlops.gitops.dev_mlpipelines.yaml

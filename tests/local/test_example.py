@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import mlflow
 import pytest
 
-import mlflow
 from tests.local.helpers import Run, example_env, run_process
 from tests.paths import REPO
 

@@ -10,11 +10,11 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+import mlflow
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
-import mlflow
 from fraud_detection.data import TRAIN, read_table
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
