@@ -49,6 +49,8 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from tests import paths
+
 __all__ = [
     "ENV_ARGO_REFERENCE_DIR",
     "ENV_BIN_DIR",
@@ -130,14 +132,11 @@ def find_binary(name: str) -> Path:
 
 
 def argo_reference_dir() -> Path:
-    """Argo's reference data: $ARGO_REFERENCE_DIR, else ../shared/argo beside the repository."""
-    env = os.environ.get(ENV_ARGO_REFERENCE_DIR)
-    directory = Path(env) if env else REPO_ROOT.parent / "shared" / "argo"
-    if not directory.is_dir():
-        raise ControlPlaneError(
-            f"Argo reference directory {directory} not found: set {ENV_ARGO_REFERENCE_DIR}"
-        )
-    return directory
+    """Argo's reference data (see tests/paths.py): $ARGO_REFERENCE_DIR, else ../shared/argo."""
+    try:
+        return paths.argo_reference_dir()
+    except FileNotFoundError as error:
+        raise ControlPlaneError(str(error)) from None
 
 
 def argo_crd_files() -> list[Path]:
