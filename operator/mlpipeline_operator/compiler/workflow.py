@@ -32,7 +32,7 @@ from mlpipeline_operator.api.constants import (
     MAX_WORKFLOW_BYTES,
 )
 from mlpipeline_operator.perf import gc_paused
-from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, PromotionRequest
+from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, request_for
 from mlpipeline_operator.validation import (
     ENTRY_TEMPLATE,
     PROMOTION_TASK,
@@ -236,25 +236,12 @@ def _promotion(
     spec = pipeline.spec
     promotion, mlflow = spec.promotion, spec.mlflow
     assert promotion is not None and mlflow is not None  # guaranteed by validation
-    lineage = {
-        "namespace": "{{workflow.namespace}}",
-        "pipeline": pipeline.metadata.name,
-        "generation": str(pipeline.metadata.generation or 1),
-        "workflow": "{{workflow.name}}",
-    }
-    revision = pipeline.metadata.annotations.get(ANNOTATION_GIT_REVISION)
-    if revision:
-        lineage["git-revision"] = revision
-    request = PromotionRequest(
+    request = request_for(
+        pipeline,
         tracking_uri=mlflow.tracking_uri,
-        model=promotion.model,
         run_id="{{inputs.parameters.run-id}}",
-        artifact_path=promotion.artifact_path,
-        alias=promotion.alias,
-        gates=tuple(promotion.gates),
-        must_beat=promotion.must_beat,
-        fail_on_reject=promotion.fail_on_reject,
-        lineage=lineage,
+        namespace="{{workflow.namespace}}",
+        workflow="{{workflow.name}}",
         output_dir=OUTPUT_DIR,
     )
     env_from = None

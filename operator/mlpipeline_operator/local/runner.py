@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
 from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.local import mlflow_store, retry
 from mlpipeline_operator.local.plan import (
@@ -31,7 +30,12 @@ from mlpipeline_operator.local.plan import (
 from mlpipeline_operator.local.process import Exit, run_attempt
 from mlpipeline_operator.local.report import Reporter, format_seconds
 from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
-from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, PromotionRequest
+from mlpipeline_operator.promotion.request import (
+    OUTPUT_DIR,
+    OUTPUT_NAMES,
+    PromotionRequest,
+    request_for,
+)
 from mlpipeline_operator.validation import PROMOTION_TASK, split_ref
 
 
@@ -320,28 +324,14 @@ class LocalRun:
 
     def promotion_request(self, run_id: str, output_dir: Path) -> PromotionRequest:
         """The request the compiler's promote-model task makes, with local values."""
-        spec, meta = self.pipeline.spec, self.pipeline.metadata
-        promotion, store = spec.promotion, self.options.store
-        assert promotion is not None and store is not None
-        lineage = {
-            "namespace": meta.namespace or "local",
-            "pipeline": meta.name,
-            "generation": str(meta.generation or 1),
-            "workflow": self.layout.root.name,
-        }
-        revision = meta.annotations.get(ANNOTATION_GIT_REVISION)
-        if revision:
-            lineage["git-revision"] = revision
-        return PromotionRequest(
+        store = self.options.store
+        assert store is not None
+        return request_for(
+            self.pipeline,
             tracking_uri=store.uri,
-            model=promotion.model,
             run_id=run_id,
-            artifact_path=promotion.artifact_path,
-            alias=promotion.alias,
-            gates=tuple(promotion.gates),
-            must_beat=promotion.must_beat,
-            fail_on_reject=promotion.fail_on_reject,
-            lineage=lineage,
+            namespace=self.pipeline.metadata.namespace or "local",
+            workflow=self.layout.root.name,
             output_dir=str(output_dir),
         )
 

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from mlpipeline_operator.api.models import Gate, GateOp, MustBeat
+from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
+from mlpipeline_operator.api.models import Gate, GateOp, MLPipeline, MustBeat
 from mlpipeline_operator.promotion.retry import add_retry_arguments
 
 # Files written by the promotion step, exposed as the Workflow's output parameters.
@@ -115,6 +116,45 @@ class PromotionRequest:
         if self.output_dir is not None:
             args += ["--output-dir", self.output_dir]
         return args
+
+
+def request_for(
+    pipeline: MLPipeline,
+    *,
+    tracking_uri: str,
+    run_id: str,
+    namespace: str,
+    workflow: str,
+    output_dir: str,
+) -> PromotionRequest:
+    """The request of a pipeline's promotion step, the same for a Workflow and a local run.
+
+    `run_id`, `namespace` and `workflow` are values or Argo variables (`{{workflow.name}}`).
+    """
+    promotion = pipeline.spec.promotion
+    assert promotion is not None  # guaranteed by validation
+    meta = pipeline.metadata
+    lineage = {
+        "namespace": namespace,
+        "pipeline": meta.name,
+        "generation": str(meta.generation or 1),
+        "workflow": workflow,
+    }
+    revision = meta.annotations.get(ANNOTATION_GIT_REVISION)
+    if revision:
+        lineage["git-revision"] = revision
+    return PromotionRequest(
+        tracking_uri=tracking_uri,
+        model=promotion.model,
+        run_id=run_id,
+        artifact_path=promotion.artifact_path,
+        alias=promotion.alias,
+        gates=tuple(promotion.gates),
+        must_beat=promotion.must_beat,
+        fail_on_reject=promotion.fail_on_reject,
+        lineage=lineage,
+        output_dir=output_dir,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -89,15 +89,18 @@ class Kube:
             return None
         return created
 
-    async def get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+    async def _get(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> Obj | None:
+        """One object, or None when it does not exist."""
         try:
             found: Obj = await self._call(
-                f"get {kind} {namespace}/{name}",
+                f"get {plural} {namespace}/{name}",
                 self.custom.get_namespaced_custom_object,
-                ARGO_GROUP,
-                ARGO_VERSION,
+                group,
+                version,
                 namespace,
-                _PLURALS[kind],
+                plural,
                 name,
             )
         except ApiException as error:
@@ -105,6 +108,9 @@ class Kube:
                 return None
             raise
         return found
+
+    async def get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return await self._get(ARGO_GROUP, ARGO_VERSION, _PLURALS[kind], namespace, name)
 
     async def replace_child(self, manifest: Mapping[str, Any]) -> None:
         meta = manifest["metadata"]
@@ -149,21 +155,7 @@ class Kube:
         return items
 
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
-        try:
-            found: Obj = await self._call(
-                f"get MLPipeline {namespace}/{name}",
-                self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return await self._get(GROUP, VERSION, PLURAL, namespace, name)
 
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
         """Write the whole status through the status subresource.
