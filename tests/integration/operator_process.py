@@ -52,13 +52,7 @@ class OperatorProcess:
             *self.args,
         ]
         log = self.workdir / f"{self.name}-{self.starts}.log"
-        old = os.environ.copy()
-        os.environ.update(env)
-        try:
-            self.process = ManagedProcess(self.name, argv, log)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+        self.process = ManagedProcess(self.name, argv, log, env=env)
         wait(lambda: self._healthy(), 60, f"{self.name} to answer on /healthz", self)
         return self
 
