@@ -9,12 +9,13 @@ It starts etcd + kube-apiserver and one `mlpipeline operator` process, and measu
   written status;
 - API requests per reconciled pipeline, from the API server's own request counters
   (`apiserver_request_total`), minus the benchmark's own requests;
-- the operator's peak resident memory (VmHWM).
+- the operator's peak resident memory (VmHWM), with only the image's packages importable.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -118,11 +119,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def hide_sync_client(directory: Path) -> None:
+    """Make `import kubernetes` fail in the operator process, as in the operator's image.
+
+    The synchronous `kubernetes` client is a development dependency (of the test harness);
+    when kopf finds it, it loads it (about 45 MiB) although the image does not have it.
+    """
+    shadow = directory / "kubernetes"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('not in the operator image')\n")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(directory), os.environ.get("PYTHONPATH")])
+    )
+
+
 def run(plane: ControlPlane, sequential: int, burst: int) -> None:
     kube = plane.kube
     namespace = "bench"
     kube.create_namespace(namespace)
     with tempfile.TemporaryDirectory() as tmp:
+        hide_sync_client(Path(tmp))
         operator = OperatorProcess(plane, Path(tmp), ["--standalone", "--namespace", namespace])
         operator.start()
         arrivals = Arrivals(kube, namespace)
