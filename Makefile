@@ -32,8 +32,8 @@ typecheck: venv ## mypy --strict
 
 crd: venv ## regenerate crds/ from the API models
 	$(BIN)/mlpipeline crd > crds/mlops.gitops.dev_mlpipelines.yaml
-	$(BIN)/mlpipeline crd --peering > crds/kopf.dev_peerings.yaml
-	cp crds/kopf.dev_peerings.yaml charts/mlpipeline-operator/crds/
+	$(BIN)/mlpipeline crd --peering > crds/peerings.kopf.dev.yaml
+	cp crds/peerings.kopf.dev.yaml charts/mlpipeline-operator/crds/
 	cp crds/mlops.gitops.dev_mlpipelines.yaml charts/mlpipeline-operator/files/crds/
 
 golden: venv ## regenerate tests/golden/ from manifests/samples/ and examples/*/pipeline.yaml

@@ -30,7 +30,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
     """`make crd` copies crds/ into the chart: the peering CRDs to crds/ (Helm installs them
     first), the MLPipeline CRD to files/crds/ (templated, behind crds.install and crds.keep)."""
     copies = {
-        CRDS / "kopf.dev_peerings.yaml": CHART_DIR / "crds" / "kopf.dev_peerings.yaml",
+        CRDS / "peerings.kopf.dev.yaml": CHART_DIR / "crds" / "peerings.kopf.dev.yaml",
         CRDS / "mlops.gitops.dev_mlpipelines.yaml": CHART_DIR
         / "files"
         / "crds"
@@ -38,7 +38,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
     }
     for source, copy in copies.items():
         assert copy.read_text() == source.read_text(), f"{copy} is stale: run `make crd`"
-    assert sorted(p.name for p in (CHART_DIR / "crds").iterdir()) == ["kopf.dev_peerings.yaml"]
+    assert sorted(p.name for p in (CHART_DIR / "crds").iterdir()) == ["peerings.kopf.dev.yaml"]
     assert sorted(p.name for p in CRDS.glob("*.yaml")) == sorted(c.name for c in copies.values())
 
 

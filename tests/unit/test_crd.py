@@ -15,7 +15,7 @@ def test_committed_crd_is_what_the_models_generate() -> None:
 def test_committed_peering_crds_are_generated() -> None:
     from mlpipeline_operator.api.peering import render_peering_crds
 
-    path = REPO / "crds" / "kopf.dev_peerings.yaml"
+    path = REPO / "crds" / "peerings.kopf.dev.yaml"
     assert path.read_text() == render_peering_crds(), "crds/ is stale: run `make crd`"
 
 
