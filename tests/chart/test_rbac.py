@@ -33,12 +33,13 @@ from tests.integration.operator_process import (
     ARGO_API,
     PIPELINE_API,
     OperatorProcess,
-    pipeline_status,
+    get_or_none,
+    make_pipeline,
     runs,
     wait,
+    wait_status,
 )
 from tests.unit.argo_runs import StepRun, workflow_status
-from tests.unit.pipelines import pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -131,35 +132,11 @@ def access(
 # --------------------------------------------------------------------------- the scenario
 
 
-def _pipeline(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    doc = pipeline()
-    doc["metadata"] = {"name": name, "namespace": namespace}
-    doc["spec"].update(spec)
-    return doc
-
-
-def _status_is(kube: Kube, namespace: str, name: str, op: OperatorProcess, **want: Any) -> None:
-    def matches() -> bool:
-        status = pipeline_status(kube, namespace, name)
-        return all(status.get(k) == v for k, v in want.items())
-
-    wait(matches, TIMEOUT, f"{name} status {want}", op)
-
-
-def _get(kube: Kube, api: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return kube.get(api, kind, name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
 def run_to_success(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     """A run with an owner reference, followed to Succeeded; a new generation then prunes it."""
-    created = kube.create(_pipeline(namespace, "demo", history={"succeeded": 0, "failed": 0}))
+    created = kube.create(make_pipeline(namespace, "demo", history={"succeeded": 0, "failed": 0}))
     first = run_name(namespace, "demo", 1)
-    wf = wait(lambda: _get(kube, ARGO_API, "Workflow", namespace, first), TIMEOUT, "run", op)
+    wf = wait(lambda: get_or_none(kube, "Workflow", namespace, first), TIMEOUT, "run", op)
     (owner,) = wf["metadata"]["ownerReferences"]
     assert (owner["uid"], owner["controller"], owner["blockOwnerDeletion"]) == (
         created["metadata"]["uid"],
@@ -170,10 +147,10 @@ def run_to_success(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     kube.patch(
         ARGO_API, "Workflow", first, {"status": workflow_status(first, "Running", steps)}, namespace
     )
-    _status_is(kube, namespace, "demo", op, phase="Running")
+    wait_status(kube, namespace, "demo", op, TIMEOUT, phase="Running")
     done = workflow_status(first, "Succeeded", {}, finished="2026-01-01T01:00:00Z")
     kube.patch(ARGO_API, "Workflow", first, {"status": done}, namespace)
-    _status_is(kube, namespace, "demo", op, phase="Succeeded", observedGeneration=1)
+    wait_status(kube, namespace, "demo", op, TIMEOUT, phase="Succeeded", observedGeneration=1)
     # Generation 2: a new run; history 0 deletes the finished first one.
     kube.patch(
         PIPELINE_API,
@@ -193,9 +170,9 @@ def run_to_success(kube: Kube, namespace: str, op: OperatorProcess) -> None:
 
 def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     """A CronWorkflow created, updated in place, deleted when the schedule goes."""
-    kube.create(_pipeline(namespace, "nightly", schedule={"cron": "0 2 * * *"}))
+    kube.create(make_pipeline(namespace, "nightly", schedule={"cron": "0 2 * * *"}))
     cron = wait(
-        lambda: _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly"), TIMEOUT, "cron", op
+        lambda: get_or_none(kube, "CronWorkflow", namespace, "nightly"), TIMEOUT, "cron", op
     )
     kube.patch(
         PIPELINE_API,
@@ -206,15 +183,15 @@ def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     )
 
     def updated() -> bool:
-        obj = _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly")
+        obj = get_or_none(kube, "CronWorkflow", namespace, "nightly")
         return bool(obj and obj["spec"]["schedules"] == ["30 4 * * *"])
 
     wait(updated, TIMEOUT, "the cron updated in place", op)
-    live = _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly")
+    live = get_or_none(kube, "CronWorkflow", namespace, "nightly")
     assert live is not None and live["metadata"]["uid"] == cron["metadata"]["uid"]
     kube.patch(PIPELINE_API, "MLPipeline", "nightly", {"spec": {"schedule": None}}, namespace)
     wait(
-        lambda: _get(kube, ARGO_API, "CronWorkflow", namespace, "nightly") is None,
+        lambda: get_or_none(kube, "CronWorkflow", namespace, "nightly") is None,
         TIMEOUT,
         "the cron deleted",
         op,
@@ -223,10 +200,10 @@ def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
 
 
 def invalid_spec(kube: Kube, namespace: str, op: OperatorProcess) -> None:
-    doc = _pipeline(namespace, "broken")
+    doc = make_pipeline(namespace, "broken")
     doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
     kube.create(doc)
-    _status_is(kube, namespace, "broken", op, phase="Invalid")
+    wait_status(kube, namespace, "broken", op, TIMEOUT, phase="Invalid")
 
     def event() -> bool:
         events = kube.list_objects("v1", "Event", namespace)
@@ -298,7 +275,7 @@ def test_block_owner_deletion_needs_the_finalizers_rule(
     kube = chart_plane.kube
     namespace = f"owner-{uuid.uuid4().hex[:6]}"
     ensure_namespace(kube, namespace)
-    owner = kube.create(_pipeline(namespace, "owner"))
+    owner = kube.create(make_pipeline(namespace, "owner"))
     workflow = {
         "apiVersion": ARGO_API,
         "kind": "Workflow",
@@ -463,12 +440,12 @@ def test_namespaced_mode_works_in_its_namespace_only(
             "the KopfPeering record",
             op,
         )
-        kube.create(_pipeline(watched, "demo"))
+        kube.create(make_pipeline(watched, "demo"))
         first = run_name(watched, "demo", 1)
-        wait(lambda: _get(kube, ARGO_API, "Workflow", watched, first), TIMEOUT, "run", op)
+        wait(lambda: get_or_none(kube, "Workflow", watched, first), TIMEOUT, "run", op)
         done = workflow_status(first, "Succeeded", {}, finished="2026-01-01T01:00:00Z")
         kube.patch(ARGO_API, "Workflow", first, {"status": done}, watched)
-        _status_is(kube, watched, "demo", op, phase="Succeeded")
+        wait_status(kube, watched, "demo", op, TIMEOUT, phase="Succeeded")
     finally:
         op.stop()
     events = chart_plane.audit_events(username)

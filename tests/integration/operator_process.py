@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.controlplane.harness import ControlPlane, Kube, ManagedProcess, free_port
+from tests.controlplane.harness import ApiException, ControlPlane, Kube, ManagedProcess, free_port
+from tests.unit.pipelines import pipeline
 
 PIPELINE_API = "mlops.gitops.dev/v1alpha1"
 ARGO_API = "argoproj.io/v1alpha1"
@@ -99,6 +100,43 @@ def wait(
             tail = f"\noperator log:\n{operator.log()[-6000:]}" if operator else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
         time.sleep(0.1)
+
+
+def make_pipeline(namespace: str, name: str = "demo", **spec: Any) -> dict[str, Any]:
+    """The unit tests' small valid pipeline, in a namespace, with spec fields replaced."""
+    doc = pipeline()
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"].update(spec)
+    return doc
+
+
+def set_run_status(kube: Kube, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """What Argo's controller does: Workflows have no status subresource."""
+    kube.patch(ARGO_API, "Workflow", name, {"status": status}, namespace)
+
+
+def wait_status(
+    kube: Kube, namespace: str, name: str, op: OperatorProcess, timeout: float = 30, **expected: Any
+) -> dict[str, Any]:
+    """Wait until the MLPipeline's status has every expected field value; return it."""
+
+    def matches() -> dict[str, Any] | None:
+        status = pipeline_status(kube, namespace, name)
+        return status if all(status.get(k) == v for k, v in expected.items()) else None
+
+    result: dict[str, Any] = wait(matches, timeout, f"status {expected} of {name}", op)
+    return result
+
+
+def get_or_none(
+    kube: Kube, kind: str, namespace: str, name: str, api: str = ARGO_API
+) -> dict[str, Any] | None:
+    try:
+        return kube.get(api, kind, name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def pipeline_status(kube: Kube, namespace: str, name: str) -> dict[str, Any]:

@@ -15,17 +15,18 @@ from typing import Any
 import pytest
 
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document, run_name
-from tests.controlplane.harness import ApiException, ControlPlane, Kube, ManagedProcess
+from tests.controlplane.harness import ControlPlane, Kube, ManagedProcess
 from tests.integration.operator_process import (
-    ARGO_API,
     PIPELINE_API,
     OperatorProcess,
-    pipeline_status,
+    get_or_none,
+    make_pipeline,
     runs,
+    set_run_status,
     wait,
+    wait_status,
 )
 from tests.unit.argo_runs import StepRun, workflow_status
-from tests.unit.pipelines import pipeline
 
 TIMEOUT = 30
 
@@ -39,29 +40,6 @@ def operator(
     process.start()
     yield process
     process.stop()
-
-
-def make_pipeline(namespace: str, name: str = "demo", **spec: Any) -> dict[str, Any]:
-    doc = pipeline()
-    doc["metadata"] = {"name": name, "namespace": namespace}
-    doc["spec"].update(spec)
-    return doc
-
-
-def set_run_status(kube: Kube, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """What Argo's controller does: Workflows have no status subresource."""
-    kube.patch(ARGO_API, "Workflow", name, {"status": status}, namespace)
-
-
-def wait_status(
-    kube: Kube, namespace: str, name: str, op: OperatorProcess, **expected: Any
-) -> dict[str, Any]:
-    def matches() -> dict[str, Any] | None:
-        status = pipeline_status(kube, namespace, name)
-        return status if all(status.get(k) == v for k, v in expected.items()) else None
-
-    result: dict[str, Any] = wait(matches, TIMEOUT, f"status {expected} of {name}", op)
-    return result
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -162,7 +140,7 @@ def test_schedule_is_one_cronworkflow_updated_in_place(
 ) -> None:
     kube.create(make_pipeline(namespace, schedule={"cron": "0 2 * * *"}))
     cron = wait(
-        lambda: _get(kube, "CronWorkflow", namespace, "demo"), TIMEOUT, "the cron", operator
+        lambda: get_or_none(kube, "CronWorkflow", namespace, "demo"), TIMEOUT, "the cron", operator
     )
     uid = cron["metadata"]["uid"]
     assert cron["spec"]["schedules"] == ["0 2 * * *"]
@@ -175,7 +153,7 @@ def test_schedule_is_one_cronworkflow_updated_in_place(
     )
 
     def updated() -> dict[str, Any] | None:
-        obj = _get(kube, "CronWorkflow", namespace, "demo")
+        obj = get_or_none(kube, "CronWorkflow", namespace, "demo")
         return obj if obj and obj["spec"]["schedules"] == ["30 4 * * *"] else None
 
     cron = wait(updated, TIMEOUT, "the cron update", operator)
@@ -188,7 +166,7 @@ def test_schedule_is_one_cronworkflow_updated_in_place(
     # Removing the schedule removes the CronWorkflow and submits a run instead.
     kube.patch(PIPELINE_API, "MLPipeline", "demo", {"spec": {"schedule": None}}, namespace)
     wait(
-        lambda: _get(kube, "CronWorkflow", namespace, "demo") is None,
+        lambda: get_or_none(kube, "CronWorkflow", namespace, "demo") is None,
         TIMEOUT,
         "cron gone",
         operator,
@@ -270,7 +248,12 @@ def test_history_limit_deletes_the_oldest_finished_runs(
             )
         name = run_name(namespace, "demo", generation)
         names.append(name)
-        wait(functools.partial(_get, kube, "Workflow", namespace, name), TIMEOUT, name, operator)
+        wait(
+            functools.partial(get_or_none, kube, "Workflow", namespace, name),
+            TIMEOUT,
+            name,
+            operator,
+        )
         set_run_status(
             kube,
             namespace,
@@ -301,7 +284,7 @@ def test_rerun_annotation_starts_a_new_run_of_the_same_generation(
         namespace,
     )
     rerun = run_name(namespace, "demo", 1, rerun="again-1")
-    wait(lambda: _get(kube, "Workflow", namespace, rerun), TIMEOUT, "the re-run", operator)
+    wait(lambda: get_or_none(kube, "Workflow", namespace, rerun), TIMEOUT, "the re-run", operator)
     assert len(runs(kube, namespace, "demo")) == 2
     status = wait_status(kube, namespace, "demo", operator, observedGeneration=1)
     assert status["lastRun"]["name"] in {rerun, run_name(namespace, "demo", 1)}
@@ -314,7 +297,7 @@ def test_deleting_the_pipeline_deletes_its_runs(
     wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "the run", operator)
     kube.delete(PIPELINE_API, "MLPipeline", "demo", namespace)
     wait(
-        lambda: _get(kube, "MLPipeline", namespace, "demo", PIPELINE_API) is None,
+        lambda: get_or_none(kube, "MLPipeline", namespace, "demo", PIPELINE_API) is None,
         TIMEOUT,
         "the pipeline gone (no finalizer holds it)",
         operator,
@@ -333,7 +316,7 @@ def test_watch_restarts_do_not_lose_updates(
     try:
         kube.create(make_pipeline(namespace))
         name = run_name(namespace, "demo", 1)
-        wait(lambda: _get(kube, "Workflow", namespace, name), TIMEOUT, "the run", op)
+        wait(lambda: get_or_none(kube, "Workflow", namespace, name), TIMEOUT, "the run", op)
         time.sleep(5)  # across at least two watch restarts
         set_run_status(
             kube,
@@ -345,17 +328,6 @@ def test_watch_restarts_do_not_lose_updates(
         assert status["message"] == 'step "extract" failed: OOMKilled'
     finally:
         op.stop()
-
-
-def _get(
-    kube: Kube, kind: str, namespace: str, name: str, api: str = ARGO_API
-) -> dict[str, Any] | None:
-    try:
-        return kube.get(api, kind, name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
 
 
 def test_two_replicas_only_one_acts(
@@ -402,7 +374,12 @@ def test_concurrent_writers_converge(kube: Kube, namespace: str, operator: Opera
     status writes that lose the race (409) are re-read and retried until they land."""
     kube.create(make_pipeline(namespace))
     name = run_name(namespace, "demo", 1)
-    wait(functools.partial(_get, kube, "Workflow", namespace, name), TIMEOUT, "the run", operator)
+    wait(
+        functools.partial(get_or_none, kube, "Workflow", namespace, name),
+        TIMEOUT,
+        "the run",
+        operator,
+    )
     for i in range(30):
         kube.patch(
             PIPELINE_API,
