@@ -2,10 +2,14 @@
 # Builds the test control-plane binaries from the Go modules in
 # tests/controlplane/go/ and caches them outside the repository:
 #
-#   kube-apiserver, kube-controller-manager   (tests/controlplane/go/kube)
+#   kube-apiserver, kube-controller-manager,  (tests/controlplane/go/kube)
+#   kubelet, kube-scheduler, kube-proxy
 #   etcd                                      (tests/controlplane/go/etcd)
 #   helm                                      (tests/controlplane/go/helm)
 #   argo-validate                             (tests/controlplane/go/argo-validate)
+#   workflow-controller, argoexec             (tests/controlplane/go/argo)
+#   versitygw                                 (tests/controlplane/go/versitygw)
+#   pause                                     (tests/controlplane/go/pause)
 #
 # Layout of the cache (default root ~/.cache/mlpipeline-operator):
 #
@@ -39,14 +43,17 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 export GOFLAGS="-mod=readonly -buildvcs=false"
 
-groups=(kube etcd helm argo-validate)
+groups=(kube etcd helm argo-validate argo versitygw pause)
 
 binaries_of() {
   case "$1" in
-    kube) echo "kube-apiserver kube-controller-manager" ;;
+    kube) echo "kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy" ;;
     etcd) echo "etcd" ;;
     helm) echo "helm" ;;
     argo-validate) echo "argo-validate" ;;
+    argo) echo "workflow-controller argoexec" ;;
+    versitygw) echo "versitygw" ;;
+    pause) echo "pause" ;;
     *) echo "unknown group $1" >&2; return 1 ;;
   esac
 }
@@ -124,7 +131,8 @@ build_group() {
         ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${t:-1970-01-01T00:00:00Z}"
       done
       (cd "$dir" && go build "${common[@]}" -ldflags "-s -w$ld" -o "$out/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy)
       ;;
     etcd)
       (cd "$dir" && go build "${common[@]}" -ldflags "-s -w" -o "$out/etcd" .)
@@ -138,6 +146,31 @@ build_group() {
       ;;
     argo-validate)
       (cd "$dir" && go build "${common[@]}" -ldflags "-s -w" -o "$out/argo-validate" .)
+      ;;
+    argo)
+      # Upstream's osspecific/signal_linux.go is a symlink to signal_darwin.go, and module zips
+      # drop symlinks (argoexec then fails with "undefined: Setpgid"): build from a copy of the
+      # module with the file restored, through a replace in a copy of go.mod.
+      local v src mod
+      v="$(module_version "$dir" github.com/argoproj/argo-workflows/v4)"
+      src="$out/.src"
+      mod="$(cd "$dir" && go mod download -json "github.com/argoproj/argo-workflows/v4@$v" \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+      cp -r "$mod" "$src" && chmod -R u+w "$src"
+      cp "$src/workflow/executor/osspecific/signal_darwin.go" "$src/workflow/executor/osspecific/signal_linux.go"
+      cp "$dir/go.mod" "$out/.build.mod" && cp "$dir/go.sum" "$out/.build.sum"
+      (cd "$dir" && go mod edit -modfile="$out/.build.mod" -replace "github.com/argoproj/argo-workflows/v4=$src" \
+        && go build "${common[@]}" -modfile="$out/.build.mod" \
+          -ldflags "-s -w -X github.com/argoproj/argo-workflows/v4.version=$v -X github.com/argoproj/argo-workflows/v4.gitTreeState=clean" \
+          -o "$out/" github.com/argoproj/argo-workflows/v4/cmd/workflow-controller \
+          github.com/argoproj/argo-workflows/v4/cmd/argoexec)
+      rm -rf "$src" "$out/.build.mod" "$out/.build.sum"
+      ;;
+    versitygw)
+      (cd "$dir" && go build "${common[@]}" -ldflags "-s -w" -o "$out/versitygw" github.com/versity/versitygw/cmd/versitygw)
+      ;;
+    pause)
+      (cd "$dir" && go build "${common[@]}" -ldflags "-s -w" -o "$out/pause" .)
       ;;
   esac
 }
