@@ -3,7 +3,7 @@
 # tests/controlplane/go/ and caches them outside the repository:
 #
 #   kube-apiserver, kube-controller-manager,  (tests/controlplane/go/kube)
-#   kubelet, kube-scheduler, kube-proxy
+#   kubelet, kube-scheduler, kube-proxy, kubectl
 #   etcd                                      (tests/controlplane/go/etcd)
 #   helm                                      (tests/controlplane/go/helm)
 #   argo-validate                             (tests/controlplane/go/argo-validate)
@@ -47,11 +47,11 @@ groups=(kube etcd helm argo-validate argo versitygw pause)
 
 binaries_of() {
   case "$1" in
-    kube) echo "kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy" ;;
+    kube) echo "kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy kubectl" ;;
     etcd) echo "etcd" ;;
     helm) echo "helm" ;;
     argo-validate) echo "argo-validate" ;;
-    argo) echo "workflow-controller argoexec" ;;
+    argo) echo "workflow-controller argoexec argo-crds" ;;
     versitygw) echo "versitygw" ;;
     pause) echo "pause" ;;
     *) echo "unknown group $1" >&2; return 1 ;;
@@ -132,7 +132,8 @@ build_group() {
       done
       (cd "$dir" && go build "${common[@]}" -ldflags "-s -w$ld" -o "$out/" \
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy)
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy \
+        k8s.io/kubernetes/cmd/kubectl)
       ;;
     etcd)
       (cd "$dir" && go build "${common[@]}" -ldflags "-s -w" -o "$out/etcd" .)
@@ -164,6 +165,8 @@ build_group() {
           -ldflags "-s -w -X github.com/argoproj/argo-workflows/v4.version=$v -X github.com/argoproj/argo-workflows/v4.gitTreeState=clean" \
           -o "$out/" github.com/argoproj/argo-workflows/v4/cmd/workflow-controller \
           github.com/argoproj/argo-workflows/v4/cmd/argoexec)
+      # The CRDs of this very version, for the cluster that runs this controller.
+      mkdir -p "$out/argo-crds" && cp "$src"/manifests/base/crds/full/argoproj.io_*.yaml "$out/argo-crds/"
       rm -rf "$src" "$out/.build.mod" "$out/.build.sum"
       ;;
     versitygw)
