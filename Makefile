@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv lint typecheck unit test crd golden docs generate benchmark benchmark-operator demo
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ docs: venv ## regenerate docs/api.md from the API models
 generate: crd golden docs manifests ## regenerate every generated file
 
 unit: venv ## fast tests only (no control plane, no MLflow server)
-	$(BIN)/pytest -q -m "not integration and not mlflow"
+	$(BIN)/pytest -q -m "not integration and not mlflow and not e2e"
 
 # The example of examples/fraud-detection, run locally twice against one fresh MLflow store.
 DEMO := .mlpipeline/demo
@@ -66,5 +66,5 @@ benchmark-operator: venv binaries ## operator benchmark on the real control plan
 
 -include mk/*.mk
 
-test: venv lint typecheck $(TEST_PREREQUISITES) ## the whole suite: lint, types, every test tier
+test: e2e-requirements venv lint typecheck $(TEST_PREREQUISITES) ## the whole suite: lint, types, every test tier
 	$(TEST_ENV) $(BIN)/pytest -q

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import yaml
 from cryptography import x509
@@ -80,6 +80,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FIELD_MANAGER = "mlpipeline-tests"
 # Working directories live here; a directory whose owner died is swept on the next start.
 WORK_PARENT = Path(tempfile.gettempdir()) / "mlpipeline-controlplane"
+SERVICE_CIDR = "10.0.0.0/24"
+KUBERNETES_SERVICE_IP = "10.0.0.1"  # the first address of SERVICE_CIDR
 
 
 class ControlPlaneError(RuntimeError):
@@ -194,6 +196,7 @@ class Pki:
     """Files of the throwaway PKI of one control plane."""
 
     ca_cert: Path
+    ca_key: Path
     serving_cert: Path
     serving_key: Path
     admin_cert: Path
@@ -217,8 +220,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     )
 
 
-def generate_pki(directory: Path) -> Pki:
-    """A CA, a serving cert for 127.0.0.1/localhost, an admin client cert, SA signing keys."""
+def generate_pki(directory: Path, serving_ips: Sequence[str] = ()) -> Pki:
+    """A CA, a serving cert for 127.0.0.1/localhost (and ``serving_ips``), an admin client
+    cert, SA signing keys. :func:`issue_client_certificate` adds more client identities."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(hours=1)
@@ -280,6 +284,7 @@ def generate_pki(directory: Path) -> Pki:
         x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
         [
             x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in serving_ips),
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes"),
             x509.DNSName("kubernetes.default"),
@@ -301,6 +306,7 @@ def generate_pki(directory: Path) -> Pki:
     pem = serialization.Encoding.PEM
     return Pki(
         ca_cert=_write(directory / "ca.crt", ca_cert.public_bytes(pem)),
+        ca_key=_write(directory / "ca.key", _key_pem(ca_key), private=True),
         serving_cert=_write(directory / "apiserver.crt", serving_cert.public_bytes(pem)),
         serving_key=_write(directory / "apiserver.key", _key_pem(serving_key), private=True),
         admin_cert=_write(directory / "admin.crt", admin_cert.public_bytes(pem)),
@@ -310,6 +316,39 @@ def generate_pki(directory: Path) -> Pki:
             directory / "sa.pub",
             sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
         ),
+    )
+
+
+def issue_client_certificate(
+    pki: Pki, name: str, common_name: str, organization: str | None = None
+) -> tuple[Path, Path]:
+    """A client certificate and key signed by the PKI's CA, written beside it as
+    ``<name>.crt``/``<name>.key``: the identity ``common_name`` in group ``organization``."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attributes))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(ca_cert.not_valid_before_utc)
+        .not_valid_after(ca_cert.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory = pki.ca_cert.parent
+    return (
+        _write(directory / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM)),
+        _write(directory / f"{name}.key", _key_pem(key), private=True),
     )
 
 
@@ -388,8 +427,12 @@ class ManagedProcess:
         self._log.close()
 
 
-# Every live control plane, stopped at exit and on SIGTERM/SIGHUP.
-_LIVE: set[ControlPlane] = set()
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+# Every live control plane (and cluster), stopped at exit and on SIGTERM/SIGHUP.
+_LIVE: set[Stoppable] = set()
 _LIVE_LOCK = threading.Lock()
 _HANDLERS_INSTALLED = False
 
@@ -407,6 +450,18 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     # Exit the way the signal would have, after cleaning up.
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def stop_at_exit(obj: Stoppable) -> None:
+    """Stop ``obj`` at exit and on SIGTERM/SIGHUP, unless :func:`forget_at_exit` comes first."""
+    _install_cleanup_handlers()
+    with _LIVE_LOCK:
+        _LIVE.add(obj)
+
+
+def forget_at_exit(obj: Stoppable) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(obj)
 
 
 def _install_cleanup_handlers() -> None:
@@ -858,6 +913,13 @@ class ControlPlane:
     keep_workdir: bool = False
     start_timeout: float = 90.0
     extra_apiserver_args: Sequence[str] = ()
+    # A control plane for a cluster where pods run (tests/e2e/cluster.py): it listens on
+    # ``address`` in a network namespace of its own (well-known ports, so ``command_prefix``
+    # enters that namespace), admits service accounts, authorizes nodes, and publishes its
+    # address as the `kubernetes` Service's endpoint.
+    runs_pods: bool = False
+    address: str = "127.0.0.1"
+    command_prefix: Sequence[str] = ()
 
     processes: dict[str, ManagedProcess] = field(default_factory=dict, init=False)
     etcd_url: str = field(default="", init=False)
@@ -882,7 +944,7 @@ class ControlPlane:
     def start(self) -> ControlPlane:
         kube_apiserver = find_binary("kube-apiserver")
         etcd = find_binary("etcd")
-        _install_cleanup_handlers()
+        stop_at_exit(self)
         if self.workdir is None:
             _sweep_stale_workdirs()
             WORK_PARENT.mkdir(parents=True, exist_ok=True)
@@ -890,10 +952,11 @@ class ControlPlane:
             self._owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "owner.pid").write_text(f"{os.getpid()}\n")
-        with _LIVE_LOCK:
-            _LIVE.add(self)
         try:
-            self.pki = generate_pki(self.workdir / "pki")
+            self.pki = generate_pki(
+                self.workdir / "pki",
+                serving_ips=[self.address, KUBERNETES_SERVICE_IP] if self.runs_pods else (),
+            )
             self._start_etcd(etcd)
             self._start_apiserver(kube_apiserver)
             self._write_kubeconfig()
@@ -904,10 +967,11 @@ class ControlPlane:
 
     def _start_etcd(self, etcd: Path) -> None:
         assert self.workdir is not None
-        client_port, peer_port = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{client_port}"
-        peer_url = f"http://127.0.0.1:{peer_port}"
+        client_port, peer_port = (2379, 2380) if self.runs_pods else (free_port(), free_port())
+        self.etcd_url = f"http://{self.address}:{client_port}"
+        peer_url = f"http://{self.address}:{peer_port}"
         argv = [
+            *self.command_prefix,
             str(etcd),
             "--name=default",
             f"--data-dir={self.workdir / 'etcd'}",
@@ -925,7 +989,7 @@ class ControlPlane:
         self.processes["etcd"] = proc
 
         def healthy() -> bool:
-            status, body = _probe("127.0.0.1", client_port, "/health", None)
+            status, body = _probe(self.address, client_port, "/health", None)
             return status == 200 and '"health":"true"' in body.replace(" ", "")
 
         _wait_until("etcd /health", healthy, self.start_timeout, [proc])
@@ -938,14 +1002,31 @@ class ControlPlane:
 
     def _start_apiserver(self, kube_apiserver: Path) -> None:
         assert self.workdir is not None and self.pki is not None
-        port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        port = 6443 if self.runs_pods else free_port()
+        self.server = f"https://{self.address}:{port}"
         pki = self.pki
+        if self.runs_pods:
+            cluster_args = [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+            ]
+        else:
+            cluster_args = [
+                "--authorization-mode=RBAC",
+                # No kubelet, no token controller: pods are never run, and the default
+                # service account does not exist in new namespaces.
+                "--disable-admission-plugins=ServiceAccount",
+                "--endpoint-reconciler-type=none",
+            ]
         argv = [
+            *self.command_prefix,
             str(kube_apiserver),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={pki.serving_cert}",
@@ -955,13 +1036,9 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--api-audiences=https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # No kubelet, no token controller: pods are never run, and the default
-            # service account does not exist in new namespaces.
-            "--disable-admission-plugins=ServiceAccount",
-            "--endpoint-reconciler-type=none",
+            *cluster_args,
             "--profiling=false",
             "--v=1",
             *self.extra_apiserver_args,
@@ -971,7 +1048,7 @@ class ControlPlane:
         context = self._client_ssl_context()
 
         def ready() -> bool:
-            status, _ = _probe("127.0.0.1", port, "/readyz", context)
+            status, _ = _probe(self.address, port, "/readyz", context)
             return status == 200
 
         _wait_until("kube-apiserver /readyz", ready, self.start_timeout, [proc])
@@ -1020,18 +1097,20 @@ class ControlPlane:
             return self.processes["kube-controller-manager"]
         assert self.workdir is not None and self.pki is not None
         binary = find_binary("kube-controller-manager")
-        port = free_port()
+        port = 10257 if self.runs_pods else free_port()
         argv = [
+            *self.command_prefix,
             str(binary),
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={self.address}",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'kcm-certs'}",
             f"--controllers={','.join(controllers)}",
             "--leader-elect=false",
-            "--use-service-account-credentials=false",
+            # Each controller with its own service account, as in a real cluster.
+            f"--use-service-account-credentials={str(self.runs_pods).lower()}",
             f"--service-account-private-key-file={self.pki.sa_key}",
             f"--root-ca-file={self.pki.ca_cert}",
             "--profiling=false",
@@ -1046,7 +1125,7 @@ class ControlPlane:
         context.verify_mode = ssl.CERT_NONE
 
         def healthy() -> bool:
-            status, _ = _probe("127.0.0.1", port, "/healthz", context)
+            status, _ = _probe(self.address, port, "/healthz", context)
             return status == 200
 
         _wait_until("kube-controller-manager /healthz", healthy, self.start_timeout, [proc])
@@ -1067,8 +1146,7 @@ class ControlPlane:
                 close()
             self._api_client = None
             self._kube = None
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
+        forget_at_exit(self)
         if self.workdir is not None and self._owns_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
