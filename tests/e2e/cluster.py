@@ -49,8 +49,10 @@ from tests.controlplane.harness import (
     ControlPlane,
     ControlPlaneError,
     ManagedProcess,
+    MissingBinaryError,
     _probe,
     _wait_until,
+    bin_dir,
     find_binary,
     issue_client_certificate,
     project_crd_files,
@@ -460,7 +462,12 @@ class NodeCluster:
         )
         self.control_plane = plane
         plane.start()
-        argo_crds = sorted((find_binary("argo-crds")).glob("argoproj.io_*.yaml"))
+        # Argo's CRDs of the controller's own version, built beside it (not the reference copy).
+        argo_crds = sorted((bin_dir() / "argo-crds").glob("argoproj.io_*.yaml"))
+        if not argo_crds:
+            raise MissingBinaryError(
+                f"no Argo CRDs in {bin_dir() / 'argo-crds'}: run `make binaries`"
+            )
         plane.install_crds([*project_crd_files(), *argo_crds])
         plane.start_controller_manager(controllers=("*",))
 
@@ -732,10 +739,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         )
         self._wait(
             "workflow-controller /healthz",
-            lambda: (
-                _probe(self.node_ip, 6060, "/healthz", None)[0] == 200
-                or _probe("127.0.0.1", 6060, "/healthz", None)[0] == 200
-            ),
+            lambda: _probe(self.node_ip, 6060, "/healthz", None)[0] == 200,
             proc,
         )
 
