@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from tests.controlplane.harness import ControlPlaneError
 from tests.e2e.cluster import NodeCluster
@@ -36,8 +37,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cluster = NodeCluster(keep_workdir=args.keep)
     try:
+        started = time.monotonic()
         cluster.start()
-        print(f"cluster ready; logs in {cluster.workdir}", file=sys.stderr, flush=True)
+        print(
+            f"cluster ready in {time.monotonic() - started:.0f}s; logs in {cluster.workdir}",
+            file=sys.stderr,
+            flush=True,
+        )
         for line in cluster.env_lines():
             print(line, flush=True)
         print("READY", flush=True)

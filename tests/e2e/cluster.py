@@ -93,12 +93,15 @@ class ClusterUnavailableError(ControlPlaneError):
     """The cluster cannot run on this machine (not root, not Linux, a package missing)."""
 
 
-def requirements_problem() -> str | None:
-    """Why a node cannot run here, in one line, or None when it can."""
+def requirements_problem(packages: bool = True) -> str | None:
+    """Why a node cannot run here, in one line, or None when it can. ``packages=False`` leaves
+    out what hack/install-node-deps.sh installs."""
     if sys.platform != "linux":
         return f"the single-node cluster needs Linux (this is {sys.platform})"
     if os.geteuid() != 0:
         return "the single-node cluster needs root (kubelet, containerd, network namespaces)"
+    if not packages:
+        return None
     missing = [name for name in HOST_COMMANDS if shutil.which(name) is None]
     if not (CNI_BIN_DIR / "bridge").exists():
         missing.append(f"CNI plugins in {CNI_BIN_DIR}")
