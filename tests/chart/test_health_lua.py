@@ -9,27 +9,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as lua51
 import pytest
 import yaml
 
 from mlpipeline_operator.api.status import Phase
-from tests.chart.generate import HEALTH_DIR, HEALTH_LUA
+from tests.chart.generate import HEALTH_DIR
+from tests.chart.health_lua import health
 
 CASES = yaml.safe_load((HEALTH_DIR / "health_test.yaml").read_text())["tests"]
-
-
-def health(obj: dict[str, Any]) -> dict[str, str]:
-    """What Argo CD does: the object as the global `obj`, the script's returned table."""
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=False)
-    # Argo CD's sandbox: no os, io, or loading of code.
-    for name in ("os", "io", "dofile", "loadfile", "load", "loadstring", "require"):
-        runtime.globals()[name] = None
-    runtime.globals()["obj"] = runtime.table_from(obj, recursive=True)
-    check = runtime.execute(f"return function()\n{HEALTH_LUA.read_text()}\nend")
-    assert callable(check)
-    result: Any = check()
-    return {key: str(result[key]) for key in ("status", "message") if result[key] is not None}
 
 
 def test_every_testdata_file_has_a_case() -> None:

@@ -25,6 +25,7 @@ Run ``python -m tests.e2e`` (``make e2e-cluster``) for a cluster in the foregrou
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -42,6 +43,10 @@ from typing import Any
 
 import yaml
 
+from tests.chart.generate import CHART_DIR
+from tests.chart.helm import NAMESPACE as OPERATOR_NAMESPACE
+from tests.chart.helm import RELEASE as OPERATOR_RELEASE
+from tests.chart.helm import helm
 from tests.controlplane.harness import (
     KUBERNETES_SERVICE_IP,
     REPO_ROOT,
@@ -54,12 +59,9 @@ from tests.controlplane.harness import (
     _wait_until,
     bin_dir,
     find_binary,
+    forget_at_exit,
     issue_client_certificate,
-    project_crd_files,
     stop_at_exit,
-)
-from tests.controlplane.harness import (
-    forget_at_exit as _forget_at_exit,
 )
 from tests.mlflow.server import QUIET_ENV
 
@@ -155,10 +157,21 @@ def processes_in_netns(inode: int) -> list[int]:
     return pids
 
 
-def _kill_netns(inode: int, timeout: float = 15.0) -> None:
-    """SIGKILL every process of a network namespace, until none is left."""
+def processes_in_cgroup(name: str) -> list[int]:
+    """Every process in the cgroup ``name`` or below it, in any hierarchy."""
+    pids: set[int] = set()
+    for procs in Path("/sys/fs/cgroup").glob(f"*/{name}/**/cgroup.procs"):
+        with contextlib.suppress(OSError):
+            pids.update(int(pid) for pid in procs.read_text().split())
+    return sorted(pids)
+
+
+def _kill_cluster(inode: int, cgroup_root: str, timeout: float = 15.0) -> None:
+    """SIGKILL every process of the cluster until none is left: those in its network
+    namespace (containerd's shims among them) and those in its pods' cgroups (the containers,
+    each in a network namespace of its pod)."""
     deadline = time.monotonic() + timeout
-    while pids := processes_in_netns(inode):
+    while pids := processes_in_netns(inode) + processes_in_cgroup(cgroup_root):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -167,15 +180,25 @@ def _kill_netns(inode: int, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def _remove_cgroups(name: str) -> None:
-    """Remove the cgroup ``name`` from every hierarchy, children first."""
+def _remove_cgroups(name: str, timeout: float = 30.0) -> None:
+    """Remove the cgroup ``name`` from every hierarchy, children first. A cgroup stays busy
+    for a moment after its last process was killed, until that process is reaped."""
+    deadline = time.monotonic() + timeout
     for hierarchy in Path("/sys/fs/cgroup").iterdir():
         top = hierarchy / name
         if not top.is_dir():
             continue
         for directory, _dirs, _files in sorted(os.walk(top), key=lambda d: -len(d[0])):
-            with contextlib.suppress(FileNotFoundError):
-                Path(directory).rmdir()
+            while True:
+                try:
+                    Path(directory).rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as error:
+                    if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
 
 def _create_cgroups(name: str) -> None:
@@ -206,7 +229,7 @@ def sweep_stale_clusters() -> None:
         except ProcessLookupError:
             pass
         with contextlib.suppress(ControlPlaneError):
-            _kill_netns(int(state["netns_inode"]))
+            _kill_cluster(int(state["netns_inode"]), str(state["cgroup_root"]))
         _remove_cgroups(str(state["cgroup_root"]))
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -381,6 +404,7 @@ class NodeCluster:
             self._start_mlflow()
             self._start_argo(binaries["workflow-controller"])
             self._prepare_pipeline_namespace()
+            self._install_operator()
         except BaseException:
             self.stop()
             raise
@@ -471,7 +495,8 @@ class NodeCluster:
             raise MissingBinaryError(
                 f"no Argo CRDs in {bin_dir() / 'argo-crds'}: run `make binaries`"
             )
-        plane.install_crds([*project_crd_files(), *argo_crds])
+        # This project's CRDs come with the chart (_install_operator), as for a user.
+        plane.install_crds(argo_crds)
         plane.start_controller_manager(controllers=("*",))
 
     def _component_kubeconfig(self, name: str, user: str, group: str | None = None) -> Path:
@@ -764,25 +789,79 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
                     f"{proc.name} exited ({proc.proc.returncode}):\n{proc.log_tail()}"
                 )
 
+    def _install_operator(self) -> None:
+        """The operator as users deploy it: `helm install` of the chart, two replicas with
+        leader election, the locally built image for the operator and the promotion step."""
+        plane = self.control_plane
+        assert plane is not None
+        repository, tag = self.images["PROMOTION_IMAGE"].rsplit(":", 1)
+        helm(
+            "install",
+            OPERATOR_RELEASE,
+            str(CHART_DIR),
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--namespace={OPERATOR_NAMESPACE}",
+            "--create-namespace",
+            "--set=replicaCount=2",
+            f"--set=image.repository={repository}",
+            f"--set=image.tag={tag}",
+            f"--set=promotionImage.repository={repository}",
+            f"--set=promotionImage.tag={tag}",
+        )
+
+        def available(deployment: dict[str, Any] | None) -> bool:
+            status = (deployment or {}).get("status") or {}
+            return status.get("availableReplicas") == 2 and status.get("updatedReplicas") == 2
+
+        try:
+            plane.kube.wait_for(
+                "apps/v1",
+                "Deployment",
+                OPERATOR_RELEASE,
+                OPERATOR_NAMESPACE,
+                available,
+                timeout=self.start_timeout,
+                interval=0.5,
+            )
+        except TimeoutError:
+            pods = self.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide")
+            raise ControlPlaneError(
+                f"the operator's Deployment is not available:\n{pods}"
+            ) from None
+
     def stop(self) -> None:
-        """Stop everything and undo every change to this machine."""
+        """Stop everything and undo every change to this machine. Every step runs even when
+        one before it failed; the failures are raised together at the end."""
+        errors: list[str] = []
+
+        def attempt(what: str, step: Callable[[], object]) -> None:
+            try:
+                step()
+            except Exception as error:  # every step must still run
+                errors.append(f"{what}: {error}")
+
         for name in reversed(list(self.processes)):
-            self.processes.pop(name).stop(timeout=10)
+            attempt(f"stop {name}", self.processes.pop(name).stop)
         if self.control_plane is not None:
-            self.control_plane.stop()
+            attempt("stop the control plane", self.control_plane.stop)
         if self._netns_inode:
-            _kill_netns(self._netns_inode)
+            attempt(
+                "kill the cluster's processes",
+                lambda: _kill_cluster(self._netns_inode, self._cgroup_root),
+            )
         if self._holder is not None:
-            self._holder.stop(timeout=5)
+            attempt("stop the namespaces' holder", self._holder.stop)
             self._holder = None
         if self._host_link:
             # Gone with the namespace's end of the pair; this only catches a half-made pair.
             subprocess.run(["ip", "link", "del", self._host_link], capture_output=True, check=False)
         if self._cgroup_root:
-            _remove_cgroups(self._cgroup_root)
-        _forget_at_exit(self)
+            attempt("remove the cgroups", lambda: _remove_cgroups(self._cgroup_root))
+        forget_at_exit(self)
         if self.workdir != Path() and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if errors:
+            raise ControlPlaneError("the cluster did not stop cleanly: " + "; ".join(errors))
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -842,6 +921,17 @@ def pipeline_namespace_objects(namespace: str, s3_endpoint: str) -> list[dict[st
             "kind": "Secret",
             "metadata": {"name": "s3-credentials", "namespace": namespace},
             "stringData": {"accesskey": S3_ACCESS_KEY, "secretkey": S3_SECRET_KEY},
+        },
+        {
+            # What `spec.mlflow.credentialsSecret: mlflow` attaches to the promotion step. This
+            # MLflow server asks for no credentials, so these are only ever ignored.
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "mlflow", "namespace": namespace},
+            "stringData": {
+                "MLFLOW_TRACKING_USERNAME": "pipelines",
+                "MLFLOW_TRACKING_PASSWORD": "unused",
+            },
         },
         {
             "apiVersion": "v1",

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from tests.controlplane.harness import REPO_ROOT, find_binary
-from tests.e2e.cluster import processes_in_netns
+from tests.e2e.cluster import processes_in_cgroup, processes_in_netns
 
 START_TIMEOUT = 600.0  # seconds: a cold start imports every image into containerd
 EXPECTED = (
@@ -105,8 +105,10 @@ def test_ready_lines_then_sigterm_leaves_nothing_behind() -> None:
         workdir = next(
             Path(m.group(1)) for m in map(re.compile(r"logs in (\S+)").search, stderr) if m
         )
-        netns = int(json.loads((workdir / "cluster.json").read_text())["netns_inode"])
+        state = json.loads((workdir / "cluster.json").read_text())
+        netns, cgroup_root = int(state["netns_inode"]), str(state["cgroup_root"])
         assert processes_in_netns(netns), "the cluster's processes are not in its namespace"
+        assert processes_in_cgroup(cgroup_root), "the operator's pods are not in the cgroups"
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=120)
@@ -114,6 +116,7 @@ def test_ready_lines_then_sigterm_leaves_nothing_behind() -> None:
             reader.join(timeout=10)
     assert code == 0, "".join(stderr)[-3000:]
     assert processes_in_netns(netns) == []
+    assert processes_in_cgroup(cgroup_root) == []
     assert not workdir.exists()
     after = machine_state()
     for what in before:

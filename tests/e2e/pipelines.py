@@ -1,0 +1,91 @@
+"""MLPipelines on the end-to-end cluster: applied as a user does, waited on through status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from tests.chart.health_lua import health
+from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
+
+MLPIPELINE = ("mlops.gitops.dev/v1alpha1", "MLPipeline")
+FINISHED = ("Succeeded", "Failed", "Invalid")
+
+
+def apply_pipeline(cluster: NodeCluster, doc: dict[str, Any]) -> None:
+    """`kubectl apply --server-side` of an MLPipeline, as from a file in git."""
+    cluster.kubectl("apply", "--server-side", "-f", "-", input_text=yaml.safe_dump(doc))
+
+
+def condition(pipeline: dict[str, Any], kind: str) -> dict[str, Any]:
+    conditions = pipeline.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == kind), {})
+
+
+def wait_status(
+    cluster: NodeCluster,
+    name: str,
+    *,
+    generation: int,
+    timeout: float,
+    healths: list[str] | None = None,
+) -> dict[str, Any]:
+    """The MLPipeline once the operator reports a finished phase for ``generation``; on a
+    timeout, an error that shows its status. ``healths`` receives Argo CD's health of every
+    state seen on the way (health.lua on the live object), each change once."""
+    assert cluster.control_plane is not None
+    kube = cluster.control_plane.kube
+
+    def finished(pipeline: dict[str, Any] | None) -> bool:
+        if healths is not None and pipeline is not None:
+            seen = health(pipeline)["status"]
+            if not healths or healths[-1] != seen:
+                healths.append(seen)
+        status = (pipeline or {}).get("status") or {}
+        return status.get("observedGeneration") == generation and status.get("phase") in FINISHED
+
+    try:
+        pipeline = kube.wait_for(
+            *MLPIPELINE, name, PIPELINE_NAMESPACE, finished, timeout=timeout, interval=2
+        )
+    except TimeoutError:
+        status = kube.get(*MLPIPELINE, name, PIPELINE_NAMESPACE).get("status")
+        message = f"MLPipeline {name} generation {generation} unfinished after {timeout:g}s"
+        raise AssertionError(f"{message}: {status}") from None
+    assert pipeline is not None
+    return pipeline
+
+
+def pipeline(
+    cluster: NodeCluster, name: str, steps: list[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    """An MLPipeline in the pipeline namespace whose steps run in the cluster's step image."""
+    return {
+        "apiVersion": MLPIPELINE[0],
+        "kind": MLPIPELINE[1],
+        "metadata": {"name": name, "namespace": PIPELINE_NAMESPACE},
+        "spec": {"image": cluster.images["STEP_IMAGE"], "steps": steps, **spec},
+    }
+
+
+def labelled(cluster: NodeCluster, kind: str, selector: str) -> list[str]:
+    """The names of the Workflows, CronWorkflows or Pods of the pipeline namespace that match
+    a label selector."""
+    assert cluster.control_plane is not None
+    api_version = "v1" if kind == "Pod" else "argoproj.io/v1alpha1"
+    items = cluster.control_plane.kube.list_objects(
+        api_version, kind, PIPELINE_NAMESPACE, label_selector=selector
+    )
+    return [item["metadata"]["name"] for item in items]
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll ``check`` every second until it holds; an error naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(1)

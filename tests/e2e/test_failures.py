@@ -1,0 +1,128 @@
+"""Failures as Argo really produces them, reported by the operator: a step retried with a
+backoff until it succeeds, a step killed at its timeout; Argo CD's health all along; and the
+deletion of a pipeline, which takes its Workflows and pods with it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from mlpipeline_operator.api.constants import LABEL_PIPELINE
+from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
+from tests.e2e.pipelines import (
+    MLPIPELINE,
+    apply_pipeline,
+    eventually,
+    labelled,
+    pipeline,
+    wait_status,
+)
+
+RUN_TIMEOUT = 300.0
+
+# Counts its attempts in MLflow (a run per attempt, in an experiment of its own): the first two
+# fail, the third succeeds. A pod knows nothing of earlier attempts otherwise.
+FLAKY = """
+import sys, mlflow
+mlflow.set_experiment("e2e-flaky-" + sys.argv[1])
+with mlflow.start_run():
+    pass
+attempts = len(mlflow.search_runs(output_format="list"))
+print("attempt", attempts)
+sys.exit(0 if attempts >= 3 else 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def started(cluster: NodeCluster) -> dict[str, list[str]]:
+    """Both pipelines applied at once (they run side by side); the health seen of each."""
+    flaky = pipeline(
+        cluster,
+        "flaky",
+        [
+            {
+                "name": "flaky",
+                "command": ["python", "-c", FLAKY, uuid.uuid4().hex],
+                "env": [{"name": "MLFLOW_TRACKING_URI", "value": cluster.mlflow_uri}],
+                "retry": {"limit": 3, "policy": "Always", "backoff": {"duration": "2s"}},
+            }
+        ],
+    )
+    slow = pipeline(
+        cluster,
+        "slow",
+        [
+            {"name": "prepare", "command": ["python", "-c", "print('ready')"]},
+            {
+                "name": "sleepy",
+                "dependsOn": ["prepare"],
+                "command": ["python", "-c", "import time; time.sleep(300)"],
+                "timeout": "10s",
+            },
+        ],
+    )
+    apply_pipeline(cluster, flaky)
+    apply_pipeline(cluster, slow)
+    return {"flaky": [], "slow": []}
+
+
+def test_a_step_retried_with_backoff_until_it_succeeds(
+    cluster: NodeCluster, started: dict[str, list[str]]
+) -> None:
+    done = wait_status(
+        cluster, "flaky", generation=1, timeout=RUN_TIMEOUT, healths=started["flaky"]
+    )
+
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    (step,) = status["lastRun"]["steps"]
+    assert (step["name"], step["phase"], step["retries"]) == ("flaky", "Succeeded", 2)
+    assert started["flaky"][0] == "Progressing" and started["flaky"][-1] == "Healthy"
+
+
+def test_a_step_past_its_timeout_fails_the_run(
+    cluster: NodeCluster, started: dict[str, list[str]]
+) -> None:
+    done = wait_status(cluster, "slow", generation=1, timeout=RUN_TIMEOUT, healths=started["slow"])
+
+    status = done["status"]
+    assert status["phase"] == "Failed", status
+    assert 'step "sleepy" failed' in status["message"]
+    assert "deadline" in status["message"], status["message"]
+    phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
+    assert phases == {"prepare": "Succeeded", "sleepy": "Failed"}
+    assert started["slow"][0] == "Progressing" and started["slow"][-1] == "Degraded"
+    events = cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        PIPELINE_NAMESPACE,
+        "-o",
+        "jsonpath={range .items[*]}"
+        "{.involvedObject.kind}/{.involvedObject.name} {.type} {.reason}: {.message}{'\\n'}{end}",
+    )
+    assert any(
+        line.startswith("MLPipeline/slow Warning RunFailed") and "sleepy" in line
+        for line in events.splitlines()
+    ), events
+
+
+def test_deleting_a_pipeline_removes_its_workflows_and_pods(
+    cluster: NodeCluster, started: dict[str, list[str]]
+) -> None:
+    wait_status(cluster, "slow", generation=1, timeout=RUN_TIMEOUT)
+    selector = f"{LABEL_PIPELINE}=slow"
+    assert labelled(cluster, "Workflow", selector)
+    assert labelled(cluster, "Pod", selector)  # a failed run's pods are kept (podGC)
+
+    cluster.kubectl("delete", "mlpipeline", "slow", "-n", PIPELINE_NAMESPACE, "--wait=true")
+
+    assert cluster.control_plane is not None
+    kube = cluster.control_plane.kube
+    kube.wait_for(*MLPIPELINE, "slow", PIPELINE_NAMESPACE, lambda obj: obj is None, timeout=60)
+
+    def collected() -> bool:
+        return not labelled(cluster, "Workflow", selector) + labelled(cluster, "Pod", selector)
+
+    eventually(collected, "the pipeline's Workflows and pods are garbage-collected", timeout=120)
