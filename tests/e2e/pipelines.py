@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -26,24 +28,14 @@ def condition(pipeline: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def wait_status(
-    cluster: NodeCluster,
-    name: str,
-    *,
-    generation: int,
-    timeout: float,
-    healths: list[str] | None = None,
+    cluster: NodeCluster, name: str, *, generation: int, timeout: float
 ) -> dict[str, Any]:
     """The MLPipeline once the operator reports a finished phase for ``generation``; on a
-    timeout, an error that shows its status. ``healths`` receives Argo CD's health of every
-    state seen on the way (health.lua on the live object), each change once."""
+    timeout, an error that shows its status."""
     assert cluster.control_plane is not None
     kube = cluster.control_plane.kube
 
     def finished(pipeline: dict[str, Any] | None) -> bool:
-        if healths is not None and pipeline is not None:
-            seen = health(pipeline)["status"]
-            if not healths or healths[-1] != seen:
-                healths.append(seen)
         status = (pipeline or {}).get("status") or {}
         return status.get("observedGeneration") == generation and status.get("phase") in FINISHED
 
@@ -89,3 +81,29 @@ def eventually(check: Callable[[], bool], what: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:g}s: {what}")
         time.sleep(1)
+
+
+@contextlib.contextmanager
+def health_log(cluster: NodeCluster, names: list[str]) -> Iterator[dict[str, list[str]]]:
+    """Argo CD's health of each named pipeline (health.lua on the live object), sampled twice a
+    second in the background while the block runs: every change, in order."""
+    assert cluster.control_plane is not None
+    kube = cluster.control_plane.kube
+    seen: dict[str, list[str]] = {name: [] for name in names}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            for name in names:
+                with contextlib.suppress(Exception):  # not created yet, or a transient error
+                    status = health(kube.get(*MLPIPELINE, name, PIPELINE_NAMESPACE))["status"]
+                    if not seen[name] or seen[name][-1] != status:
+                        seen[name].append(status)
+
+    sampler = threading.Thread(target=sample, name="health-log", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join(timeout=10)

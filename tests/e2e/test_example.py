@@ -14,7 +14,7 @@ import yaml
 
 from tests.controlplane.harness import REPO_ROOT
 from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
-from tests.e2e.pipelines import apply_pipeline, condition, wait_status
+from tests.e2e.pipelines import apply_pipeline, condition, health_log, wait_status
 
 EXAMPLE = REPO_ROOT / "examples" / "fraud-detection" / "pipeline.yaml"
 RUN_TIMEOUT = 900.0  # seconds for the whole example; about 3 minutes on an idle machine
@@ -46,8 +46,12 @@ def champion_version(cluster: NodeCluster, model: str) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(cluster: NodeCluster) -> dict[str, Any]:
-    apply_pipeline(cluster, example_for(cluster))
-    return wait_status(cluster, "fraud-detection", generation=1, timeout=RUN_TIMEOUT)
+    with health_log(cluster, ["fraud-detection"]) as healths:
+        apply_pipeline(cluster, example_for(cluster))
+        done = wait_status(cluster, "fraud-detection", generation=1, timeout=RUN_TIMEOUT)
+    # Argo CD's view all along: Progressing while it runs, then Healthy.
+    assert healths["fraud-detection"] == ["Progressing", "Healthy"]
+    return done
 
 
 def test_example_runs_and_promotes(cluster: NodeCluster, first_run: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ deletion of a pipeline, which takes its Workflows and pods with it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.e2e.pipelines import (
     MLPIPELINE,
     apply_pipeline,
     eventually,
+    health_log,
     labelled,
     pipeline,
     wait_status,
@@ -35,8 +37,8 @@ sys.exit(0 if attempts >= 3 else 1)
 
 
 @pytest.fixture(scope="module")
-def started(cluster: NodeCluster) -> dict[str, list[str]]:
-    """Both pipelines applied at once (they run side by side); the health seen of each."""
+def started(cluster: NodeCluster) -> Iterator[dict[str, list[str]]]:
+    """Both pipelines applied at once (they run side by side); Argo CD's health seen of each."""
     flaky = pipeline(
         cluster,
         "flaky",
@@ -62,29 +64,28 @@ def started(cluster: NodeCluster) -> dict[str, list[str]]:
             },
         ],
     )
-    apply_pipeline(cluster, flaky)
-    apply_pipeline(cluster, slow)
-    return {"flaky": [], "slow": []}
+    with health_log(cluster, ["flaky", "slow"]) as healths:
+        apply_pipeline(cluster, flaky)
+        apply_pipeline(cluster, slow)
+        yield healths
 
 
 def test_a_step_retried_with_backoff_until_it_succeeds(
     cluster: NodeCluster, started: dict[str, list[str]]
 ) -> None:
-    done = wait_status(
-        cluster, "flaky", generation=1, timeout=RUN_TIMEOUT, healths=started["flaky"]
-    )
+    done = wait_status(cluster, "flaky", generation=1, timeout=RUN_TIMEOUT)
 
     status = done["status"]
     assert status["phase"] == "Succeeded", status
     (step,) = status["lastRun"]["steps"]
     assert (step["name"], step["phase"], step["retries"]) == ("flaky", "Succeeded", 2)
-    assert started["flaky"][0] == "Progressing" and started["flaky"][-1] == "Healthy"
+    assert started["flaky"] == ["Progressing", "Healthy"]
 
 
 def test_a_step_past_its_timeout_fails_the_run(
     cluster: NodeCluster, started: dict[str, list[str]]
 ) -> None:
-    done = wait_status(cluster, "slow", generation=1, timeout=RUN_TIMEOUT, healths=started["slow"])
+    done = wait_status(cluster, "slow", generation=1, timeout=RUN_TIMEOUT)
 
     status = done["status"]
     assert status["phase"] == "Failed", status
@@ -92,7 +93,7 @@ def test_a_step_past_its_timeout_fails_the_run(
     assert "deadline" in status["message"], status["message"]
     phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
     assert phases == {"prepare": "Succeeded", "sleepy": "Failed"}
-    assert started["slow"][0] == "Progressing" and started["slow"][-1] == "Degraded"
+    assert started["slow"] == ["Progressing", "Degraded"]
     events = cluster.kubectl(
         "get",
         "events",
