@@ -153,7 +153,7 @@ def install_yaml() -> str:
 #
 #   kubectl apply --server-side -f manifests/install.yaml
 #
-# (On a first install, run it twice: the first run creates the CRDs, see the README.)
+# One pass installs everything: the operator creates its peering object (leader election).
 ---
 apiVersion: v1
 kind: Namespace

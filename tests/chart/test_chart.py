@@ -90,13 +90,12 @@ def test_default_values_cluster_wide_with_peering() -> None:
             "ClusterRoleBinding",
             "ClusterRole",  # -edit, aggregated to admin and edit
             "ClusterRole",  # -view, aggregated to view
-            "ClusterKopfPeering",
-            "Deployment",
+            "Deployment",  # the operator creates its ClusterKopfPeering itself
         ]
     )
     crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
-    assert find(objects, "ClusterKopfPeering", "mlpipeline-operator")
+    assert not of_kind(objects, "ClusterKopfPeering")  # the operator creates it
     binding = find(objects, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "mlpipeline-operator", "namespace": "mlpipeline-system"}
@@ -121,8 +120,7 @@ def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
     namespaces = ["ml", "ml-staging"]
     assert sorted(r["metadata"]["namespace"] for r in of_kind(objects, "Role")) == namespaces
     assert sorted(b["metadata"]["namespace"] for b in of_kind(objects, "RoleBinding")) == namespaces
-    assert sorted(p["metadata"]["namespace"] for p in of_kind(objects, "KopfPeering")) == namespaces
-    assert not of_kind(objects, "ClusterKopfPeering")
+    assert not of_kind(objects, "KopfPeering") and not of_kind(objects, "ClusterKopfPeering")
     assert not of_kind(objects, "ClusterRoleBinding")
     # Only the aggregated user roles are ClusterRoles: nothing bound to the operator.
     assert {r["metadata"]["name"] for r in of_kind(objects, "ClusterRole")} == {
@@ -219,8 +217,7 @@ def test_install_yaml_is_current() -> None:
     docs = [d for d in yaml.safe_load_all(INSTALL_YAML.read_text()) if d]
     assert docs[0]["kind"] == "Namespace"
     assert docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    # CRDs before the objects that need them; the peering object last.
-    kinds = [d["kind"] for d in docs]
-    assert kinds.index("ClusterKopfPeering") > max(
-        i for i, k in enumerate(kinds) if k == "CustomResourceDefinition"
-    )
+    # Nothing of a kind whose CRD the same file creates: kubectl applies it in one pass.
+    kinds = {d["kind"] for d in docs}
+    defined = {d["spec"]["names"]["kind"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert not kinds & defined

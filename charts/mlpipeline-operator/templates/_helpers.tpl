@@ -88,11 +88,16 @@ Arguments: (dict "peerings" PLURAL "peeringName" NAME "peering" BOOL).
 - apiGroups: [kopf.dev]
   resources: [{{ .peerings }}]
   verbs: [list, watch]
-# ... and writes its own record (priority, lifetime) into the chart's peering object only.
+# ... and writes its own record (priority, lifetime) into its peering object only.
 - apiGroups: [kopf.dev]
   resources: [{{ .peerings }}]
   resourceNames: [{{ .peeringName | quote }}]
   verbs: [patch]
+# The operator creates that object at start-up when it is missing (a create cannot be limited
+# to a name: the API server authorizes it before the object has one).
+- apiGroups: [kopf.dev]
+  resources: [{{ .peerings }}]
+  verbs: [create]
 {{- end }}
 # Framework (kopf) and operator: Events about MLPipelines (Submitted, RunFailed, Invalid...).
 - apiGroups: [""]

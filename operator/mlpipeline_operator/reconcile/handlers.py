@@ -23,6 +23,7 @@ from mlpipeline_operator.api.constants import (
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Retryable, connect
+from mlpipeline_operator.reconcile.peering import create_peerings
 from mlpipeline_operator.reconcile.reconciler import Reconciler
 from mlpipeline_operator.reconcile.status import Event
 from mlpipeline_operator.validation import InvalidPipeline
@@ -32,8 +33,11 @@ KOPF_PREFIX = f"operator.{GROUP}"
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Production settings: our own annotations for kopf's state, watch timeouts, events."""
+async def configure(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Production settings: our own annotations for kopf's state, watch timeouts, events; the
+    peering object that leader election needs."""
     config: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     # A prefix of its own: kopf ignores annotations under it, and ours (rerun) must count.
@@ -51,6 +55,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.mandatory = config.peering is not None
     settings.peering.clusterwide = config.clusterwide
     memo.kube = Kube(await connect())
+    if config.peering is not None:
+        await create_peerings(memo.kube, config.peering, config.namespaces, logger)
     memo.reconciler = Reconciler(
         kube=memo.kube,
         options=CompileOptions(promotion_image=config.promotion_image),

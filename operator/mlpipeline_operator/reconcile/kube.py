@@ -16,13 +16,16 @@ from mlpipeline_operator.api.constants import (
     ARGO_GROUP,
     ARGO_VERSION,
     GROUP,
+    LABEL_MANAGED_BY,
     LABEL_PIPELINE,
+    MANAGER,
     PLURAL,
     VERSION,
 )
 
 Obj = dict[str, Any]
 _PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's leader election
 
 
 class Retryable(Exception):
@@ -153,6 +156,41 @@ class Kube:
         )
         items: list[Obj] = result.get("items", [])
         return items
+
+    async def create_peering(self, name: str, namespace: str | None) -> bool:
+        """Create kopf's peering object for leader election (a ClusterKopfPeering, or a
+        KopfPeering in ``namespace``); False when it already exists. A create alone: the
+        operator's rights hold no get on peering objects."""
+        kind = "ClusterKopfPeering" if namespace is None else "KopfPeering"
+        body: Obj = {
+            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+            "kind": kind,
+            "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGER}},
+        }
+        where = name if namespace is None else f"{namespace}/{name}"
+        try:
+            if namespace is None:
+                await self._call(
+                    f"create {kind} {where}",
+                    self.custom.create_cluster_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    "clusterkopfpeerings",
+                    body,
+                )
+            else:
+                await self._call(
+                    f"create {kind} {where}",
+                    self.custom.create_namespaced_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    namespace,
+                    "kopfpeerings",
+                    body,
+                )
+        except Conflict:  # 409 AlreadyExists
+            return False
+        return True
 
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
         return await self._get(GROUP, VERSION, PLURAL, namespace, name)
