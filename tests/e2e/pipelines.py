@@ -93,17 +93,21 @@ def health_log(cluster: NodeCluster, names: list[str]) -> Iterator[dict[str, lis
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.5):
-            for name in names:
-                with contextlib.suppress(Exception):  # not created yet, or a transient error
-                    status = health(kube.get(*MLPIPELINE, name, PIPELINE_NAMESPACE))["status"]
-                    if not seen[name] or seen[name][-1] != status:
-                        seen[name].append(status)
+        for name in names:
+            with contextlib.suppress(Exception):  # not created yet, or a transient error
+                status = health(kube.get(*MLPIPELINE, name, PIPELINE_NAMESPACE))["status"]
+                if not seen[name] or seen[name][-1] != status:
+                    seen[name].append(status)
 
-    sampler = threading.Thread(target=sample, name="health-log", daemon=True)
+    def keep_sampling() -> None:
+        while not stop.wait(0.5):
+            sample()
+
+    sampler = threading.Thread(target=keep_sampling, name="health-log", daemon=True)
     sampler.start()
     try:
         yield seen
     finally:
         stop.set()
         sampler.join(timeout=10)
+        sample()  # the state the block ended on
