@@ -37,3 +37,15 @@ e2e: venv binaries images ## the end-to-end tier only
 test-without-e2e: venv lint typecheck $(TEST_PREREQUISITES) ## every check but the end-to-end tier
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"
 TEST_PREREQUISITES += node-deps images
+
+RECORDED_RUNS := tests/unit/data/argo-runs
+
+.PHONY: record-runs
+record-runs: venv binaries images ## re-record the unit tier's real Argo statuses from e2e runs
+	mkdir -p $(RECORDED_RUNS)
+	MLPIPELINE_RECORD_RUNS=$(CURDIR)/$(RECORDED_RUNS) $(BIN)/pytest -q -m e2e \
+		tests/e2e/test_example.py tests/e2e/test_failures.py
+
+.PHONY: benchmark-e2e
+benchmark-e2e: venv binaries images ## the example on the cluster vs locally, operator CPU, status lag
+	$(PY) -m benchmarks.e2e_bench

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.chart.health_lua import health
 from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
+from tests.e2e.workflows import WORKFLOW
 
 MLPIPELINE = ("mlops.gitops.dev/v1alpha1", "MLPipeline")
+RECORD_RUNS = "MLPIPELINE_RECORD_RUNS"
 FINISHED = ("Succeeded", "Failed", "Invalid")
 
 
@@ -48,7 +53,34 @@ def wait_status(
         message = f"MLPipeline {name} generation {generation} unfinished after {timeout:g}s"
         raise AssertionError(f"{message}: {status}") from None
     assert pipeline is not None
+    record_run(cluster, pipeline)
     return pipeline
+
+
+def record_run(cluster: NodeCluster, pipeline: dict[str, Any]) -> None:
+    """With $MLPIPELINE_RECORD_RUNS set (`make record-runs`), keep the Workflow of the
+    pipeline's last run as Argo wrote it, in that directory as <pipeline>-g<generation>.json:
+    the unit tier's fixtures of real statuses (tests/unit/test_recorded_runs.py)."""
+    directory = os.environ.get(RECORD_RUNS)
+    if not directory:
+        return
+    assert cluster.control_plane is not None
+    run = pipeline["status"]["lastRun"]
+    workflow = cluster.control_plane.kube.get(*WORKFLOW, run["name"], PIPELINE_NAMESPACE)
+    meta = workflow["metadata"]
+    kept = {
+        "apiVersion": workflow["apiVersion"],
+        "kind": workflow["kind"],
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "labels", "annotations", "creationTimestamp")
+            if key in meta
+        },
+        "spec": workflow["spec"],
+        "status": workflow["status"],
+    }
+    name = f"{pipeline['metadata']['name']}-g{run['generation']}.json"
+    Path(directory, name).write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
 
 
 def pipeline(
@@ -111,3 +143,10 @@ def health_log(cluster: NodeCluster, names: list[str]) -> Iterator[dict[str, lis
         stop.set()
         sampler.join(timeout=10)
         sample()  # the state the block ended on
+
+
+def healths_until(seen: list[str], pipeline: dict[str, Any]) -> list[str]:
+    """The health changes sampled so far, ending with that of ``pipeline`` (the state a wait
+    returned, which the sampler may not have caught yet)."""
+    final = health(pipeline)["status"]
+    return seen if seen and seen[-1] == final else [*seen, final]

@@ -16,6 +16,7 @@ from tests.e2e.pipelines import (
     apply_pipeline,
     eventually,
     health_log,
+    healths_until,
     labelled,
     pipeline,
     wait_status,
@@ -79,7 +80,7 @@ def test_a_step_retried_with_backoff_until_it_succeeds(
     assert status["phase"] == "Succeeded", status
     (step,) = status["lastRun"]["steps"]
     assert (step["name"], step["phase"], step["retries"]) == ("flaky", "Succeeded", 2)
-    assert started["flaky"] == ["Progressing", "Healthy"]
+    assert healths_until(started["flaky"], done) == ["Progressing", "Healthy"]
 
 
 def test_a_step_past_its_timeout_fails_the_run(
@@ -93,7 +94,7 @@ def test_a_step_past_its_timeout_fails_the_run(
     assert "deadline" in status["message"], status["message"]
     phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
     assert phases == {"prepare": "Succeeded", "sleepy": "Failed"}
-    assert started["slow"] == ["Progressing", "Degraded"]
+    assert healths_until(started["slow"], done) == ["Progressing", "Degraded"]
     events = cluster.kubectl(
         "get",
         "events",
