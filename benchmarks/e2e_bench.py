@@ -104,7 +104,9 @@ def main() -> int:
     args = parser.parse_args()
     cluster_runs: list[dict[str, Any]] = []
     local_runs: list[float] = []
+    started = time.monotonic()
     with NodeCluster() as cluster:
+        print(f"cluster started in {time.monotonic() - started:.1f} s", flush=True)
         for index in range(args.rounds):
             n_estimators = str(100 + index)  # a new generation each round
             cluster_runs.append(cluster_round(cluster, n_estimators))
