@@ -65,9 +65,17 @@ def started(cluster: NodeCluster) -> Iterator[dict[str, list[str]]]:
             },
         ],
     )
+    # Only here to be deleted (a CronWorkflow that never fires during the tests).
+    yearly = pipeline(
+        cluster,
+        "yearly",
+        [{"name": "once", "command": ["python", "-c", "print(1)"]}],
+        schedule={"cron": "0 0 1 1 *"},
+    )
     with health_log(cluster, ["flaky", "slow"]) as healths:
         apply_pipeline(cluster, flaky)
         apply_pipeline(cluster, slow)
+        apply_pipeline(cluster, yearly)
         yield healths
 
 
@@ -110,21 +118,24 @@ def test_a_step_past_its_timeout_fails_the_run(
     ), events
 
 
-def test_deleting_a_pipeline_removes_its_workflows_and_pods(
+def test_deleting_a_pipeline_removes_its_workflows_cron_workflow_and_pods(
     cluster: NodeCluster, started: dict[str, list[str]]
 ) -> None:
     wait_status(cluster, "slow", generation=1, timeout=RUN_TIMEOUT)
-    selector = f"{LABEL_PIPELINE}=slow"
-    assert labelled(cluster, "Workflow", selector)
-    assert labelled(cluster, "Pod", selector)  # a failed run's pods are kept (podGC)
+    slow, yearly = f"{LABEL_PIPELINE}=slow", f"{LABEL_PIPELINE}=yearly"
+    assert labelled(cluster, "Workflow", slow)
+    assert labelled(cluster, "Pod", slow)  # a failed run's pods are kept (podGC)
+    eventually(lambda: bool(labelled(cluster, "CronWorkflow", yearly)), "a CronWorkflow", 60)
 
-    cluster.kubectl("delete", "mlpipeline", "slow", "-n", PIPELINE_NAMESPACE, "--wait=true")
+    cluster.kubectl("delete", "mlpipeline", "slow", "yearly", "-n", PIPELINE_NAMESPACE)
 
     assert cluster.control_plane is not None
     kube = cluster.control_plane.kube
-    kube.wait_for(*MLPIPELINE, "slow", PIPELINE_NAMESPACE, lambda obj: obj is None, timeout=60)
+    for name in ("slow", "yearly"):
+        kube.wait_for(*MLPIPELINE, name, PIPELINE_NAMESPACE, lambda obj: obj is None, timeout=60)
 
     def collected() -> bool:
-        return not labelled(cluster, "Workflow", selector) + labelled(cluster, "Pod", selector)
+        left = labelled(cluster, "Workflow", slow) + labelled(cluster, "Pod", slow)
+        return not left + labelled(cluster, "CronWorkflow", yearly)
 
-    eventually(collected, "the pipeline's Workflows and pods are garbage-collected", timeout=120)
+    eventually(collected, "Workflows, CronWorkflow and pods garbage-collected", timeout=120)
