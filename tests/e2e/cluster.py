@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -944,9 +944,3 @@ def pipeline_namespace_objects(namespace: str, s3_endpoint: str) -> list[dict[st
             "data": {"default": yaml.safe_dump(repository)},
         },
     ]
-
-
-@contextlib.contextmanager
-def running_cluster(keep_workdir: bool = False) -> Iterator[NodeCluster]:
-    with NodeCluster(keep_workdir=keep_workdir) as cluster:
-        yield cluster
