@@ -290,6 +290,7 @@ class NodeCluster:
 
     keep_workdir: bool = False
     start_timeout: float = 180.0
+    extra_apiserver_args: Sequence[str] = ()  # e.g. an audit log, for the benchmark
 
     workdir: Path = field(default=Path(), init=False)
     node_ip: str = field(default="", init=False)
@@ -483,6 +484,7 @@ class NodeCluster:
             workdir=self.workdir / "control-plane",
             keep_workdir=True,  # inside self.workdir, which stop() removes
             start_timeout=self.start_timeout,
+            extra_apiserver_args=self.extra_apiserver_args,
             runs_pods=True,
             address=self.node_ip,
             command_prefix=self.ns_command([]),
