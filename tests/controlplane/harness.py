@@ -498,6 +498,41 @@ def _sweep_stale_workdirs() -> None:
 # --------------------------------------------------------------------------- HTTP probes
 
 
+def unverified_context() -> ssl.SSLContext:
+    """For health probes of components that serve a self-signed certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path) -> Path:
+    """A kubeconfig (mode 0600) for one client certificate identity on ``server``."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "mlpipeline-test",
+                "cluster": {"server": server, "certificate-authority": str(ca)},
+            }
+        ],
+        "users": [
+            {"name": "user", "user": {"client-certificate": str(cert), "client-key": str(key)}}
+        ],
+        "contexts": [
+            {
+                "name": "mlpipeline-test",
+                "context": {"cluster": "mlpipeline-test", "user": "user"},
+            }
+        ],
+        "current-context": "mlpipeline-test",
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def _probe(
     host: str, port: int, path: str, context: ssl.SSLContext | None, timeout: float = 2.0
 ) -> tuple[int, str]:
@@ -1055,38 +1090,13 @@ class ControlPlane:
 
     def _write_kubeconfig(self) -> None:
         assert self.workdir is not None and self.pki is not None
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "mlpipeline-test",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority": str(self.pki.ca_cert),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate": str(self.pki.admin_cert),
-                        "client-key": str(self.pki.admin_key),
-                    },
-                }
-            ],
-            "contexts": [
-                {
-                    "name": "mlpipeline-test",
-                    "context": {"cluster": "mlpipeline-test", "user": "admin"},
-                }
-            ],
-            "current-context": "mlpipeline-test",
-        }
-        self.kubeconfig = self.workdir / "kubeconfig"
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        self.kubeconfig.chmod(0o600)
+        self.kubeconfig = write_kubeconfig(
+            self.workdir / "kubeconfig",
+            self.server,
+            self.pki.ca_cert,
+            self.pki.admin_cert,
+            self.pki.admin_key,
+        )
 
     def start_controller_manager(
         self, controllers: Sequence[str] = ("garbagecollector", "namespace")
@@ -1120,9 +1130,7 @@ class ControlPlane:
             "kube-controller-manager", argv, self.workdir / "kube-controller-manager.log"
         )
         self.processes["kube-controller-manager"] = proc
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        context = unverified_context()
 
         def healthy() -> bool:
             status, _ = _probe(self.address, port, "/healthz", context)

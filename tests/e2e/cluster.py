@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,8 @@ from tests.controlplane.harness import (
     forget_at_exit,
     issue_client_certificate,
     stop_at_exit,
+    unverified_context,
+    write_kubeconfig,
 )
 from tests.mlflow.server import QUIET_ENV
 
@@ -244,32 +245,6 @@ def _free_link_index() -> int:
         if index not in taken:
             return index
     raise ControlPlaneError(f"no free {LINK_PREFIX}.n.0/30 link for the cluster")
-
-
-def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, namespace: str = "default") -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": NODE_NAME,
-                    "cluster": {"server": server, "certificate-authority": str(ca)},
-                }
-            ],
-            "users": [
-                {"name": "user", "user": {"client-certificate": str(cert), "client-key": str(key)}}
-            ],
-            "contexts": [
-                {
-                    "name": NODE_NAME,
-                    "context": {"cluster": NODE_NAME, "user": "user", "namespace": namespace},
-                }
-            ],
-            "current-context": NODE_NAME,
-        },
-        sort_keys=False,
-    )
 
 
 # Run by `unshare --net --mount` (so in the new namespaces, before anything else starts):
@@ -505,9 +480,9 @@ class NodeCluster:
         plane = self.control_plane
         assert plane is not None and plane.pki is not None
         cert, key = issue_client_certificate(plane.pki, name, user, group)
-        path = self.workdir / f"{name}.kubeconfig"
-        path.write_text(_kubeconfig(plane.server, plane.pki.ca_cert, cert, key))
-        return path
+        return write_kubeconfig(
+            self.workdir / f"{name}.kubeconfig", plane.server, plane.pki.ca_cert, cert, key
+        )
 
     def _start_containerd(self, image_files: Path) -> None:
         cni_dir = self.workdir / "cni"
@@ -661,7 +636,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
                 "--v=1",
             ],
         )
-        context = _insecure_context()
+        context = unverified_context()
         self._wait(
             "kube-scheduler /healthz",
             lambda: _probe(self.node_ip, 10259, "/healthz", context)[0] == 200,
@@ -864,13 +839,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:
             raise ControlPlaneError("the cluster did not stop cleanly: " + "; ".join(errors))
-
-
-def _insecure_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def pipeline_namespace_objects(namespace: str, s3_endpoint: str) -> list[dict[str, Any]]:
