@@ -18,9 +18,12 @@ _HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in item.path.resolve().parents:
-            item.add_marker(pytest.mark.e2e)
+    """Mark this tier's tests and run them last, so that its cluster (a session fixture, up
+    until the session ends) does not load the machine while the other tiers run."""
+    ours = [item for item in items if _HERE in item.path.resolve().parents]
+    for item in ours:
+        item.add_marker(pytest.mark.e2e)
+    items[:] = [item for item in items if item not in ours] + ours
 
 
 @pytest.fixture(scope="session")

@@ -226,8 +226,9 @@ def test_restart_after_submission_adopts_the_run(
         name = manifest["metadata"]["name"]
         set_run_status(kube, namespace, name, workflow_status(name, "Succeeded", {}))
         wait_status(kube, namespace, "demo", op, phase="Succeeded")
+        # One run, never a second: whether the reconciler met the run with a 409 (and logged
+        # "already exists: adopted") or the run's own event wrote the status first is a race.
         assert len(runs(kube, namespace, "demo")) == 1
-        assert "already exists: adopted" in op.log()
     finally:
         op.stop()
 
