@@ -91,7 +91,11 @@ def installed_chart(chart_plane: ChartPlane) -> Iterator[list[dict[str, Any]]]:
     ensure_namespace(kube, NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
     kubeconfig = ["--kubeconfig", str(plane.kubeconfig), "--namespace", NAMESPACE]
     helm("install", RELEASE, str(CHART_DIR), *kubeconfig)
-    for crd in ("mlpipelines.mlops.gitops.dev", "clusterkopfpeerings.kopf.dev"):
+    for crd in (
+        "mlpipelines.mlops.gitops.dev",
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+    ):
         kube.wait_for(
             "apiextensions.k8s.io/v1",
             "CustomResourceDefinition",

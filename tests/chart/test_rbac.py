@@ -402,7 +402,7 @@ def test_granted_rights_answer_yes(
 
 
 def test_namespaced_mode_works_in_its_namespace_only(
-    chart_plane: ChartPlane, tmp_path: Path
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     """The namespaced chart's Role, RoleBinding and KopfPeering: the operator runs a pipeline to
     success in its namespace, without a refused request; elsewhere it has no rights."""
@@ -454,3 +454,95 @@ def test_namespaced_mode_works_in_its_namespace_only(
     assert {e["objectRef"].get("namespace") for e in events if e.get("objectRef")} == {watched}
     role = of_kind(objects, "Role")[0]
     assert used(events) <= granted(role["rules"])
+
+
+def test_missing_peering_is_reported_until_the_operator_may_create_it(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """An operator whose Role lacks create on its KopfPeering: it says what blocks leader
+    election at once and again at every retry, does nothing meanwhile, and goes on by itself
+    once the right is granted."""
+    kube = chart_plane.kube
+    release_namespace = f"np-op-{uuid.uuid4().hex[:6]}"
+    watched = f"np-ml-{uuid.uuid4().hex[:6]}"
+    for namespace in (release_namespace, watched):
+        ensure_namespace(kube, namespace)
+    objects = render(
+        [CHART_DIR / "ci" / "namespaced-values.yaml"],
+        [
+            f"operator.watchNamespaces={{{watched}}}",
+            "fullnameOverride=np-operator",
+            "crds.install=false",
+        ],
+        namespace=release_namespace,
+        include_crds=False,
+    )
+    create_peering = {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["create"]}
+    for obj in objects:
+        if obj["kind"] == "Role":
+            assert create_peering in obj["rules"]
+            obj["rules"].remove(create_peering)
+        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            kube.apply(obj)
+    kubeconfig = service_account_kubeconfig(
+        chart_plane.plane, release_namespace, "np-operator", tmp_path / "kubeconfig"
+    )
+    op = OperatorProcess(
+        chart_plane.plane,
+        tmp_path,
+        ["--namespace", watched],
+        kubeconfig=kubeconfig,
+        env={"MLPIPELINE_PEERING_RETRY_INTERVAL": "1"},
+    )
+    # One line: what waits, why (the API server's own words), what would fix it.
+    message = (
+        f"leader election waits for the KopfPeering in {watched} 'mlpipeline-operator', which "
+        f"could not be created (create KopfPeering {watched}/mlpipeline-operator: API server "
+        "answered 403: kopfpeerings.kopf.dev is forbidden: User "
+        f'"system:serviceaccount:{release_namespace}:np-operator" cannot create resource '
+        f'"kopfpeerings" in API group "kopf.dev" in the namespace "{watched}"): grant create on '
+        "it to the operator's service account (the chart does), or run with --standalone (one "
+        "replica only); retrying every 1 s\n"
+    )
+    op.start()
+    try:
+        wait(lambda: op.log().count(message) >= 3, TIMEOUT, "the error, repeated", op)
+        kube.create(make_pipeline(watched, "waiting"))
+        seen = op.log().count(message)
+        # Two retries later (the operator's own clock), still no run: kopf pauses without peering.
+        wait(lambda: op.log().count(message) >= seen + 2, TIMEOUT, "two more retries", op)
+        assert not runs(kube, watched, "waiting")
+        grant = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "np-operator-peering", "namespace": watched},
+            "rules": [create_peering],
+        }
+        kube.apply(grant)
+        kube.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "np-operator-peering", "namespace": watched},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "np-operator-peering",
+                },
+                "subjects": [
+                    {
+                        "kind": "ServiceAccount",
+                        "name": "np-operator",
+                        "namespace": release_namespace,
+                    }
+                ],
+            }
+        )
+        # kopf resumes once the object exists (it writes its own record there later).
+        wait_status(kube, watched, "waiting", op, TIMEOUT, phase="Pending")
+        assert kube.get("kopf.dev/v1", "KopfPeering", "mlpipeline-operator", watched)
+    finally:
+        op.stop()
+    log = op.log()
+    created = log.index(f"created the KopfPeering in {watched} 'mlpipeline-operator'")
+    assert log.rindex(message) < created  # no error after the create succeeded

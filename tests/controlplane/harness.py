@@ -669,16 +669,23 @@ class Kube:
         url = self._base_path + path
         if query:
             url += "?" + urllib.parse.urlencode(list(query))
-        conn = http.client.HTTPSConnection(
-            self._host, self._port, timeout=timeout, context=self._ssl_context
-        )
-        try:
-            conn.request(method, url, body=payload, headers=headers)
-            response = conn.getresponse()
-            status, reason = response.status, response.reason
-            text = response.read().decode("utf-8", errors="replace")
-        finally:
-            conn.close()
+        # As client-go does: a 429 with Retry-After (a resource's storage still initializing
+        # right after its CRD, or throttling) is retried after the delay the server asks for.
+        for _ in range(10):
+            conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._ssl_context
+            )
+            try:
+                conn.request(method, url, body=payload, headers=headers)
+                response = conn.getresponse()
+                status, reason = response.status, response.reason
+                retry_after = response.getheader("Retry-After")
+                text = response.read().decode("utf-8", errors="replace")
+            finally:
+                conn.close()
+            if status != 429 or not retry_after:
+                break
+            time.sleep(float(retry_after))
         if not 200 <= status < 300:
             error = ApiException(status=status, reason=reason)
             error.body = text

@@ -67,6 +67,11 @@ def record_run(cluster: NodeCluster, pipeline: dict[str, Any]) -> None:
     assert cluster.control_plane is not None
     run = pipeline["status"]["lastRun"]
     workflow = cluster.control_plane.kube.get(*WORKFLOW, run["name"], PIPELINE_NAMESPACE)
+    name = f"{pipeline['metadata']['name']}-g{run['generation']}.json"
+    _write_run(Path(directory, name), workflow)
+
+
+def _write_run(path: Path, workflow: dict[str, Any]) -> None:
     meta = workflow["metadata"]
     kept = {
         "apiVersion": workflow["apiVersion"],
@@ -79,8 +84,53 @@ def record_run(cluster: NodeCluster, pipeline: dict[str, Any]) -> None:
         "spec": workflow["spec"],
         "status": workflow["status"],
     }
-    name = f"{pipeline['metadata']['name']}-g{run['generation']}.json"
-    Path(directory, name).write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
+
+
+def _midway(workflow: dict[str, Any]) -> bool:
+    """Running, with a step done and a step under way: what a user sees mid-run."""
+    nodes = (workflow.get("status") or {}).get("nodes") or {}
+    pods = {node["phase"] for node in nodes.values() if node.get("type") == "Pod"}
+    return (
+        workflow.get("status", {}).get("phase") == "Running"
+        and {
+            "Succeeded",
+            "Running",
+        }
+        <= pods
+    )
+
+
+@contextlib.contextmanager
+def recording_midway(cluster: NodeCluster, name: str, generation: int) -> Iterator[None]:
+    """With $MLPIPELINE_RECORD_RUNS set, sample the Workflow of generation ``generation`` of
+    the pipeline twice a second while the block runs, and keep the last sample taken midway
+    (see `_midway`) as <pipeline>-g<generation>-running.json; fail if there was none."""
+    directory = os.environ.get(RECORD_RUNS)
+    if not directory:
+        yield
+        return
+    assert cluster.control_plane is not None
+    kube = cluster.control_plane.kube
+    selector = f"mlops.gitops.dev/pipeline={name},mlops.gitops.dev/generation={generation}"
+    kept: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def keep_sampling() -> None:
+        while not stop.wait(0.5):
+            with contextlib.suppress(Exception):  # not created yet, or a transient error
+                runs = kube.list_objects(*WORKFLOW, PIPELINE_NAMESPACE, label_selector=selector)
+                kept[:] = [run for run in runs if _midway(run)] or kept
+
+    sampler = threading.Thread(target=keep_sampling, name="record-midway", daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+    assert kept, f"no sample of {name} generation {generation} midway"
+    _write_run(Path(directory, f"{name}-g{generation}-running.json"), kept[-1])
 
 
 def pipeline(

@@ -14,7 +14,13 @@ import yaml
 
 from tests.controlplane.harness import REPO_ROOT
 from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
-from tests.e2e.pipelines import apply_pipeline, condition, health_log, wait_status
+from tests.e2e.pipelines import (
+    apply_pipeline,
+    condition,
+    health_log,
+    recording_midway,
+    wait_status,
+)
 
 EXAMPLE = REPO_ROOT / "examples" / "fraud-detection" / "pipeline.yaml"
 RUN_TIMEOUT = 900.0  # seconds for the whole example; about 3 minutes on an idle machine
@@ -46,7 +52,10 @@ def champion_version(cluster: NodeCluster, model: str) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(cluster: NodeCluster) -> dict[str, Any]:
-    with health_log(cluster, ["fraud-detection"]) as healths:
+    with (
+        health_log(cluster, ["fraud-detection"]) as healths,
+        recording_midway(cluster, "fraud-detection", 1),
+    ):
         apply_pipeline(cluster, example_for(cluster))
         done = wait_status(cluster, "fraud-detection", generation=1, timeout=RUN_TIMEOUT)
     # Argo CD's view all along: Progressing while it runs, then Healthy.

@@ -6,7 +6,7 @@ import http.client
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,10 @@ class OperatorProcess:
         args: Sequence[str],
         name: str = "operator",
         kubeconfig: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """`kubeconfig`: the identity to run as (default: the control plane's admin)."""
+        """`kubeconfig`: the identity to run as (default: the control plane's admin); `env`:
+        variables added to the environment."""
         self.plane = plane
         self.kubeconfig = kubeconfig or plane.kubeconfig
         self.workdir = workdir
@@ -37,10 +39,16 @@ class OperatorProcess:
         self.port = free_port()
         self.process: ManagedProcess | None = None
         self.starts = 0
+        self.env = dict(env or {})
 
     def start(self) -> OperatorProcess:
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **self.env,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+        }
         argv = [
             sys.executable,
             "-m",

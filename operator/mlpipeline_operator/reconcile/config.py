@@ -28,8 +28,12 @@ class OperatorConfig:
     peering: str | None = PEERING_NAME
     """kopf peering object used for leader election between replicas (`--peering`; env
     `MLPIPELINE_PEERING`). None (`--standalone`, or env `MLPIPELINE_PEERING=""`): no peering;
-    only for a single replica. With peering, the KopfPeering (namespaced mode) or
-    ClusterKopfPeering (cluster-wide) object of that name must exist: the chart creates it."""
+    only for a single replica. With peering, the operator creates the KopfPeering (namespaced
+    mode, one per namespace) or ClusterKopfPeering (cluster-wide) object of that name."""
+
+    peering_retry_interval: float = 60.0
+    """Seconds between attempts to create a missing peering object, each failure logged with
+    what would fix it (env `MLPIPELINE_PEERING_RETRY_INTERVAL`)."""
 
     priority: int = 0
     """Peering priority (`--priority`; env `MLPIPELINE_PRIORITY`). Replicas must differ: the one
@@ -101,7 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         choices=("full", "plain", "json"),
         default=env.get("MLPIPELINE_LOG_FORMAT") or "full",
     )
-    parser.set_defaults(inactivity_timeout=_env_float(env, "MLPIPELINE_INACTIVITY_TIMEOUT", 70.0))
+    parser.set_defaults(
+        inactivity_timeout=_env_float(env, "MLPIPELINE_INACTIVITY_TIMEOUT", 70.0),
+        peering_retry_interval=_env_float(env, "MLPIPELINE_PEERING_RETRY_INTERVAL", 60.0),
+    )
 
 
 def from_arguments(args: argparse.Namespace) -> OperatorConfig:
@@ -111,6 +118,7 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         namespaces=tuple(namespaces),
         promotion_image=args.promotion_image,
         peering=peering,
+        peering_retry_interval=args.peering_retry_interval,
         priority=args.priority if args.priority is not None else random.randint(1, 32767),
         liveness=args.liveness or None,
         watch_timeout=args.watch_timeout,

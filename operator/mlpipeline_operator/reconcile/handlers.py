@@ -22,14 +22,16 @@ from mlpipeline_operator.api.constants import (
 )
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.reconcile.config import OperatorConfig
-from mlpipeline_operator.reconcile.kube import Kube, Retryable, connect
-from mlpipeline_operator.reconcile.peering import create_peerings
+from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
+from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import Reconciler
 from mlpipeline_operator.reconcile.status import Event
 from mlpipeline_operator.validation import InvalidPipeline
 
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
+# Seconds before retrying a request the API server refused (403, 404, 422).
+REFUSED_RETRY_DELAY = 60.0
 
 
 @kopf.on.startup()
@@ -56,7 +58,12 @@ async def configure(
     settings.peering.clusterwide = config.clusterwide
     memo.kube = Kube(await connect())
     if config.peering is not None:
-        await create_peerings(memo.kube, config.peering, config.namespaces, logger)
+        # In the background: until the object exists, kopf pauses every handler anyway.
+        memo.peering_task = asyncio.create_task(
+            ensure_peerings(
+                memo.kube, config.peering, config.namespaces, config.peering_retry_interval, logger
+            )
+        )
     memo.reconciler = Reconciler(
         kube=memo.kube,
         options=CompileOptions(promotion_image=config.promotion_image),
@@ -65,7 +72,10 @@ async def configure(
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Close the API client."""
+    """Stop creating peering objects; close the API client."""
+    task: asyncio.Task[None] | None = memo.get("peering_task")
+    if task is not None:
+        task.cancel()
     await memo.kube.api.close()
 
 
@@ -86,6 +96,8 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.PermanentError(f"invalid spec: {error}") from None
     except Retryable as error:
         raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    except Refused as error:  # rights or CRDs missing: a fix outside the operator, retried slowly
+        raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_DELAY) from None
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
@@ -95,7 +107,7 @@ async def run_changed(
     """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
     try:
         await memo.reconciler.refresh_for_run(body, post_event, type)
-    except Retryable as error:
+    except (Retryable, Refused) as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
 
 

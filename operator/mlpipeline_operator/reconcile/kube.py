@@ -1,11 +1,13 @@
 """The few Kubernetes API calls the operator makes, over kubernetes_asyncio.
 
-Errors become two kinds the reconciler understands: `Conflict` (someone else changed the object:
-re-read and recompute) and `Retryable` (the API server is busy or unreachable: try later).
+Errors become three kinds the reconciler understands: `Conflict` (someone else changed the
+object: re-read and recompute), `Retryable` (the API server is busy or unreachable: try later) and
+`Refused` (forbidden, missing, invalid: a one-line reason for the log, then a slow retry).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,12 +42,25 @@ class Conflict(Exception):
     """The object changed since it was read."""
 
 
+class Refused(Exception):
+    """The API server refused the request (forbidden, not found, invalid): one line saying
+    what was asked and the server's own reason."""
+
+    def __init__(self, what: str, status: int, reason: str) -> None:
+        super().__init__(f"{what}: API server answered {status}: {reason}")
+        self.status = status
+
+
 def _translate(error: ApiException, what: str) -> Exception:
     if error.status == 409:
         return Conflict(f"{what}: conflict")
     if error.status in (429, 500, 502, 503, 504) or error.status == 0:
         return Retryable(f"{what}: API server answered {error.status} {error.reason}")
-    return error
+    try:  # a Status object says why: "... cannot create resource ..."
+        reason = str(json.loads(error.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        reason = str(error.reason)
+    return Refused(what, error.status, reason)
 
 
 async def connect() -> client.ApiClient:
@@ -106,7 +121,7 @@ class Kube:
                 plural,
                 name,
             )
-        except ApiException as error:
+        except Refused as error:
             if error.status == 404:
                 return None
             raise
@@ -139,7 +154,7 @@ class Kube:
                 _PLURALS[kind],
                 name,
             )
-        except ApiException as error:
+        except Refused as error:
             if error.status != 404:
                 raise
 
