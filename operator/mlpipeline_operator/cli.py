@@ -77,7 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     # Imported here: the compiler pulls in hera, which `validate` does not need.
     from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline
-    from mlpipeline_operator.validation import InvalidPipeline
+    from mlpipeline_operator.core import InvalidPipeline
 
     loaded = load_pipelines(args.file)
     if loaded.problems:

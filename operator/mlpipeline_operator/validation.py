@@ -10,8 +10,7 @@ import difflib
 import json
 import re
 import zoneinfo
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,33 +18,17 @@ from pydantic import ValidationError
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.constants import API_VERSION, KIND
 from mlpipeline_operator.api.models import MLPipeline, MLPipelineSpec, Schedule, Step
+from mlpipeline_operator.core import (
+    ENTRY_TEMPLATE,
+    PROMOTION_TASK,
+    Problem,
+    split_ref,
+    step_dependencies,
+)
 from mlpipeline_operator.perf import gc_paused
-
-# Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
-ENTRY_TEMPLATE = "mlpipeline"
-PROMOTION_TASK = "promote-model"
 
 # Bounds on the MLPipeline object itself (the API server stores it in etcd too).
 MAX_SPEC_BYTES = 512 * 1024
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with a document, at a field path such as `spec.steps[2].dependsOn[0]`."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class InvalidPipeline(ValueError):
-    """A pipeline with problems; `problems` lists all of them."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
 
 
 # --- Shapes --------------------------------------------------------------------------------------
@@ -169,22 +152,6 @@ def _duplicates(names: Iterable[str], path: str, kind: str) -> Iterator[Problem]
             )
         else:
             first[name] = i
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """ "STEP.NAME" → (STEP, NAME); the models guarantee one dot."""
-    step, name = ref.split(".", 1)
-    return step, name
-
-
-def step_dependencies(step: Step) -> list[str]:
-    """Explicit dependencies, then those implied by inputs `from` other steps, without repeats."""
-    deps = dict.fromkeys(step.depends_on)
-    refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
-    for ref in refs:
-        if ref is not None:
-            deps.setdefault(split_ref(ref)[0])
-    return list(deps)
 
 
 def check_spec(spec: MLPipelineSpec) -> list[Problem]:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlpipeline_operator.compiler.workflow import run_name
+from mlpipeline_operator.core import run_name
 from tests.chart.conftest import ChartPlane, ensure_namespace
 from tests.chart.generate import CHART_DIR
 from tests.chart.helm import NAMESPACE, find, of_kind, render

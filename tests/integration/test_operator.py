@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document, run_name
+from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
+from mlpipeline_operator.core import run_name
 from tests.controlplane.harness import ControlPlane, Kube, ManagedProcess
 from tests.integration.operator_process import (
     PIPELINE_API,

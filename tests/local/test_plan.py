@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlpipeline_operator.api.models import MLPipeline, Retry
+from mlpipeline_operator.core import duration_seconds
 from mlpipeline_operator.local import retry
 from mlpipeline_operator.local.plan import (
     RunLayout,
@@ -37,7 +38,7 @@ def after(
     started: float = 0.0,
     finished: float = 1.0,
     scale: float = 1.0,
-) -> retry.Decision:
+) -> retry.RetryDecision:
     return decide(
         policy,
         attempts=attempts,
@@ -51,9 +52,9 @@ def after(
 
 
 def test_seconds_reads_go_durations() -> None:
-    assert retry.seconds("1h30m") == 5400
-    assert retry.seconds("500ms") == 0.5
-    assert retry.seconds("1m0.5s") == 60.5
+    assert duration_seconds("1h30m") == 5400
+    assert duration_seconds("500ms") == 0.5
+    assert duration_seconds("1m0.5s") == 60.5
 
 
 def test_limit_counts_retries_after_the_first_attempt() -> None:

@@ -12,13 +12,8 @@ import pytest
 
 from mlpipeline_operator import cli
 from mlpipeline_operator.api.constants import MAX_WORKFLOW_BYTES
-from mlpipeline_operator.compiler.workflow import (
-    CompileOptions,
-    compile_document,
-    duration_seconds,
-    run_name,
-)
-from mlpipeline_operator.validation import InvalidPipeline
+from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
+from mlpipeline_operator.core import InvalidPipeline, run_name, timeout_seconds
 from tests.paths import GOLDEN, golden_file, sample_files
 from tests.unit.pipelines import chain, pipeline
 
@@ -189,8 +184,8 @@ def test_run_name_is_deterministic_and_fits_kubernetes() -> None:
     ("text", "seconds"),
     [("30s", 30), ("10m", 600), ("1h30m", 5400), ("1.5h", 5400), ("500ms", 1), ("2h0m1s", 7201)],
 )
-def test_duration_seconds(text: str, seconds: int) -> None:
-    assert duration_seconds(text) == seconds
+def test_timeout_seconds(text: str, seconds: int) -> None:
+    assert timeout_seconds(text) == seconds
 
 
 def test_thousand_steps_compile_within_the_size_bound() -> None:

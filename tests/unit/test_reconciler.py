@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from mlpipeline_operator.compiler.workflow import CompileOptions, run_name
+from mlpipeline_operator.compiler.workflow import CompileOptions
+from mlpipeline_operator.core import InvalidPipeline, run_name
 from mlpipeline_operator.reconcile.kube import Conflict
 from mlpipeline_operator.reconcile.reconciler import Reconciler
 from mlpipeline_operator.reconcile.status import Event
-from mlpipeline_operator.validation import InvalidPipeline
 from tests.unit.pipelines import pipeline
 
 Obj = dict[str, Any]

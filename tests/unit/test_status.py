@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
+from mlpipeline_operator.core import Problem
 from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
 from mlpipeline_operator.reconcile.status import (
     build_status,
@@ -12,7 +13,6 @@ from mlpipeline_operator.reconcile.status import (
     status_patch,
     transitions,
 )
-from mlpipeline_operator.validation import Problem
 from tests.unit.argo_runs import StepRun, workflow, workflow_status
 
 NOW = "2026-02-01T00:00:00Z"
@@ -255,3 +255,12 @@ def test_history_limits_delete_the_oldest_finished_runs() -> None:
         "f1",
         "f2",
     ]
+
+
+def test_a_stored_status_with_fields_of_another_version_keeps_what_is_known() -> None:
+    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Running", {"a": StepRun("Running")}))
+    written = status_patch(status_of([wf]))
+    written["futureField"] = {"x": 1}
+    written["lastRun"]["steps"][0]["futureStepField"] = "y"
+    written["conditions"][0]["futureConditionField"] = True
+    assert parse_status(written) == status_of([wf])

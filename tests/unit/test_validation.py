@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlpipeline_operator.validation import Problem, cron_error, validate_document
+from mlpipeline_operator.core import Problem
+from mlpipeline_operator.validation import cron_error, validate_document
 from tests.unit.pipelines import chain, pipeline
 
 Doc = dict[str, Any]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from mlpipeline_operator.api.constants import MAX_STEPS
 from mlpipeline_operator.api.models import ApiModel
@@ -15,7 +15,15 @@ Message = Annotated[str, Field(max_length=32768)]
 MAX_HISTORY = 20
 
 
-class Condition(ApiModel):
+class StatusModel(ApiModel):
+    """A part of the status. Read back from the cluster, where another version of the operator
+    may have written fields this one does not know: those are ignored, not fatal (the spec's
+    models, written by users, still refuse unknown fields)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
     """A condition in Kubernetes' usual shape."""
 
     type: Literal["Valid", "Ready", "Promoted"] = Field(description="Valid, Ready or Promoted.")
@@ -26,7 +34,7 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
-class StepStatus(ApiModel):
+class StepStatus(StatusModel):
     """One step of a run."""
 
     name: Annotated[str, Field(max_length=63)]
@@ -39,7 +47,7 @@ class StepStatus(ApiModel):
     message: Message | None = None
 
 
-class RunSummary(ApiModel):
+class RunSummary(StatusModel):
     """A run (an Argo Workflow) of the pipeline."""
 
     name: Annotated[str, Field(max_length=63)] = Field(description="Name of the Workflow.")
@@ -58,7 +66,7 @@ class RunStatus(RunSummary):
     steps: list[StepStatus] = Field(default_factory=list, max_length=MAX_STEPS + 1)
 
 
-class PromotionStatus(ApiModel):
+class PromotionStatus(StatusModel):
     """What the promotion step decided."""
 
     decision: Literal["Promoted", "Rejected", "Failed"]
@@ -72,7 +80,7 @@ class PromotionStatus(ApiModel):
     )
 
 
-class MLPipelineStatus(ApiModel):
+class MLPipelineStatus(StatusModel):
     """What the operator observed: the current generation's run, its steps, the promotion."""
 
     observed_generation: int | None = Field(default=None, description="Generation last handled.")

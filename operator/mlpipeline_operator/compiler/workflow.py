@@ -7,12 +7,8 @@ One DAG task per step, one container template per step, and a final promotion ta
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import math
-import re
 from dataclasses import dataclass
-from typing import Any
 
 from hera.workflows.models.io.argoproj.workflow import v1alpha1 as argo
 from hera.workflows.models.io.k8s.api.core import v1 as core
@@ -31,25 +27,24 @@ from mlpipeline_operator.api.constants import (
     MANAGER,
     MAX_WORKFLOW_BYTES,
 )
-from mlpipeline_operator.perf import gc_paused
-from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, request_for
-from mlpipeline_operator.validation import (
+from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
     PROMOTION_TASK,
+    CompiledRun,
     InvalidPipeline,
+    Manifest,
     Problem,
+    run_name,
     split_ref,
     step_dependencies,
-    validate_document,
+    timeout_seconds,
 )
-
-Manifest = dict[str, Any]
+from mlpipeline_operator.perf import gc_paused
+from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, request_for
+from mlpipeline_operator.validation import validate_document
 
 # Kept long enough to read a failed run's logs; the operator's history limits usually act first.
 TTL_SECONDS_AFTER_COMPLETION = 7 * 24 * 3600
-MAX_NAME = 63
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
-_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -59,24 +54,6 @@ class CompileOptions:
     promotion_image: str = DEFAULT_PROMOTION_IMAGE
     # Token of a manual re-run request; a new token gives a new run of the same generation.
     rerun: str | None = None
-
-
-def duration_seconds(duration: str) -> int:
-    """A Go duration ("1h30m") in whole seconds, rounded up."""
-    total = sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(duration))
-    return max(1, math.ceil(total))
-
-
-def run_name(namespace: str, name: str, generation: int, rerun: str | None = None) -> str:
-    """The deterministic name of a generation's run: `<pipeline>-g<generation>-<hash>`.
-
-    The hash covers namespace, name, generation and re-run token, so two pipelines whose names
-    are cut to fit 63 characters still get different runs.
-    """
-    key = f"{namespace}/{name}/{generation}/{rerun or ''}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:6]
-    suffix = f"-g{generation}-{digest}"
-    return name[: MAX_NAME - len(suffix)].rstrip("-.") + suffix
 
 
 def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
@@ -197,7 +174,7 @@ def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> argo.Template:
             resources=_resources(step.resources or defaults.resources),
         ),
         retry_strategy=_retry(step.retry or defaults.retry),
-        active_deadline_seconds=None if timeout is None else IntOrString(duration_seconds(timeout)),
+        active_deadline_seconds=None if timeout is None else IntOrString(timeout_seconds(timeout)),
     )
 
 
@@ -386,6 +363,11 @@ def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
         )
     manifest: Manifest = json.loads(raw)
     return manifest
+
+
+def compile_run(pipeline: api.MLPipeline, options: CompileOptions | None = None) -> CompiledRun:
+    """The compiled run of a valid pipeline, with the pipeline it was compiled from."""
+    return CompiledRun(pipeline=pipeline, manifest=compile_pipeline(pipeline, options))
 
 
 def compile_document(doc: object, options: CompileOptions | None = None) -> Manifest:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.cli import load_pipelines
+from mlpipeline_operator.core import PROMOTION_TASK, InvalidPipeline
 from mlpipeline_operator.local import mlflow_store
 from mlpipeline_operator.local.plan import RunLayout, build_plan, pipeline_values
 from mlpipeline_operator.local.report import Reporter, shown_path
 from mlpipeline_operator.local.runner import LocalRun, RunOptions
-from mlpipeline_operator.validation import PROMOTION_TASK, InvalidPipeline
 
 DEFAULT_RUNS_DIR = Path(".mlpipeline") / "runs"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

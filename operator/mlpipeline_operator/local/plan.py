@@ -15,15 +15,7 @@ from pathlib import Path
 
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.models import MLPipeline, Retry, Step
-from mlpipeline_operator.validation import split_ref, step_dependencies
-
-
-def duration_seconds(duration: str) -> int:
-    """A timeout in whole seconds, exactly as the compiler writes `activeDeadlineSeconds`."""
-    # Imported here: the compiler pulls in hera, which only this conversion needs.
-    from mlpipeline_operator.compiler.workflow import duration_seconds as compiled
-
-    return compiled(duration)
+from mlpipeline_operator.core import split_ref, step_dependencies, timeout_seconds
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ def build_plan(pipeline: MLPipeline) -> list[StepPlan]:
                 dependencies=tuple(step_dependencies(step)),
                 retry=step.retry or defaults.retry,
                 timeout=timeout,
-                timeout_seconds=None if timeout is None else duration_seconds(timeout),
+                timeout_seconds=None if timeout is None else timeout_seconds(timeout),
             )
         )
     return plans

@@ -22,14 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mlpipeline_operator.api.models import Retry
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
-_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def seconds(duration: str) -> float:
-    """A Go duration ("1m30s", "500ms") in seconds, as Argo's backoff reads it."""
-    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(duration))
+from mlpipeline_operator.core import duration_seconds
 
 
 class Outcome(StrEnum):
@@ -43,7 +36,7 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class RetryDecision:
     """Whether to try again, after how long (already scaled), and why not when not."""
 
     retry: bool
@@ -73,34 +66,40 @@ def decide(
     last_finished: float,
     now: float,
     backoff_scale: float = 1.0,
-) -> Decision:
+) -> RetryDecision:
     """What to do after attempt number `attempts` ended with `outcome` (times in seconds)."""
     if outcome is Outcome.SUCCEEDED:
-        return Decision(False, reason="succeeded")
+        return RetryDecision(False, reason="succeeded")
     if retry is None or retry.limit == 0:
-        return Decision(False, reason="no retry policy")
+        return RetryDecision(False, reason="no retry policy")
     policy = retry.policy or "OnFailure"
     if not _policy_retries(policy, outcome, message):
-        return Decision(False, reason=f"retry policy {policy} does not retry a step that {outcome}")
+        return RetryDecision(
+            False, reason=f"retry policy {policy} does not retry a step that {outcome}"
+        )
     if attempts > retry.limit:
-        return Decision(False, reason=f"no more retries left (limit {retry.limit})")
+        return RetryDecision(False, reason=f"no more retries left (limit {retry.limit})")
     backoff = retry.backoff
     if backoff is None:
-        return Decision(True)
-    wait = seconds(backoff.duration) * (backoff.factor or 1) ** (attempts - 1) * backoff_scale
+        return RetryDecision(True)
+    wait = (
+        duration_seconds(backoff.duration) * (backoff.factor or 1) ** (attempts - 1) * backoff_scale
+    )
     if backoff.max_duration is not None:
-        deadline = first_started + seconds(backoff.max_duration)
+        deadline = first_started + duration_seconds(backoff.max_duration)
         if now > deadline:
-            return Decision(False, reason=f"backoff maxDuration {backoff.max_duration} exceeded")
+            return RetryDecision(
+                False, reason=f"backoff maxDuration {backoff.max_duration} exceeded"
+            )
         if last_finished + wait > deadline:
-            return Decision(
+            return RetryDecision(
                 False, reason=f"the next backoff would exceed maxDuration {backoff.max_duration}"
             )
-    return Decision(True, wait=wait)
+    return RetryDecision(True, wait=wait)
 
 
 def attempt_deadline(retry: Retry | None, first_started: float) -> float | None:
     """Argo also stops any attempt at the backoff's maxDuration deadline, when there is one."""
     if retry is None or retry.backoff is None or retry.backoff.max_duration is None:
         return None
-    return first_started + seconds(retry.backoff.max_duration)
+    return first_started + duration_seconds(retry.backoff.max_duration)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator.core import PROMOTION_TASK, split_ref
 from mlpipeline_operator.local import mlflow_store, retry
 from mlpipeline_operator.local.plan import (
     RunLayout,
@@ -36,7 +37,6 @@ from mlpipeline_operator.promotion.request import (
     PromotionRequest,
     request_for,
 )
-from mlpipeline_operator.validation import PROMOTION_TASK, split_ref
 
 
 @dataclass(frozen=True)

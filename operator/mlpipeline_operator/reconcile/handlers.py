@@ -21,12 +21,12 @@ from mlpipeline_operator.api.constants import (
     VERSION,
 )
 from mlpipeline_operator.compiler.workflow import CompileOptions
+from mlpipeline_operator.core import InvalidPipeline
 from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import Reconciler
 from mlpipeline_operator.reconcile.status import Event
-from mlpipeline_operator.validation import InvalidPipeline
 
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"

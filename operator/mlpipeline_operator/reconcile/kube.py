@@ -57,7 +57,7 @@ def _translate(error: ApiException, what: str) -> Exception:
     if error.status in (429, 500, 502, 503, 504) or error.status == 0:
         return Retryable(f"{what}: API server answered {error.status} {error.reason}")
     try:  # a Status object says why: "... cannot create resource ..."
-        reason = str(json.loads(error.body)["message"])
+        reason = str(json.loads(error.body or b"")["message"])
     except (TypeError, ValueError, KeyError):
         reason = str(error.reason)
     return Refused(what, error.status, reason)

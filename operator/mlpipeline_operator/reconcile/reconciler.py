@@ -17,7 +17,8 @@ from typing import Any
 from mlpipeline_operator.api.constants import ANNOTATION_RERUN, API_VERSION, KIND, LABEL_PIPELINE
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
-from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline, run_name
+from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
+from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
 from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
 from mlpipeline_operator.reconcile.kube import Conflict, Kube, Retryable
 from mlpipeline_operator.reconcile.status import (
@@ -28,7 +29,7 @@ from mlpipeline_operator.reconcile.status import (
     status_patch,
     transitions,
 )
-from mlpipeline_operator.validation import InvalidPipeline, Problem, validate_document
+from mlpipeline_operator.validation import validate_document
 
 Obj = dict[str, Any]
 Emit = Callable[[Mapping[str, Any], Event], Awaitable[None]]
@@ -41,33 +42,65 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def owner_reference(owner: Mapping[str, Any]) -> Obj:
-    meta = owner["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+@dataclass(frozen=True)
+class Target:
+    """The MLPipeline one pass works on, as read from the API (its status is written against
+    that resourceVersion), with what the pass needs of it read once.
 
+    Its spec may be invalid: only what a status needs is read, leniently.
+    """
 
-def expected_run(pipeline: Mapping[str, Any]) -> str | None:
-    """The name of the current generation's run; None for a scheduled pipeline."""
-    if (pipeline.get("spec") or {}).get("schedule"):
-        return None
-    meta = pipeline["metadata"]
-    rerun = (meta.get("annotations") or {}).get(ANNOTATION_RERUN)
-    return run_name(meta["namespace"], meta["name"], int(meta.get("generation") or 1), rerun)
+    body: Mapping[str, Any]
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    rerun: str | None
+    scheduled: bool
+    model: str | None  # spec.promotion.model, for the status
+    history: History
 
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Target:
+        meta = body["metadata"]
+        spec = body.get("spec") or {}
+        try:
+            history = History.model_validate(spec.get("history") or {})
+        except ValueError:
+            history = History()
+        return cls(
+            body=body,
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 1),
+            rerun=(meta.get("annotations") or {}).get(ANNOTATION_RERUN),
+            scheduled=bool(spec.get("schedule")),
+            model=(spec.get("promotion") or {}).get("model"),
+            history=history,
+        )
 
-def _history(pipeline: Mapping[str, Any]) -> History:
-    raw = (pipeline.get("spec") or {}).get("history") or {}
-    try:
-        return History.model_validate(raw)
-    except ValueError:
-        return History()
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def expected_run(self) -> str | None:
+        """The name of the current generation's run (the name the compiler gives it); None
+        for a scheduled pipeline, whose CronWorkflow names its runs."""
+        if self.scheduled:
+            return None
+        return run_name(self.namespace, self.name, self.generation, self.rerun)
+
+    def owner_reference(self) -> Obj:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
 
 @dataclass
@@ -85,146 +118,148 @@ class Reconciler:
         Raises InvalidPipeline (after writing an Invalid status) when the spec is wrong: the
         caller must not retry until the spec changes.
         """
-        meta = pipeline["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        doc, problems = validate_document(dict(pipeline))
-        manifest = None
-        if doc is not None:
-            rerun = (meta.get("annotations") or {}).get(ANNOTATION_RERUN)
-            options = CompileOptions(promotion_image=self.options.promotion_image, rerun=rerun)
+        target = Target.of(pipeline)
+        try:
+            compiled = self._compile(target)
+        except InvalidPipeline as error:
+            await self.refresh(target, emit, problems=error.problems)
+            raise
+        manifest = compiled.manifest
+        manifest["metadata"]["namespace"] = target.namespace
+        manifest["metadata"]["ownerReferences"] = [target.owner_reference()]
+        if compiled.scheduled:
             try:
-                manifest = compile_pipeline(doc, options)
+                await self._apply_schedule(target, compiled, emit)
             except InvalidPipeline as error:
-                problems = error.problems
-        if manifest is None:
-            await self.refresh(pipeline, emit, problems=problems)
-            raise InvalidPipeline(problems)
-        manifest["metadata"]["namespace"] = namespace
-        manifest["metadata"]["ownerReferences"] = [owner_reference(pipeline)]
-        if manifest["kind"] == "CronWorkflow":
-            try:
-                await self._apply_schedule(manifest, emit, pipeline)
-            except InvalidPipeline as error:
-                await self.refresh(pipeline, emit, problems=error.problems)
+                await self.refresh(target, emit, problems=error.problems)
                 raise
         else:
-            if _was_scheduled(pipeline):
-                await self._drop_schedule(namespace, name, meta["uid"])
-            await self._submit(manifest, pipeline, emit)
-        await self.refresh(pipeline, emit)
+            if _was_scheduled(target):
+                await self._drop_schedule(target)
+            await self._submit(target, compiled, emit)
+        await self.refresh(target, emit)
 
-    async def _submit(self, manifest: Obj, pipeline: Mapping[str, Any], emit: Emit) -> None:
-        run = manifest["metadata"]["name"]
-        known = parse_status(pipeline.get("status"))
+    def _compile(self, target: Target) -> CompiledRun:
+        pipeline, problems = validate_document(dict(target.body))
+        if pipeline is None:
+            raise InvalidPipeline(problems)
+        options = CompileOptions(promotion_image=self.options.promotion_image, rerun=target.rerun)
+        return compile_run(pipeline, options)
+
+    async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
+        run = compiled.name
+        known = parse_status(target.body.get("status"))
         if (known.last_run and known.last_run.name == run) or any(
             h.name == run for h in known.history
         ):
             return  # already submitted and seen: nothing to write
-        created = await self.kube.create_child(manifest)
+        created = await self.kube.create_child(compiled.manifest)
         if created is None:
-            self.logger.info("%s: run %s already exists: adopted", _ref(pipeline), run)
+            self.logger.info("%s: run %s already exists: adopted", target.ref, run)
             return
-        self.logger.info("%s: submitted run %s", _ref(pipeline), run)
-        await emit(pipeline, Event("Normal", "Submitted", f"submitted run {run}"))
+        self.logger.info("%s: submitted run %s", target.ref, run)
+        await emit(target.body, Event("Normal", "Submitted", f"submitted run {run}"))
 
-    async def _apply_schedule(self, manifest: Obj, emit: Emit, pipeline: Mapping[str, Any]) -> None:
-        meta = manifest["metadata"]
+    async def _apply_schedule(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
+        manifest, name = compiled.manifest, compiled.name
         created = await self.kube.create_child(manifest)
         if created is not None:
-            self.logger.info("%s: created CronWorkflow %s", _ref(pipeline), meta["name"])
-            await emit(
-                pipeline, Event("Normal", "Scheduled", f"created CronWorkflow {meta['name']}")
-            )
+            self.logger.info("%s: created CronWorkflow %s", target.ref, name)
+            await emit(target.body, Event("Normal", "Scheduled", f"created CronWorkflow {name}"))
             return
-        existing = await self.kube.get_child("CronWorkflow", meta["namespace"], meta["name"])
+        existing = await self.kube.get_child("CronWorkflow", target.namespace, name)
         if existing is None:
-            raise Retryable(f"CronWorkflow {meta['name']} vanished while being updated", delay=1)
+            raise Retryable(f"CronWorkflow {name} vanished while being updated", delay=1)
         owners = existing["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == pipeline["metadata"]["uid"] for o in owners):
+        if not any(o.get("uid") == target.uid for o in owners):
             raise InvalidPipeline(
                 [
                     Problem(
                         "spec.schedule",
-                        f'a CronWorkflow "{meta["name"]}" that this pipeline does not own is '
+                        f'a CronWorkflow "{name}" that this pipeline does not own is '
                         "in the way; delete or rename it",
                     )
                 ]
             )
-        if existing.get("spec") == manifest["spec"] and all(
-            existing["metadata"].get(k) == manifest["metadata"].get(k) for k in ("labels",)
-        ):
+        if existing.get("spec") == manifest["spec"] and existing["metadata"].get(
+            "labels"
+        ) == manifest["metadata"].get("labels"):
             return
         manifest["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         try:
             await self.kube.replace_child(manifest)
         except Conflict:
-            raise Retryable(f"CronWorkflow {meta['name']} changed while being updated", 1) from None
-        self.logger.info("%s: updated CronWorkflow %s in place", _ref(pipeline), meta["name"])
-        await emit(pipeline, Event("Normal", "Updated", f"updated CronWorkflow {meta['name']}"))
+            raise Retryable(f"CronWorkflow {name} changed while being updated", 1) from None
+        self.logger.info("%s: updated CronWorkflow %s in place", target.ref, name)
+        await emit(target.body, Event("Normal", "Updated", f"updated CronWorkflow {name}"))
 
-    async def _drop_schedule(self, namespace: str, name: str, uid: str) -> None:
+    async def _drop_schedule(self, target: Target) -> None:
         """Delete the CronWorkflow left from an earlier generation that had a schedule."""
-        existing = await self.kube.get_child("CronWorkflow", namespace, name)
+        existing = await self.kube.get_child("CronWorkflow", target.namespace, target.name)
         if existing is None:
             return
         owners = existing["metadata"].get("ownerReferences") or []
-        if any(o.get("uid") == uid for o in owners):
-            await self.kube.delete_child("CronWorkflow", namespace, name)
-            self.logger.info("%s/%s: schedule removed: deleted CronWorkflow", namespace, name)
+        if any(o.get("uid") == target.uid for o in owners):
+            await self.kube.delete_child("CronWorkflow", target.namespace, target.name)
+            self.logger.info("%s: schedule removed: deleted CronWorkflow", target.ref)
 
     async def refresh(
-        self, pipeline: Mapping[str, Any], emit: Emit, problems: list[Problem] | None = None
+        self, target: Target, emit: Emit, problems: list[Problem] | None = None
     ) -> None:
-        """Recompute the status from the pipeline's runs and write it if it changed."""
-        current: Mapping[str, Any] | None = pipeline
+        """Recompute the status from the pipeline's runs and write it if it changed; then
+        delete the finished runs beyond the history limits."""
         for _ in range(STATUS_ATTEMPTS):
-            assert current is not None
             try:
-                await self._write_status(current, emit, problems)
-                return
+                runs = await self._write_status(target, emit, problems)
+                break
             except Conflict:
-                meta = current["metadata"]
-                current = await self.kube.get_pipeline(meta["namespace"], meta["name"])
-                if current is None:
+                body = await self.kube.get_pipeline(target.namespace, target.name)
+                if body is None:
                     return  # deleted meanwhile
-        raise Retryable("the MLPipeline kept changing while its status was written", delay=1)
+                target = Target.of(body)
+        else:
+            raise Retryable("the MLPipeline kept changing while its status was written", delay=1)
+        await self._prune(target, runs)
 
     async def _write_status(
-        self, pipeline: Mapping[str, Any], emit: Emit, problems: list[Problem] | None
-    ) -> None:
-        meta = pipeline["metadata"]
-        generation = int(meta.get("generation") or 1)
-        previous = parse_status(pipeline.get("status"))
-        runs = await self.kube.list_runs(meta["namespace"], meta["name"])
+        self, target: Target, emit: Emit, problems: list[Problem] | None
+    ) -> list[Obj]:
+        """Write the status computed from the runs listed now; return those runs."""
+        previous = parse_status(target.body.get("status"))
+        runs = await self.kube.list_runs(target.namespace, target.name)
         now = self.clock()
         status = build_status(
-            generation=generation,
-            expected_run=expected_run(pipeline),
+            generation=target.generation,
+            expected_run=target.expected_run,
             workflows=runs,
             previous=previous,
             now=now,
-            model=((pipeline.get("spec") or {}).get("promotion") or {}).get("model"),
+            model=target.model,
         )
         if problems is not None:
             fresh_runs = status.model_copy(update={"conditions": previous.conditions})
             status = invalid_status(
-                generation=generation, problems=problems, previous=fresh_runs, now=now
+                generation=target.generation, problems=problems, previous=fresh_runs, now=now
             )
-        elif previous.phase == "Invalid" and previous.observed_generation == generation:
+        elif previous.phase == "Invalid" and previous.observed_generation == target.generation:
             # A run of an earlier generation reported: record it, the spec stays Invalid.
             status = status.model_copy(
                 update={k: getattr(previous, k) for k in ("phase", "message", "conditions")}
             )
         if status != previous:
-            body = copy.deepcopy(dict(pipeline))
+            body = copy.deepcopy(dict(target.body))
             body["status"] = status_patch(status)
             await self.kube.replace_pipeline_status(body)
             for event in _events(previous, status, problems is not None):
-                await emit(pipeline, event)
-        keep = {name for name in (expected_run(pipeline),) if name}
-        for name in runs_to_delete(runs, _history(pipeline), keep):
-            await self.kube.delete_child("Workflow", meta["namespace"], name)
-            self.logger.info("%s: deleted run %s (history limit)", _ref(pipeline), name)
+                await emit(target.body, event)
+        return runs
+
+    async def _prune(self, target: Target, runs: list[Obj]) -> None:
+        """Delete the oldest finished runs beyond `spec.history`, never the current one."""
+        keep = {name for name in (target.expected_run,) if name}
+        for name in runs_to_delete(runs, target.history, keep):
+            await self.kube.delete_child("Workflow", target.namespace, name)
+            self.logger.info("%s: deleted run %s (history limit)", target.ref, name)
 
     async def refresh_for_run(
         self, run: Mapping[str, Any], emit: Emit, event_type: str | None = None
@@ -245,17 +280,13 @@ class Reconciler:
         pipeline = await self.kube.get_pipeline(meta["namespace"], name)
         if pipeline is None:
             return  # the pipeline is gone; garbage collection takes its runs
-        await self.refresh(pipeline, emit)
+        await self.refresh(Target.of(pipeline), emit)
 
 
-def _was_scheduled(pipeline: Mapping[str, Any]) -> bool:
+def _was_scheduled(target: Target) -> bool:
     """Whether the status says a CronWorkflow was in place (so that it may need deleting)."""
-    status = parse_status(pipeline.get("status"))
+    status = parse_status(target.body.get("status"))
     return any(c.type == "Ready" and c.reason == "Scheduled" for c in status.conditions)
-
-
-def _ref(pipeline: Mapping[str, Any]) -> str:
-    return f"{pipeline['metadata']['namespace']}/{pipeline['metadata']['name']}"
 
 
 def _events(previous: MLPipelineStatus, status: MLPipelineStatus, invalid: bool) -> list[Event]:

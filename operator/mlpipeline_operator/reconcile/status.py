@@ -20,8 +20,8 @@ from mlpipeline_operator.api.status import (
     RunSummary,
     StepStatus,
 )
+from mlpipeline_operator.core import ENTRY_TEMPLATE, PROMOTION_TASK, Problem
 from mlpipeline_operator.promotion.outputs import status_from_outputs
-from mlpipeline_operator.validation import ENTRY_TEMPLATE, PROMOTION_TASK, Problem
 
 Obj = Mapping[str, Any]
 MAX_MESSAGE = 4000

@@ -1,0 +1,105 @@
+"""The pipeline core: what validation, the compiler, the reconciler and the local runner share.
+
+Names of the compiler's own templates, problems with a pipeline, the DAG's edges, Go durations,
+the deterministic name of a run and the descriptor of a compiled run. It depends on the API
+models only, so that every layer above can depend on it without depending on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlpipeline_operator.api.models import MLPipeline, Step
+
+# Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
+ENTRY_TEMPLATE = "mlpipeline"
+PROMOTION_TASK = "promote-model"
+
+# Kubernetes names (labels, and the names of the runs) are at most 63 characters.
+MAX_NAME = 63
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a document, at a field path such as `spec.steps[2].dependsOn[0]`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class InvalidPipeline(ValueError):
+    """A pipeline with problems; `problems` lists all of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """ "STEP.NAME" → (STEP, NAME); the models guarantee one dot."""
+    step, name = ref.split(".", 1)
+    return step, name
+
+
+def step_dependencies(step: Step) -> list[str]:
+    """Explicit dependencies, then those implied by inputs `from` other steps, without repeats."""
+    deps = dict.fromkeys(step.depends_on)
+    refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
+    for ref in refs:
+        if ref is not None:
+            deps.setdefault(split_ref(ref)[0])
+    return list(deps)
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(duration: str) -> float:
+    """A Go duration ("1h30m", "500ms") in seconds, as Argo reads it; the models guarantee
+    its shape."""
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(duration))
+
+
+def timeout_seconds(duration: str) -> int:
+    """A step's timeout in whole seconds, rounded up: Argo's `activeDeadlineSeconds`."""
+    return max(1, math.ceil(duration_seconds(duration)))
+
+
+def run_name(namespace: str, name: str, generation: int, rerun: str | None = None) -> str:
+    """The deterministic name of a generation's run: `<pipeline>-g<generation>-<hash>`.
+
+    The hash covers namespace, name, generation and re-run token, so two pipelines whose names
+    are cut to fit 63 characters still get different runs.
+    """
+    key = f"{namespace}/{name}/{generation}/{rerun or ''}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:6]
+    suffix = f"-g{generation}-{digest}"
+    return name[: MAX_NAME - len(suffix)].rstrip("-.") + suffix
+
+
+@dataclass(frozen=True)
+class CompiledRun:
+    """One generation of a pipeline, validated and compiled: the Argo object to create."""
+
+    pipeline: MLPipeline
+    manifest: Manifest  # an Argo Workflow, or a CronWorkflow for a scheduled pipeline
+
+    @property
+    def scheduled(self) -> bool:
+        return bool(self.manifest["kind"] == "CronWorkflow")
+
+    @property
+    def name(self) -> str:
+        """The object's name: the run's, or the CronWorkflow's (which names its own runs)."""
+        return str(self.manifest["metadata"]["name"])
