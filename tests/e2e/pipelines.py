@@ -60,7 +60,7 @@ def wait_status(
 def record_run(cluster: NodeCluster, pipeline: dict[str, Any]) -> None:
     """With $MLPIPELINE_RECORD_RUNS set (`make record-runs`), keep the Workflow of the
     pipeline's last run as Argo wrote it, in that directory as <pipeline>-g<generation>.json:
-    the unit tier's fixtures of real statuses (tests/unit/test_recorded_runs.py)."""
+    the unit tier's fixtures of real statuses (tests/unit/test_status.py)."""
     directory = os.environ.get(RECORD_RUNS)
     if not directory:
         return

@@ -1,14 +1,27 @@
-"""Argo Workflow objects as Argo's controller leaves them: for status tests, unit and integration.
+"""Argo Workflow objects as Argo's controller leaves them, for status tests.
 
-`workflow_status` writes the `status` that Argo would write for a run of the given steps: a DAG
-node for the run, a Pod node per step (or a Retry node with one Pod per attempt), outputs.
+`recorded` reads a Workflow exactly as Argo wrote it in a real run on the end-to-end cluster
+(data/argo-runs/, re-recorded by `make record-runs`): the unit tier's fixtures. The integration
+tier, where no Argo controller runs, plays its part with `workflow_status`, which writes the
+`status` Argo would write for a run of the given steps: a DAG node for the run, a Pod node per
+step (or a Retry node with one Pod per attempt), outputs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+RECORDED = Path(__file__).parent / "data" / "argo-runs"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """The Workflow recorded as data/argo-runs/<name>.json."""
+    workflow: dict[str, Any] = json.loads((RECORDED / f"{name}.json").read_text())
+    return workflow
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,12 @@
-"""MLPipeline status computed from runs as Argo reports them."""
+"""MLPipeline status computed from runs as Argo reports them: Workflows exactly as Argo's
+controller wrote them in real runs on the end-to-end cluster (tests/unit/data/argo-runs/,
+re-recorded by `make record-runs`): the example midway, promoted, then a worse model rejected; a
+step retried until it succeeds; a step past its timeout. Cases that only need a run's phase use
+minimal Workflows."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
@@ -10,26 +16,37 @@ from mlpipeline_operator.reconcile.status import (
     build_status,
     invalid_status,
     parse_status,
+    promotion_outputs,
     status_patch,
     transitions,
 )
-from tests.unit.argo_runs import StepRun, workflow, workflow_status
+from tests.unit.argo_runs import recorded, workflow
 
 NOW = "2026-02-01T00:00:00Z"
 
 
 def status_of(
-    runs: list[dict[str, object]],
+    runs: list[dict[str, Any]],
     expected: str | None = "demo-g2",
     previous: MLPipelineStatus | None = None,
+    model: str | None = "demo",
 ) -> MLPipelineStatus:
+    """The status with these runs; the generation is that of the expected run (else 2)."""
+    generation = next(
+        (
+            int(run["metadata"]["labels"]["mlops.gitops.dev/generation"])
+            for run in runs
+            if run["metadata"]["name"] == expected
+        ),
+        2,
+    )
     return build_status(
-        generation=2,
+        generation=generation,
         expected_run=expected,
         workflows=runs,
         previous=previous or MLPipelineStatus(),
         now=NOW,
-        model="demo",
+        model=model,
     )
 
 
@@ -45,51 +62,49 @@ def test_no_run_yet_is_pending() -> None:
 
 
 def test_running_run_with_steps_in_dag_order() -> None:
-    wf = workflow(
-        "demo-g2",
-        2,
-        workflow_status(
-            "demo-g2",
-            "Running",
-            {"extract": StepRun("Succeeded"), "train": StepRun("Running", attempts=2)},
-        ),
-        tasks=["extract", "train"],
-    )
-    status = status_of([wf])
+    run = recorded("fraud-detection-g1-running")
+    status = status_of([run], expected=run["metadata"]["name"], model="fraud-detection")
     assert status.phase == "Running"
     assert status.last_run is not None
     assert [(s.name, s.phase, s.retries) for s in status.last_run.steps] == [
-        ("extract", "Succeeded", 0),
-        ("train", "Running", 1),
+        ("ingest", "Succeeded", 0),
+        ("preprocess", "Succeeded", 0),
+        ("train", "Succeeded", 0),
+        ("evaluate", "Succeeded", 0),
+        ("promote-model", "Running", 0),
     ]
     assert conditions(status)["Ready"] == ("False", "RunRunning")
+    assert status.promotion is None  # not decided yet
 
 
-def test_failed_run_names_the_failing_step() -> None:
-    wf = workflow(
-        "demo-g2",
-        2,
-        workflow_status(
-            "demo-g2", "Failed", {"extract": StepRun("Failed", message="exit code 3")}, finished=NOW
-        ),
-    )
-    status = status_of([wf])
+def test_retries_counted_from_the_retry_node() -> None:
+    run = recorded("flaky-g1")
+    status = status_of([run], expected=run["metadata"]["name"])
+    assert status.phase == "Succeeded"
+    assert status.last_run is not None
+    assert [(s.name, s.phase, s.retries) for s in status.last_run.steps] == [
+        ("flaky", "Succeeded", 2)
+    ]
+
+
+def test_failed_run_names_the_failing_step_and_the_reason() -> None:
+    run = recorded("slow-g1")
+    status = status_of([run], expected=run["metadata"]["name"])
     assert status.phase == "Failed"
-    assert status.message == 'step "extract" failed: exit code 3'
+    assert status.message is not None
+    assert status.message.startswith('step "sleepy" failed: ')
+    assert "deadline" in status.message
     assert conditions(status)["Ready"] == ("False", "RunFailed")
 
 
 def test_error_phase_is_failed() -> None:
-    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Error", {}, message="pod deleted"))
+    wf = workflow("demo-g2", 2, {"phase": "Error", "message": "pod deleted"})
     assert status_of([wf]).phase == "Failed"
 
 
 def test_old_generation_runs_do_not_decide_the_phase() -> None:
     old = workflow(
-        "demo-g1",
-        1,
-        workflow_status("demo-g1", "Succeeded", {}, finished=NOW),
-        created="2026-01-01T00:00:00Z",
+        "demo-g1", 1, {"phase": "Succeeded", "finishedAt": NOW}, created="2026-01-01T00:00:00Z"
     )
     status = status_of([old])
     assert status.phase == "Pending"
@@ -99,12 +114,7 @@ def test_old_generation_runs_do_not_decide_the_phase() -> None:
 
 def test_history_is_newest_first() -> None:
     runs = [
-        workflow(
-            f"demo-g{i}",
-            i,
-            workflow_status(f"demo-g{i}", "Succeeded", {}),
-            created=f"2026-01-0{i}T00:00:00Z",
-        )
+        workflow(f"demo-g{i}", i, {"phase": "Succeeded"}, created=f"2026-01-0{i}T00:00:00Z")
         for i in (1, 3, 2)
     ]
     assert [h.name for h in status_of(runs, expected="demo-g3").history] == [
@@ -115,56 +125,43 @@ def test_history_is_newest_first() -> None:
 
 
 def test_promotion_read_from_the_promotion_task() -> None:
-    wf = workflow(
-        "demo-g2",
-        2,
-        workflow_status(
-            "demo-g2",
-            "Succeeded",
-            {
-                "train": StepRun("Succeeded"),
-                "promote-model": StepRun(
-                    "Succeeded", outputs={"decision": "Promoted", "version": "4"}
-                ),
-            },
-            finished=NOW,
-        ),
-    )
-    status = status_of([wf])
+    run = recorded("fraud-detection-g1")
+    outputs = promotion_outputs(run)
+    assert outputs is not None
+    status = status_of([run], expected=run["metadata"]["name"], model="fraud-detection")
+    assert status.phase == "Succeeded"
     assert status.promotion is not None
     assert (status.promotion.decision, status.promotion.version, status.promotion.run) == (
         "Promoted",
-        "4",
-        "demo-g2",
+        outputs["version"],
+        run["metadata"]["name"],
     )
-    assert conditions(status)["Promoted"] == ("True", "Promoted")
+    assert conditions(status) == {
+        "Valid": ("True", "Valid"),
+        "Ready": ("True", "RunSucceeded"),
+        "Promoted": ("True", "Promoted"),
+    }
 
 
-def test_rejection_is_promoted_false() -> None:
-    wf = workflow(
-        "demo-g2",
-        2,
-        workflow_status(
-            "demo-g2",
-            "Succeeded",
-            {
-                "promote-model": StepRun(
-                    "Succeeded",
-                    retry_node=True,
-                    outputs={"decision": "Rejected", "reason": "auc 0.8 < 0.9"},
-                ),
-            },
-            finished=NOW,
-        ),
+def test_a_worse_model_rejected_after_the_champion() -> None:
+    first, second = recorded("fraud-detection-g1"), recorded("fraud-detection-g2")
+    status = status_of(
+        [first, second], expected=second["metadata"]["name"], model="fraud-detection"
     )
-    status = status_of([wf])
+    assert status.phase == "Succeeded"
+    assert status.last_run is not None and status.last_run.name == second["metadata"]["name"]
+    assert status.promotion is not None and status.promotion.decision == "Rejected"
+    assert status.promotion.reason
     assert conditions(status)["Promoted"] == ("False", "Rejected")
-    assert status.promotion is not None and status.promotion.reason == "auc 0.8 < 0.9"
+    assert [run.name for run in status.history] == [
+        second["metadata"]["name"],
+        first["metadata"]["name"],
+    ]
 
 
 def test_scheduled_pipeline_is_ready_and_follows_its_newest_run() -> None:
     assert conditions(status_of([], expected=None))["Ready"] == ("True", "Scheduled")
-    wf = workflow("demo-123", 2, workflow_status("demo-123", "Running", {}), cron=True)
+    wf = workflow("demo-123", 2, {"phase": "Running"}, cron=True)
     assert status_of([wf], expected=None).phase == "Running"
 
 
@@ -182,7 +179,7 @@ def test_transition_time_is_kept_while_a_condition_holds() -> None:
 
 
 def test_invalid_keeps_runs_and_names_every_problem() -> None:
-    wf = workflow("demo-g1", 1, workflow_status("demo-g1", "Succeeded", {}))
+    wf = workflow("demo-g1", 1, {"phase": "Succeeded"})
     before = status_of([wf], expected="demo-g1")
     problems = [
         Problem("spec.steps[1].dependsOn[0]", 'unknown step "trian"'),
@@ -198,35 +195,20 @@ def test_invalid_keeps_runs_and_names_every_problem() -> None:
 
 
 def test_events_on_transitions() -> None:
-    running = status_of([workflow("demo-g2", 2, workflow_status("demo-g2", "Running", {}))])
-    done = status_of(
-        [
-            workflow(
-                "demo-g2",
-                2,
-                workflow_status(
-                    "demo-g2",
-                    "Succeeded",
-                    {
-                        "promote-model": StepRun(
-                            "Succeeded", outputs={"decision": "Promoted", "version": "7"}
-                        )
-                    },
-                ),
-            )
-        ],
-        previous=running,
-    )
-    assert [(e.type, e.reason) for e in transitions(running, done)] == [
+    midway, done = recorded("fraud-detection-g1-running"), recorded("fraud-detection-g1")
+    name = done["metadata"]["name"]
+    running = status_of([midway], expected=name, model="fraud-detection")
+    finished = status_of([done], expected=name, previous=running, model="fraud-detection")
+    assert [(e.type, e.reason) for e in transitions(running, finished)] == [
         ("Normal", "RunSucceeded"),
         ("Normal", "Promoted"),
     ]
-    assert transitions(done, done) == []
+    assert transitions(finished, finished) == []
 
 
 def test_status_round_trips_through_the_api_shape() -> None:
-    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Running", {"a": StepRun("Running")}))
-    status = status_of([wf])
+    run = recorded("fraud-detection-g1-running")
+    status = status_of([run], expected=run["metadata"]["name"])
     assert parse_status(status_patch(status)) == status
     assert parse_status(None) == MLPipelineStatus()
 
@@ -258,9 +240,10 @@ def test_history_limits_delete_the_oldest_finished_runs() -> None:
 
 
 def test_a_stored_status_with_fields_of_another_version_keeps_what_is_known() -> None:
-    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Running", {"a": StepRun("Running")}))
-    written = status_patch(status_of([wf]))
+    run = recorded("fraud-detection-g1-running")
+    status = status_of([run], expected=run["metadata"]["name"])
+    written = status_patch(status)
     written["futureField"] = {"x": 1}
     written["lastRun"]["steps"][0]["futureStepField"] = "y"
     written["conditions"][0]["futureConditionField"] = True
-    assert parse_status(written) == status_of([wf])
+    assert parse_status(written) == status
