@@ -44,7 +44,7 @@ for dir in "${go_modules[@]}"; do
     exit 1
   fi
   if [[ -n "$version" && "$v" != "$version" ]]; then
-    echo "refresh-argo-reference: ${go_modules[0]}/go.mod requires $module $version but $dir/go.mod $v; use one version" >&2
+    echo "refresh-argo-reference: ${go_modules[0]}/go.mod requires $module $version but $dir/go.mod requires $v: use one version" >&2
     exit 1
   fi
   version="$v"
