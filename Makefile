@@ -37,12 +37,12 @@ crd: venv ## regenerate crds/ from the API models
 	cp crds/mlops.gitops.dev_mlpipelines.yaml charts/mlpipeline-operator/files/crds/
 
 golden: venv ## regenerate tests/golden/ from manifests/samples/ and examples/*/pipeline.yaml
-	$(PY) -m tests.regenerate_golden
+	$(PY) -m hack.golden
 
 docs: venv ## regenerate docs/api.md from the API models
 	$(PY) -c 'from mlpipeline_operator.api.reference import render_reference as r; print(r(), end="")' > docs/api.md
 
-generate: crd golden docs manifests ## regenerate every generated file
+generate: crd golden docs manifests argo-reference ## regenerate every generated file
 
 unit: venv ## fast tests only (no control plane, no MLflow server)
 	$(BIN)/pytest -q -m "not integration and not mlflow and not e2e"

@@ -6,13 +6,15 @@
 #   containerd, runc                 the node's container runtime
 #   containernetworking-plugins      CNI bridge, host-local, loopback, portmap (/usr/lib/cni)
 #   iptables, conntrack              kubelet's and kube-proxy's rules (nft backend)
+#   iproute2                         `ip`: the node's veth pair and addresses
 #   buildah                          builds the project's Dockerfile and the example's
 #   mmdebstrap                       the local Python base image, from Debian packages
 #   busybox-static                   a shell in Argo's executor image
+#   uidmap                           newuidmap and newgidmap, for buildah
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables conntrack buildah mmdebstrap
-  busybox-static uidmap)
+packages=(containerd runc containernetworking-plugins iptables conntrack iproute2 buildah
+  mmdebstrap busybox-static uidmap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

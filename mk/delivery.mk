@@ -19,7 +19,7 @@ chart-lint: venv binaries ## helm lint --strict the chart with its default value
 	for f in $(CHART_DIR)/ci/*-values.yaml; do $(HELM) lint --strict $(CHART_DIR) -f "$$f" || exit 1; done
 
 chart-docs: venv ## regenerate the values tables (chart README, docs/configuration.md) and argocd-cm-health.yaml
-	$(PY) -m tests.chart.generate
+	$(PY) -m hack.delivery_files
 
 manifests: venv binaries ## render manifests/install.yaml from the chart (default values), and chart-docs
-	MLPIPELINE_BIN_DIR=$(MLPIPELINE_BIN_DIR) $(PY) -m tests.chart.generate --manifests
+	MLPIPELINE_BIN_DIR=$(MLPIPELINE_BIN_DIR) $(PY) -m hack.delivery_files --manifests

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "manifests" / "samples"
-GOLDEN = REPO / "tests" / "golden"
 CRD_FILE = REPO / "crds" / "mlops.gitops.dev_mlpipelines.yaml"
 
-
-def argo_reference_dir() -> Path:
-    """Argo Workflows' schema and CRDs: $ARGO_REFERENCE_DIR, else ../shared/argo beside the repo."""
-    candidates = [
-        os.environ.get("ARGO_REFERENCE_DIR"),
-        REPO.parent / "shared" / "argo",
-        "/work/shared/argo",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "workflow-schema.json").is_file():
-            return Path(candidate)
-    raise FileNotFoundError(
-        "Argo's reference data (workflow-schema.json and CRDs) not found: set ARGO_REFERENCE_DIR"
-    )
-
-
-def sample_files() -> list[Path]:
-    """Every pipeline with a golden render: the samples and the examples' pipelines."""
-    return sorted(SAMPLES.glob("*.yaml")) + sorted((REPO / "examples").glob("*/pipeline.yaml"))
-
-
-def golden_file(sample: Path) -> Path:
-    """Where a pipeline's render is kept: tests/golden/<sample>.yaml, example-<name>.yaml."""
-    if sample.parent.parent == REPO / "examples":
-        return GOLDEN / f"example-{sample.parent.name}.yaml"
-    return GOLDEN / sample.name
+# Argo Workflows' own files, of the version the Go modules build (hack/refresh-argo-reference.sh).
+ARGO_REFERENCE = REPO / "third_party" / "argo-workflows"
+ARGO_SCHEMA = ARGO_REFERENCE / "api" / "jsonschema" / "schema.json"
+ARGO_CRD_DIR = ARGO_REFERENCE / "manifests" / "base" / "crds" / "full"
+# The Go modules built from github.com/argoproj/argo-workflows/v4 (hack/build-binaries.sh).
+ARGO_GO_MODULES = (
+    REPO / "tests" / "controlplane" / "go" / "argo-validate",
+    REPO / "tests" / "controlplane" / "go" / "argo",
+)

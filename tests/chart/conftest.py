@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.generate import CHART_DIR
+from hack.delivery_files import CHART_DIR
 from tests.chart.helm import NAMESPACE, RELEASE, helm, render
 from tests.controlplane.harness import ApiException, ControlPlane, Kube, argo_crd_files
 

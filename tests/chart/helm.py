@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import yaml
 
-from tests.chart.generate import CHART_DIR
+from hack.delivery_files import CHART_DIR
 from tests.controlplane.harness import find_binary
 
 RELEASE = "mlpipeline-operator"

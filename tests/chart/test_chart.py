@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.generate import CHART_DIR, INSTALL_YAML, install_yaml
+from hack.delivery_files import CHART_DIR, INSTALL_YAML, install_yaml
 from tests.chart.helm import (
     CI_VALUES,
     HelmError,

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from hack.delivery_files import CHART_DIR
 from tests.chart.conftest import ChartPlane, ensure_namespace
-from tests.chart.generate import CHART_DIR
 from tests.chart.helm import CI_VALUES, NAMESPACE, RELEASE, find, helm, render
 from tests.controlplane.harness import ApiException, Kube
 

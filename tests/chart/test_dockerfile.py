@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.chart.generate import VALUES_FILE
+from hack.delivery_files import VALUES_FILE
 from tests.paths import REPO
 
 DOCKERFILE = REPO / "Dockerfile"

@@ -8,10 +8,7 @@ import re
 
 import yaml
 
-from mlpipeline_operator import __version__
-from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
-from mlpipeline_operator.reconcile import config
-from tests.chart.generate import (
+from hack.delivery_files import (
     ARGOCD_CM,
     CHART_DIR,
     CONFIGURATION_DOC,
@@ -21,6 +18,9 @@ from tests.chart.generate import (
     documented_values,
     expected_files,
 )
+from mlpipeline_operator import __version__
+from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
+from mlpipeline_operator.reconcile import config
 from tests.paths import REPO
 
 CRDS = REPO / "crds"

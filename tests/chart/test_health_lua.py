@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.delivery_files import HEALTH_DIR
 from mlpipeline_operator.api.status import Phase
-from tests.chart.generate import HEALTH_DIR
 from tests.chart.health_lua import health
 
 CASES = yaml.safe_load((HEALTH_DIR / "health_test.yaml").read_text())["tests"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.generate import INSTALL_YAML
+from hack.delivery_files import INSTALL_YAML
 from tests.controlplane.harness import find_binary, running_control_plane
 
 pytestmark = pytest.mark.integration

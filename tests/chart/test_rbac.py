@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from hack.delivery_files import CHART_DIR
 from mlpipeline_operator.core import run_name
 from tests.chart.conftest import ChartPlane, ensure_namespace
-from tests.chart.generate import CHART_DIR
 from tests.chart.helm import NAMESPACE, find, of_kind, render
 from tests.controlplane.harness import ApiException, ControlPlane, Kube
 from tests.integration.operator_process import (

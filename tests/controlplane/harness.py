@@ -52,7 +52,6 @@ from kubernetes.client.exceptions import ApiException
 from tests import paths
 
 __all__ = [
-    "ENV_ARGO_REFERENCE_DIR",
     "ENV_BIN_DIR",
     "ENV_CACHE_DIR",
     "ENV_KUBEBUILDER_ASSETS",
@@ -64,7 +63,6 @@ __all__ = [
     "MissingBinaryError",
     "ResourceInfo",
     "argo_crd_files",
-    "argo_reference_dir",
     "bin_dir",
     "find_binary",
     "load_yaml_documents",
@@ -74,7 +72,6 @@ __all__ = [
 ENV_BIN_DIR = "MLPIPELINE_BIN_DIR"
 ENV_CACHE_DIR = "MLPIPELINE_CACHE_DIR"
 ENV_KUBEBUILDER_ASSETS = "KUBEBUILDER_ASSETS"
-ENV_ARGO_REFERENCE_DIR = "ARGO_REFERENCE_DIR"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIELD_MANAGER = "mlpipeline-tests"
@@ -133,18 +130,13 @@ def find_binary(name: str) -> Path:
     return path
 
 
-def argo_reference_dir() -> Path:
-    """Argo's reference data (see tests/paths.py): $ARGO_REFERENCE_DIR, else ../shared/argo."""
-    try:
-        return paths.argo_reference_dir()
-    except FileNotFoundError as error:
-        raise ControlPlaneError(str(error)) from None
-
-
 def argo_crd_files() -> list[Path]:
-    files = sorted(argo_reference_dir().glob("argoproj.io_*.yaml"))
+    """Argo's full CRDs kept in third_party/argo-workflows/ (the version the Go modules build)."""
+    files = sorted(paths.ARGO_CRD_DIR.glob("argoproj.io_*.yaml"))
     if not files:
-        raise ControlPlaneError(f"no argoproj.io_*.yaml CRDs in {argo_reference_dir()}")
+        raise ControlPlaneError(
+            f"no argoproj.io_*.yaml CRDs in {paths.ARGO_CRD_DIR}: run `make argo-reference`"
+        )
     return files
 
 

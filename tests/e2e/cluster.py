@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from tests.chart.generate import CHART_DIR
+from hack.delivery_files import CHART_DIR
 from tests.chart.helm import NAMESPACE as OPERATOR_NAMESPACE
 from tests.chart.helm import RELEASE as OPERATOR_RELEASE
 from tests.chart.helm import helm

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.controlplane.harness import REPO_ROOT, Kube, load_yaml_documents
+from hack.golden import GOLDEN
+from tests.controlplane.harness import Kube, load_yaml_documents
 
-GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
 PLUMBING = Path(__file__).resolve().parent / "data" / "hello-workflow.yaml"
 ARGO_KINDS = {"Workflow", "CronWorkflow"}
 
 
 def _files() -> list[Path]:
-    return [*sorted(GOLDEN_DIR.glob("*.yaml")), PLUMBING]
+    return [*sorted(GOLDEN.glob("*.yaml")), PLUMBING]
 
 
 def _file_id(path: Path) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hack.golden import SAMPLES
 from mlpipeline_operator import cli
-from tests.paths import SAMPLES
 from tests.unit.pipelines import pipeline
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from hack.golden import GOLDEN, golden_file, sample_files
 from mlpipeline_operator import cli
 from mlpipeline_operator.api.constants import MAX_WORKFLOW_BYTES
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.core import InvalidPipeline, run_name, timeout_seconds
-from tests.paths import GOLDEN, golden_file, sample_files
 from tests.unit.pipelines import chain, pipeline
 
 

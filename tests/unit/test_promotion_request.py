@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from hack.golden import SAMPLES
 from mlpipeline_operator.api.models import Gate, MustBeat
 from mlpipeline_operator.promotion.request import (
     PromotionRequest,
@@ -14,7 +15,6 @@ from mlpipeline_operator.promotion.request import (
     parse_args,
     parse_gate,
 )
-from tests.paths import SAMPLES
 
 
 def test_round_trip() -> None:

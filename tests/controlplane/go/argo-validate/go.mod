@@ -1,6 +1,6 @@
 // Builds argo-validate, which runs Argo Workflows' own validator offline.
-// v4.1.2 (the version of the reference data in ../shared/argo) is not served by
-// the module proxy here; v4.0.5 is the newest v4 release that is.
+// v4.0.5 is the newest v4 release the module proxy here serves; ../argo/go.mod and
+// third_party/argo-workflows/ (hack/refresh-argo-reference.sh) use the same version.
 module mlpipeline-operator/tests/controlplane/go/argo-validate
 
 go 1.26.0
