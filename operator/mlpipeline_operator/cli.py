@@ -1,7 +1,8 @@
 """The `mlpipeline` command: validate, render, crd.
 
 `validate` does not import the compiler (and hera with it), so CI pays only for what it uses.
-Exit codes: 0 success, 1 invalid input, 2 bad usage.
+Exit codes: 0 success, 1 invalid input, 2 bad usage, 3 a missing extra (the line names the
+`pip install` that adds it); `promote` has its own (docs/promotion.md).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlpipeline_operator import __version__, yamlio
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
 from mlpipeline_operator.promotion.request import add_arguments as add_promote_arguments
 from mlpipeline_operator.validation import validate_document
+
+EXIT_MISSING_EXTRA = 3
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,22 @@ def load_pipelines(path: str) -> Loaded:
     """Read and validate every document of a file ("-" is standard input)."""
     label = "<stdin>" if path == "-" else path
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = _stdin_bytes() if path == "-" else Path(path).read_bytes()
     except OSError as error:
         return Loaded(label, [], [f"{label}: cannot read: {error.strerror or error}"])
-    except UnicodeDecodeError:
-        return Loaded(label, [], [f"{label}: not a UTF-8 text file"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _text_position(data, error.start)
+        return Loaded(
+            label,
+            [],
+            [f"{label}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x})"],
+        )
     try:
         docs = [d for d in yamlio.load_all(text) if d is not None]
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        return Loaded(label, [], [f"{label}: YAML syntax error{where}: {problem}"])
+    except yamlio.YamlError as error:
+        return Loaded(label, [], [f"{label}:{error.line}:{error.column}: {error.problem}"])
     if not docs:
         return Loaded(label, [], [f"{label}: no document found"])
     pipelines: list[MLPipeline] = []
@@ -59,6 +64,18 @@ def load_pipelines(path: str) -> Loaded:
             pipelines.append(pipeline)
         messages += [f"{where}: {p}" for p in problems]
     return Loaded(label, pipelines, messages)
+
+
+def _stdin_bytes() -> bytes:
+    # Bytes, decoded as files are: the locale's encoding would garble or refuse UTF-8 YAML.
+    stream = getattr(sys.stdin, "buffer", None)
+    return stream.read() if stream is not None else sys.stdin.read().encode()
+
+
+def _text_position(data: bytes, index: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte `index` of mostly-UTF-8 data."""
+    start = data.rfind(b"\n", 0, index) + 1
+    return data.count(b"\n", 0, index) + 1, len(data[start:index].decode(errors="replace")) + 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -120,11 +137,27 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_extra(extra: str, error: ImportError) -> str:
+    """Why a command cannot run without an extra of the package, and how to install it
+    (`error` is re-raised when it is not about a dependency)."""
+    package = (error.name or "").partition(".")[0]
+    if not package or package == "mlpipeline_operator":
+        raise error
+    return (
+        f'the "{extra}" extra is not installed (no module named {package}): '
+        f"pip install 'mlpipeline-operator[{extra}]'"
+    )
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
-    # Imported here: kopf and the Kubernetes client are needed by this command only.
-    from mlpipeline_operator.reconcile import handlers
     from mlpipeline_operator.reconcile.config import from_arguments
 
+    try:
+        # Imported here: kopf and the Kubernetes client are needed by this command only.
+        from mlpipeline_operator.reconcile import handlers
+    except ImportError as error:
+        print(f"mlpipeline operator: error: {missing_extra('operator', error)}", file=sys.stderr)
+        return EXIT_MISSING_EXTRA
     handlers.run(from_arguments(args))
     return 0
 
@@ -137,12 +170,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    # Imported here: only `promote` needs the MLflow client.
-    from mlpipeline_operator.promotion.promote import promote
     from mlpipeline_operator.promotion.request import from_namespace
     from mlpipeline_operator.promotion.retry import retry_from_namespace
 
-    return promote(from_namespace(args), retry_from_namespace(args))
+    request = from_namespace(args)
+    try:
+        # Imported here: only `promote` needs the MLflow client.
+        from mlpipeline_operator.promotion.promote import promote
+    except ImportError as error:
+        # Exit 7 and a Failed decision, as for a tracking URI this installation cannot use.
+        from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure
+        from mlpipeline_operator.promotion.outputs import record_failure
+
+        failure = PromotionFailure(ExitCode.MLFLOW_ERROR, missing_extra("promote", error))
+        return record_failure(
+            request, failure, lambda line: print(f"mlpipeline promote: {line}", file=sys.stderr)
+        )
+    return promote(request, retry_from_namespace(args))
 
 
 def positive_int(text: str) -> int:

@@ -16,8 +16,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlpipeline_operator import placeholders
-from mlpipeline_operator.api.constants import API_VERSION, KIND
-from mlpipeline_operator.api.models import MLPipeline, MLPipelineSpec, Schedule, Step
+from mlpipeline_operator.api.constants import API_VERSION, KIND, MAX_SCHEDULED_NAME
+from mlpipeline_operator.api.models import (
+    DNS_SUBDOMAIN_PATTERN,
+    GATE_METRIC_PATTERN,
+    MLPipeline,
+    MLPipelineSpec,
+    Schedule,
+    Step,
+)
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
     PROMOTION_TASK,
@@ -25,6 +32,7 @@ from mlpipeline_operator.core import (
     split_ref,
     step_dependencies,
 )
+from mlpipeline_operator.messages import described, quoted
 from mlpipeline_operator.perf import gc_paused
 
 # Bounds on the MLPipeline object itself (the API server stores it in etcd too).
@@ -43,6 +51,10 @@ _PATTERN_HINTS = {
     r"^[^.]+\.[^.]+$": 'must be "STEP.NAME", the output NAME of step STEP',
     r"^/": "must be an absolute path",
     r"^[-._a-zA-Z][-._a-zA-Z0-9]*$": "must be a valid environment variable name",
+    DNS_SUBDOMAIN_PATTERN: "is not a Kubernetes resource name: use lower-case letters, digits, "
+    "'-' and '.', starting and ending with a letter or digit",
+    GATE_METRIC_PATTERN: "is not a metric a gate can name: no '<', '>' or '=', no space at "
+    "either end",
 }
 # Location parts that pydantic adds for union members and validators, not field names.
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\])$")
@@ -58,6 +70,19 @@ def _path(loc: Iterable[int | str]) -> str:
     return out
 
 
+# What a type error of pydantic's expected, for "expected an integer, got the string "3"".
+_EXPECTED = {
+    "int_type": "an integer",
+    "bool_type": "a boolean",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "list_type": "a list",
+}
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     given = error.get("input")
@@ -65,15 +90,35 @@ def _message(error: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_too_short" and given == "":
+        return "must not be empty"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {described(given)}"
     if kind == "string_pattern_mismatch":
         hint = _PATTERN_HINTS.get(error["ctx"]["pattern"], f"must match {error['ctx']['pattern']}")
-        return f"{json.dumps(given)} {hint}"
+        return f"{quoted(given)} {hint}"
     if kind == "value_error":
         return str(error["ctx"]["error"])
     message = str(error["msg"])
     if given is not None and not isinstance(given, dict | list):
-        message += f" (got {json.dumps(given)})"
+        message += f" (got {quoted(given)})"
     return message
+
+
+def _merged(messages: list[str]) -> str:
+    """The messages of one path as one: the alternatives of a union ("expected a string, got
+    the number 0.5" and "expected an integer, got ...") become "expected a string or an integer,
+    got the number 0.5"."""
+    expected: dict[str, list[str]] = {}
+    others: list[str] = []
+    for message in messages:
+        if message.startswith("expected ") and ", got " in message:
+            what, _, got = message[len("expected ") :].partition(", got ")
+            expected.setdefault(got, []).append(what)
+        else:
+            others.append(message)
+    types = [f"expected {' or '.join(whats)}, got {got}" for got, whats in expected.items()]
+    return " or ".join(types + others)
 
 
 def problems_from_pydantic(error: ValidationError, prefix: str = "") -> list[Problem]:
@@ -86,7 +131,7 @@ def problems_from_pydantic(error: ValidationError, prefix: str = "") -> list[Pro
         message = _message(item)
         if message not in merged.setdefault(path, []):
             merged[path].append(message)
-    return [Problem(path or "(document)", " or ".join(msgs)) for path, msgs in merged.items()]
+    return [Problem(path or "(document)", _merged(msgs)) for path, msgs in merged.items()]
 
 
 def parse_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
@@ -98,7 +143,7 @@ def parse_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
             Problem(
                 "(document)",
                 f"not an {KIND}: expected apiVersion {API_VERSION} and kind {KIND}, got "
-                f"apiVersion {doc.get('apiVersion')!r} and kind {doc.get('kind')!r}",
+                f"apiVersion {quoted(doc.get('apiVersion'))} and kind {quoted(doc.get('kind'))}",
             )
         ]
     try:
@@ -123,8 +168,16 @@ def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
         problems.append(
             Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
         )
-    if len(pipeline.metadata.name) > 63:
-        problems.insert(0, Problem("metadata.name", "must be at most 63 characters"))
+    name = pipeline.metadata.name
+    if pipeline.spec.schedule is not None and len(name) > MAX_SCHEDULED_NAME:
+        problems.insert(
+            0,
+            Problem(
+                "metadata.name",
+                f"is {len(name)} characters; a scheduled pipeline (spec.schedule) may have at "
+                f"most {MAX_SCHEDULED_NAME}, as Argo refuses longer CronWorkflow names",
+            ),
+        )
     return (pipeline if not problems else None), problems
 
 
@@ -133,7 +186,7 @@ def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    message = f'unknown {kind} "{name}"'
+    message = f"unknown {kind} {quoted(name)}"
     close = difflib.get_close_matches(name, known, n=1)
     if close:
         return f'{message} (did you mean "{close[0]}"?)'
@@ -338,7 +391,7 @@ def _check_schedule(schedule: Schedule) -> Iterator[Problem]:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         yield Problem(
             "spec.schedule.timezone",
-            f'unknown time zone "{schedule.timezone}"; use an '
+            f"unknown time zone {quoted(schedule.timezone)}; use an "
             'IANA name such as "UTC" or "Europe/Paris"',
         )
 
@@ -372,20 +425,20 @@ def cron_error(expression: str) -> str | None:
         if expr in _DESCRIPTORS or _EVERY.match(expr):
             return None
         return (
-            f'"{expr}" is not a known descriptor; use @yearly, @monthly, @weekly, @daily, '
+            f"{quoted(expr)} is not a known descriptor; use @yearly, @monthly, @weekly, @daily, "
             "@hourly or @every DURATION"
         )
     fields = expr.split()
     if len(fields) != 5:
         return (
-            f'"{expr}" has {len(fields)} fields; a cron expression has 5: minute hour '
+            f"{quoted(expr)} has {len(fields)} fields; a cron expression has 5: minute hour "
             "day-of-month month day-of-week"
         )
     for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
         for part in text.split(","):
             error = _cron_part_error(part.lower(), low, high, names)
             if error:
-                return f'{name} "{text}": {error} (allowed {low}-{high})'
+                return f"{name} {quoted(text)}: {error} (allowed {low}-{high})"
     return None
 
 

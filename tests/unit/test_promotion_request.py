@@ -27,7 +27,8 @@ def test_round_trip() -> None:
         gates=(
             Gate(metric="auc", op=">=", value=0.95),
             Gate(metric="loss", op="<", value=0.2),
-            Gate(metric="a>b", op="==", value=1),
+            # Every character MLflow allows in a metric name: letters, digits, _ - . / : space.
+            Gate(metric="val/top-1 acc:é_2", op="==", value=1),
         ),
         must_beat=MustBeat(alias="champion", metric="rmse", higher_is_better=False),
         fail_on_reject=True,

@@ -24,6 +24,10 @@ MAX_IO_ITEMS = 32
 MAX_ENV_VARS = 64
 MAX_PARAMETERS = 64
 MAX_GATES = 16
+# metadata.name: a Kubernetes resource name that also names the runs and fills label values.
+MAX_NAME = 63
+# Argo refuses longer CronWorkflow names (its runs add "-<unix time>" to reach 63 characters).
+MAX_SCHEDULED_NAME = 52
 # The compiled Workflow (or CronWorkflow) may use at most this many bytes of JSON, which leaves
 # room under etcd's limit for the status Argo writes into the same object.
 MAX_WORKFLOW_BYTES = 768 * 1024

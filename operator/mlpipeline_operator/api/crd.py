@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipeline_operator.api.constants import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from mlpipeline_operator.api.constants import (
+    GROUP,
+    KIND,
+    MAX_NAME,
+    MAX_SCHEDULED_NAME,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 from mlpipeline_operator.api.models import MLPipelineSpec
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.yamlio import dump
@@ -21,9 +30,14 @@ _DROPPED_KEYS = frozenset({"title", "default"})
 
 ROOT_VALIDATIONS = [
     {
-        "rule": "self.metadata.name.size() <= 63",
-        "message": "metadata.name must be at most 63 characters: it names the pipeline's runs "
-        "and labels",
+        "rule": f"self.metadata.name.size() <= {MAX_NAME}",
+        "message": f"metadata.name must be at most {MAX_NAME} characters: it names the pipeline's "
+        "runs and labels",
+    },
+    {
+        "rule": f"!has(self.spec.schedule) || self.metadata.name.size() <= {MAX_SCHEDULED_NAME}",
+        "message": f"metadata.name must be at most {MAX_SCHEDULED_NAME} characters when "
+        "spec.schedule is set: Argo refuses longer CronWorkflow names",
     },
 ]
 

@@ -17,23 +17,66 @@ from mlpipeline_operator.api.constants import (
     MAX_ENV_VARS,
     MAX_GATES,
     MAX_IO_ITEMS,
+    MAX_NAME,
     MAX_PARAMETERS,
     MAX_STEPS,
 )
+from mlpipeline_operator.messages import quoted
 
 # Strings: short identifiers and long free text, bounded so the CRD's CEL cost stays low.
 Name = Annotated[str, Field(min_length=1, max_length=63)]
 Text = Annotated[str, Field(max_length=4096)]
 ImageRef = Annotated[str, Field(min_length=1, max_length=512)]
 # A Go duration as Argo and Kubernetes write it: "30s", "10m", "1h30m".
-Duration = Annotated[
-    str,
-    Field(
-        max_length=32,
-        pattern=r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$",
-        description='A duration such as "30s", "10m" or "1h30m" (units: ns, us, ms, s, m, h).',
-    ),
-]
+_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ns|us|ms|s|m|h)")
+_NANOSECONDS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# Go's time.Duration is an int64 of nanoseconds: Argo refuses a longer duration.
+MAX_GO_DURATION_NS = 2**63 - 1
+# A timeout becomes a template's activeDeadlineSeconds, which Argo decodes as an int32.
+MAX_TIMEOUT_SECONDS = 2**31 - 1
+
+
+def duration_nanoseconds(duration: str) -> int:
+    """A Go duration ("1h30m", "1.5s") in whole nanoseconds, as Go's time.ParseDuration reads
+    it (a fraction below a nanosecond is dropped)."""
+    total = 0
+    for whole, fraction, unit in _DURATION_PART.findall(duration):
+        scale = _NANOSECONDS[unit]
+        total += int(whole) * scale
+        if fraction:
+            total += int(fraction) * scale // 10 ** len(fraction)
+    return total
+
+
+def _check_duration(value: str) -> str:
+    if duration_nanoseconds(value) > MAX_GO_DURATION_NS:
+        raise ValueError(
+            f"{quoted(value)} is longer than Argo's longest duration, 2562047h47m16.854775807s"
+        )
+    return value
+
+
+def _check_timeout(value: str) -> str:
+    nanoseconds = duration_nanoseconds(value)
+    if nanoseconds == 0:
+        raise ValueError(f"{quoted(value)} is no time at all; a timeout is at least 1ns")
+    if nanoseconds > MAX_TIMEOUT_SECONDS * 10**9:
+        raise ValueError(
+            f"{quoted(value)} is longer than the longest timeout Argo takes, "
+            f"{MAX_TIMEOUT_SECONDS}s (about 68 years)"
+        )
+    return value
+
+
+_DURATION_FIELD = Field(
+    max_length=32,
+    pattern=_DURATION_PATTERN,
+    description='A duration such as "30s", "10m" or "1h30m" (units: ns, us, ms, s, m, h).',
+)
+Duration = Annotated[str, _DURATION_FIELD, AfterValidator(_check_duration)]
+# A limit on one attempt of a step: more than 0, at most MAX_TIMEOUT_SECONDS once rounded up.
+Timeout = Annotated[str, _DURATION_FIELD, AfterValidator(_check_timeout)]
 _QUANTITY = re.compile(
     r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
 )
@@ -41,7 +84,9 @@ _QUANTITY = re.compile(
 
 def _check_quantity(value: str | int) -> str | int:
     if isinstance(value, str) and not _QUANTITY.match(value):
-        raise ValueError(f'"{value}" is not a Kubernetes quantity; write e.g. "500m", "2", "1Gi"')
+        raise ValueError(
+            f'{quoted(value)} is not a Kubernetes quantity; write e.g. "500m", "2", "1Gi"'
+        )
     if isinstance(value, int) and value < 0:
         raise ValueError(f"{value} is negative; a quantity is at least 0")
     return value
@@ -72,6 +117,8 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_default=False,
+        # Types as the CRD has them: "3" is not an integer, "true" not a boolean.
+        strict=True,
     )
 
 
@@ -236,7 +283,7 @@ class Defaults(ApiModel):
     """Settings that apply to every step unless the step sets its own."""
 
     retry: Retry | None = Field(default=None, description="Default retry policy of every step.")
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         default=None, description="Default limit on the duration of one attempt of a step."
     )
     resources: Resources | None = Field(
@@ -382,7 +429,7 @@ class Step(ApiModel):
         json_schema_extra=LIST_OF_UNIQUE,
     )
     retry: Retry | None = Field(default=None, description="Replaces spec.defaults.retry when set.")
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         default=None, description="Limit on one attempt; replaces spec.defaults.timeout."
     )
     inputs: Inputs = Field(default_factory=Inputs, description="Parameters and artifacts received.")
@@ -403,12 +450,25 @@ class PromotionSource(ApiModel):
     parameter: IoName
 
 
+# A gate's metric: no comparison sign, no space at either end, so that `mlpipeline promote
+# --gate METRIC OP VALUE` reads it back as written (`request.parse_gate`).
+GATE_METRIC_PATTERN = r"^[^<>=\s]([^<>=]*[^<>=\s])?$"
+
+
 class Gate(ApiModel):
     """A quality gate on a metric of the MLflow run: `metric op value`."""
 
-    metric: Annotated[str, Field(min_length=1, max_length=250, description="MLflow metric key.")]
+    metric: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=250,
+            pattern=GATE_METRIC_PATTERN,
+            description="MLflow metric key.",
+        ),
+    ]
     op: GateOp = Field(description="Comparison: >=, >, <=, < or ==.")
-    value: float = Field(description="Threshold.")
+    value: float = Field(allow_inf_nan=False, description="Threshold (a finite number).")
 
 
 class MustBeat(ApiModel):
@@ -576,12 +636,17 @@ class MLPipelineSpec(ApiModel):
     history: History = Field(default_factory=History, description="Finished runs kept.")
 
 
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
 class ObjectMeta(ApiModel):
     """The parts of metadata the compiler uses; the rest of Kubernetes' metadata is ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    # A Kubernetes resource name (DNS-1123 subdomain), within the 63 characters of the names and
+    # labels of the pipeline's runs; never a path ("../x"), though the local runner makes one.
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=DNS_SUBDOMAIN_PATTERN)]
     namespace: str | None = None
     generation: int | None = None
     uid: str | None = None

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
 from mlpipeline_operator.api.status import PromotionStatus
 from mlpipeline_operator.promotion.decision import Decision, DecisionName
-from mlpipeline_operator.promotion.request import OUTPUT_NAMES
+from mlpipeline_operator.promotion.errors import PromotionFailure
+from mlpipeline_operator.promotion.request import OUTPUT_NAMES, PromotionRequest
 
 # Bounds of PromotionStatus's fields: longer values are cut rather than rejected.
 _MAX = {"model": 250, "version": 32, "alias": 63, "reason": 32768, "run": 63}
@@ -58,6 +59,31 @@ def write_outputs(decision: Decision, directory: str | Path) -> None:
         tmp = out / f".{name}.tmp"
         tmp.write_text(values[name], encoding="utf-8")
         tmp.replace(out / name)
+
+
+def write_decision(
+    request: PromotionRequest, decision: Decision, log: Callable[[str], None]
+) -> bool:
+    """The decision's files in the request's output directory, if it has one; False (and a
+    logged error) when they cannot be written."""
+    if request.output_dir is None:
+        return True
+    try:
+        write_outputs(decision, request.output_dir)
+    except OSError as error:
+        log(f"error: cannot write the output files in {request.output_dir}: {error}")
+        return False
+    return True
+
+
+def record_failure(
+    request: PromotionRequest, failure: PromotionFailure, log: Callable[[str], None]
+) -> int:
+    """A failure as one logged line and a `Failed` decision; returns its exit code."""
+    log(f"error: {failure.message}")
+    failed = Decision("Failed", request.model, failure.version, None, failure.message)
+    write_decision(request, failed, log)
+    return int(failure.code)
 
 
 def read_outputs(directory: str | Path) -> dict[str, str]:

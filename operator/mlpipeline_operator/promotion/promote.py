@@ -17,7 +17,6 @@ to a version that failed its gates, because it is moved last and only on a pass.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from mlpipeline_operator.promotion.decision import (
@@ -29,7 +28,7 @@ from mlpipeline_operator.promotion.decision import (
     evaluate_gates,
 )
 from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure
-from mlpipeline_operator.promotion.outputs import write_outputs
+from mlpipeline_operator.promotion.outputs import record_failure, write_decision
 from mlpipeline_operator.promotion.registry import (
     TAG_DECISION,
     TAG_PREFIX,
@@ -111,24 +110,10 @@ def promote(
         with mlflow_http_settings(policy):
             decision = decide_and_record(request, Registry(request.tracking_uri, policy, log=log))
     except PromotionFailure as failure:
-        log(f"error: {failure.message}")
-        failed = Decision("Failed", request.model, failure.version, None, failure.message)
-        _write(request, failed, log)
-        return int(failure.code)
+        return record_failure(request, failure, log)
     print(decision.summary(request.alias), file=out, flush=True)
-    if not _write(request, decision, log):
+    if not write_decision(request, decision, log):
         return int(ExitCode.INTERNAL)
     if decision.decision == "Rejected" and request.fail_on_reject:
         return int(ExitCode.REJECTED)
     return int(ExitCode.DECIDED)
-
-
-def _write(request: PromotionRequest, decision: Decision, log: Callable[[str], None]) -> bool:
-    if request.output_dir is None:
-        return True
-    try:
-        write_outputs(decision, request.output_dir)
-    except OSError as error:
-        log(f"error: cannot write the output files in {request.output_dir}: {error}")
-        return False
-    return True

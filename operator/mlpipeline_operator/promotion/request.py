@@ -12,15 +12,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
-from mlpipeline_operator.api.models import Gate, GateOp, MLPipeline, MustBeat
+from mlpipeline_operator.api.models import Gate, MLPipeline, MustBeat
+from mlpipeline_operator.messages import quoted
 from mlpipeline_operator.promotion.retry import add_retry_arguments
+from mlpipeline_operator.validation import problems_from_pydantic
 
 # Files written by the promotion step, exposed as the Workflow's output parameters.
 OUTPUT_DIR = "/tmp/mlpipeline-promotion"
 OUTPUT_NAMES = ("decision", "version", "alias", "reason", "metrics")
 
-_GATE_RE = re.compile(r"^(?P<metric>.+?)(?P<op>>=|<=|==|>|<)(?P<value>[^<>=]+)$")
+# METRIC OP VALUE, spaces allowed around each: a metric has no comparison sign (the models'
+# GATE_METRIC_PATTERN, as MLflow's metric names), the value is a decimal number.
+_GATE_RE = re.compile(
+    r"^\s*(?P<metric>[^<>=]*?)\s*(?P<op>>=|<=|==|>|<)\s*"
+    r"(?P<value>[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?)\s*$"
+)
 
 
 def format_number(value: float) -> str:
@@ -35,20 +44,23 @@ def format_gate(gate: Gate) -> str:
 
 
 def parse_gate(text: str) -> Gate:
-    """The inverse of `format_gate`."""
+    """The inverse of `format_gate`; "auc >= 0.95" reads as written. The gate is checked by the
+    same model as `spec.promotion.gates`, so the command accepts what the spec does."""
     match = _GATE_RE.match(text)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f'bad gate "{text}": write METRIC OP VALUE, e.g. auc>=0.95'
+            f"bad gate {quoted(text)}: write METRIC OP VALUE with OP one of >=, >, <=, <, == "
+            "and VALUE a number, e.g. auc>=0.95"
         )
-    op: GateOp = match["op"]  # type: ignore[assignment]
     try:
-        value = float(match["value"])
-    except ValueError:
+        return Gate.model_validate(
+            {"metric": match["metric"], "op": match["op"], "value": float(match["value"])}
+        )
+    except ValidationError as error:
+        problems = problems_from_pydantic(error)
         raise argparse.ArgumentTypeError(
-            f'bad gate "{text}": "{match["value"]}" is not a number'
+            f"bad gate {quoted(text)}: " + "; ".join(str(p) for p in problems)
         ) from None
-    return Gate(metric=match["metric"], op=op, value=value)
 
 
 def format_must_beat(must_beat: MustBeat) -> str:
