@@ -8,20 +8,16 @@ models only, so that every layer above can depend on it without depending on eac
 from __future__ import annotations
 
 import hashlib
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator.api.constants import MAX_NAME
+from mlpipeline_operator.api.models import MLPipeline, Step, duration_nanoseconds
 
 # Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
 ENTRY_TEMPLATE = "mlpipeline"
 PROMOTION_TASK = "promote-model"
-
-# Kubernetes names (labels, and the names of the runs) are at most 63 characters.
-MAX_NAME = 63
 
 Manifest = dict[str, Any]
 
@@ -61,19 +57,16 @@ def step_dependencies(step: Step) -> list[str]:
     return list(deps)
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def duration_seconds(duration: str) -> float:
     """A Go duration ("1h30m", "500ms") in seconds, as Argo reads it; the models guarantee
     its shape."""
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(duration))
+    return duration_nanoseconds(duration) / 10**9
 
 
 def timeout_seconds(duration: str) -> int:
-    """A step's timeout in whole seconds, rounded up: Argo's `activeDeadlineSeconds`."""
-    return max(1, math.ceil(duration_seconds(duration)))
+    """A step's timeout in whole seconds, rounded up: Argo's `activeDeadlineSeconds` (the
+    models refuse "0s", and anything over its 32 bits)."""
+    return -(-duration_nanoseconds(duration) // 10**9)
 
 
 def run_name(namespace: str, name: str, generation: int, rerun: str | None = None) -> str:

@@ -92,6 +92,8 @@ def _message(error: Any) -> str:
         return "required field is missing"
     if kind == "string_too_short" and given == "":
         return "must not be empty"
+    if kind == "string_too_long":
+        return f"is {len(given)} characters long; at most {error['ctx']['max_length']} are allowed"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {described(given)}"
     if kind == "string_pattern_mismatch":

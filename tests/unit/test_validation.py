@@ -216,7 +216,7 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
         "step name too long",
         _set("spec.steps.0.name", "a" * 64),
         "spec.steps[0].name",
-        "at most 63 characters",
+        "is 64 characters long; at most 63 are allowed",
     ),
     (
         "reserved step name",
@@ -228,7 +228,7 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
         "pipeline name too long",
         _set("metadata.name", "p" * 64),
         "metadata.name",
-        "at most 63 characters",
+        "is 64 characters long; at most 63 are allowed",
     ),
     ("unknown field", _set("spec.steps.0.comand", ["x"]), "spec.steps[0].comand", "unknown field"),
     (

@@ -60,7 +60,9 @@ def _check_duration(value: str) -> str:
 def _check_timeout(value: str) -> str:
     nanoseconds = duration_nanoseconds(value)
     if nanoseconds == 0:
-        raise ValueError(f"{quoted(value)} is no time at all; a timeout is at least 1ns")
+        raise ValueError(
+            f"{quoted(value)} would stop every attempt at once; a timeout is longer than 0s"
+        )
     if nanoseconds > MAX_TIMEOUT_SECONDS * 10**9:
         raise ValueError(
             f"{quoted(value)} is longer than the longest timeout Argo takes, "
