@@ -103,6 +103,33 @@ def test_self_dependency_is_rejected_by_cel(kube: Kube, namespace: str) -> None:
     assert "a step cannot depend on itself" in message
 
 
+def test_scheduled_pipeline_name_longer_than_argo_takes_is_rejected_by_cel(
+    kube: Kube, namespace: str
+) -> None:
+    obj = _pipeline("a" * 53)
+    obj["spec"]["schedule"] = {"cron": "@daily"}
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "metadata.name must be at most 52 characters when spec.schedule is set" in message
+    obj["metadata"]["name"] = "a" * 52
+    kube.create(obj, namespace)
+
+
+def test_gate_metric_with_a_comparison_sign_is_rejected(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][1]["outputs"] = {"parameters": [{"name": "run", "path": "/tmp/run"}]}
+    obj["spec"]["mlflow"] = {"trackingUri": "http://mlflow:5000"}
+    obj["spec"]["promotion"] = {
+        "model": "m",
+        "from": {"step": "train", "parameter": "run"},
+        "gates": [{"metric": "auc>", "op": ">=", "value": 0.9}],
+    }
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "spec.promotion.gates[0].metric" in message, message
+    assert "should match" in message, message
+
+
 def test_status_is_written_only_through_the_subresource(kube: Kube, namespace: str) -> None:
     obj = _pipeline("status-test")
     obj["status"] = {"phase": "Succeeded", "observedGeneration": 9}
