@@ -24,7 +24,7 @@ MAX_IO_ITEMS = 32
 MAX_ENV_VARS = 64
 MAX_PARAMETERS = 64
 MAX_GATES = 16
-# metadata.name: a Kubernetes resource name that also names the runs and fills label values.
+# Kubernetes names and label values, metadata.name and the names of the runs among them.
 MAX_NAME = 63
 # Argo refuses longer CronWorkflow names (its runs add "-<unix time>" to reach 63 characters).
 MAX_SCHEDULED_NAME = 52
