@@ -11,71 +11,15 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlpipeline_operator import __version__, yamlio
-from mlpipeline_operator.api.models import MLPipeline
+from mlpipeline_operator.cli_types import ArgumentParser, positive_int
+from mlpipeline_operator.loading import load_pipelines
 from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
 from mlpipeline_operator.promotion.request import add_arguments as add_promote_arguments
-from mlpipeline_operator.validation import validate_document
 
 EXIT_MISSING_EXTRA = 3
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """The pipelines of one file, or the problems that stop it from being read."""
-
-    label: str
-    pipelines: list[MLPipeline]
-    problems: list[str]
-
-
-def load_pipelines(path: str) -> Loaded:
-    """Read and validate every document of a file ("-" is standard input)."""
-    label = "<stdin>" if path == "-" else path
-    try:
-        data = _stdin_bytes() if path == "-" else Path(path).read_bytes()
-    except OSError as error:
-        return Loaded(label, [], [f"{label}: cannot read: {error.strerror or error}"])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line, column = _text_position(data, error.start)
-        return Loaded(
-            label,
-            [],
-            [f"{label}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x})"],
-        )
-    try:
-        docs = [d for d in yamlio.load_all(text) if d is not None]
-    except yamlio.YamlError as error:
-        return Loaded(label, [], [f"{label}:{error.line}:{error.column}: {error.problem}"])
-    if not docs:
-        return Loaded(label, [], [f"{label}: no document found"])
-    pipelines: list[MLPipeline] = []
-    messages: list[str] = []
-    for index, doc in enumerate(docs):
-        where = label if len(docs) == 1 else f"{label} (document {index + 1})"
-        pipeline, problems = validate_document(doc)
-        if pipeline is not None:
-            pipelines.append(pipeline)
-        messages += [f"{where}: {p}" for p in problems]
-    return Loaded(label, pipelines, messages)
-
-
-def _stdin_bytes() -> bytes:
-    # Bytes, decoded as files are: the locale's encoding would garble or refuse UTF-8 YAML.
-    stream = getattr(sys.stdin, "buffer", None)
-    return stream.read() if stream is not None else sys.stdin.read().encode()
-
-
-def _text_position(data: bytes, index: int) -> tuple[int, int]:
-    """1-based line and column (in characters) of byte `index` of mostly-UTF-8 data."""
-    start = data.rfind(b"\n", 0, index) + 1
-    return data.count(b"\n", 0, index) + 1, len(data[start:index].decode(errors="replace")) + 1
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -189,15 +133,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return promote(request, retry_from_namespace(args))
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="mlpipeline",
         description="Validate and render MLPipeline resources; run the operator.",
     )

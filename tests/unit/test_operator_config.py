@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
+import pytest
 
+from mlpipeline_operator.cli_types import ArgumentParser
 from mlpipeline_operator.reconcile.config import OperatorConfig, add_arguments, from_arguments
 
 
 def parse(argv: list[str], env: dict[str, str]) -> OperatorConfig:
-    parser = argparse.ArgumentParser()
+    parser = ArgumentParser(prog="mlpipeline operator")
     add_arguments(parser, env)
     return from_arguments(parser.parse_args(argv))
 
@@ -46,3 +47,30 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         ["-n", "other", "--priority", "9", "--standalone"], {"MLPIPELINE_NAMESPACES": "ml"}
     )
     assert flags.namespaces == ("other",) and flags.priority == 9 and flags.peering is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("MLPIPELINE_PRIORITY", "high", "expected an integer"),
+        ("MLPIPELINE_WATCH_TIMEOUT", "0", "expected a positive integer"),
+        (
+            "MLPIPELINE_INACTIVITY_TIMEOUT",
+            "nan",
+            "expected a number of seconds > 0, e.g. 30 or 0.5",
+        ),
+        (
+            "MLPIPELINE_PEERING_RETRY_INTERVAL",
+            "-1",
+            "expected a number of seconds > 0, e.g. 30 or 0.5",
+        ),
+        ("MLPIPELINE_LOG_FORMAT", "xml", "expected one of full, plain, json"),
+    ],
+)
+def test_a_bad_variable_is_named(
+    name: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse([], {name: value})
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == f'mlpipeline operator: {name}="{value}": {expected}\n'

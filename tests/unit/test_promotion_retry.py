@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
+from mlpipeline_operator.cli_types import ArgumentParser
 from mlpipeline_operator.promotion.request import add_arguments
 from mlpipeline_operator.promotion.retry import (
     ENV_ATTEMPTS,
@@ -82,7 +81,7 @@ def test_other_errors_are_not_retried() -> None:
 
 
 def parse(argv: list[str]) -> RetryPolicy:
-    parser = argparse.ArgumentParser()
+    parser = ArgumentParser(prog="mlpipeline promote")
     add_arguments(parser)
     return retry_from_namespace(parser.parse_args([*REQUIRED, *argv]))
 
@@ -103,9 +102,23 @@ def test_flags_then_environment_then_defaults(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["--attempts", "0"], {}, "argument --attempts: 0 is not a positive integer"),
-        (["--backoff", "-1"], {}, "argument --backoff: -1 is not a finite number >= 0"),
-        ([], {ENV_REQUEST_TIMEOUT: "soon"}, 'argument --request-timeout: "soon" is not an integer'),
+        (
+            ["--attempts", "0"],
+            {},
+            'mlpipeline promote: error: argument --attempts: "0": expected a positive integer',
+        ),
+        (
+            ["--backoff", "-1"],
+            {},
+            'mlpipeline promote: error: argument --backoff: "-1": '
+            "expected a number of seconds >= 0, e.g. 30 or 0.5",
+        ),
+        (
+            [],
+            {ENV_REQUEST_TIMEOUT: "soon"},
+            'mlpipeline promote: MLPIPELINE_PROMOTE_REQUEST_TIMEOUT="soon": '
+            "expected a positive integer",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors(
@@ -120,4 +133,9 @@ def test_bad_values_are_usage_errors(
     with pytest.raises(SystemExit) as caught:
         parse(argv)
     assert caught.value.code == 2
-    assert message in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == message
+
+
+def test_a_flag_wins_over_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_REQUEST_TIMEOUT, "soon")
+    assert parse(["--request-timeout", "3"]).request_timeout == 3

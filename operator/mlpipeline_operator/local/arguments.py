@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _parallel(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _scale(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be a number >= 0")
-    return value
+from mlpipeline_operator.cli_types import non_negative_number, positive_int
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -47,13 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--parallel",
-        type=_parallel,
+        type=positive_int,
         metavar="N",
         help="run at most N steps at once (default: the number of CPUs)",
     )
     parser.add_argument(
         "--backoff-scale",
-        type=_scale,
+        type=non_negative_number,
         default=1.0,
         metavar="F",
         help="multiply every retry backoff wait by F, e.g. 0.01 (default 1)",

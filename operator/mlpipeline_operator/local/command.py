@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline
-from mlpipeline_operator.cli import load_pipelines
 from mlpipeline_operator.core import PROMOTION_TASK, InvalidPipeline
+from mlpipeline_operator.loading import load_pipelines
 from mlpipeline_operator.local import mlflow_store
 from mlpipeline_operator.local.plan import RunLayout, build_plan, pipeline_values
 from mlpipeline_operator.local.report import Reporter, shown_path

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
 from mlpipeline_operator.api.models import Gate, MLPipeline, MustBeat
 from mlpipeline_operator.messages import quoted
+from mlpipeline_operator.cli_types import ArgumentParser
 from mlpipeline_operator.promotion.retry import add_retry_arguments
 from mlpipeline_operator.validation import problems_from_pydantic
 
@@ -225,6 +226,6 @@ def from_namespace(ns: argparse.Namespace) -> PromotionRequest:
 
 def parse_args(argv: Sequence[str]) -> PromotionRequest:
     """Parse `mlpipeline promote` flags (argparse exits with a usage message on bad input)."""
-    parser = argparse.ArgumentParser(prog="mlpipeline promote")
+    parser = ArgumentParser(prog="mlpipeline promote")
     add_arguments(parser)
     return from_namespace(parser.parse_args(argv))

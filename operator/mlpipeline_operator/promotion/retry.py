@@ -11,11 +11,12 @@ Pure code: the clock and the sleep are parameters, so the loop is tested without
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
+
+from mlpipeline_operator.cli_types import EnvDefault, positive_int, seconds
 
 ENV_ATTEMPTS = "MLPIPELINE_PROMOTE_ATTEMPTS"
 ENV_BACKOFF = "MLPIPELINE_PROMOTE_BACKOFF"
@@ -91,53 +92,33 @@ def call_with_retries(
             sleep(delay)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'"{text}" is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'"{text}" is not a number') from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
-    return value
-
-
 def add_retry_arguments(parser: argparse.ArgumentParser) -> None:
     """`--attempts`, `--backoff`, `--request-timeout`, defaulting to the environment variables.
 
-    argparse converts a string default with the option's `type`, so a bad variable is reported
-    as a usage error (exit 2) like a bad flag.
+    A variable is read only when its flag is not given; a bad one is a usage error (exit 2)
+    naming the variable (see cli_types).
     """
     group = parser.add_argument_group("MLflow connection")
     group.add_argument(
         "--attempts",
-        type=_positive_int,
-        default=os.environ.get(ENV_ATTEMPTS, str(DEFAULT_ATTEMPTS)),
+        type=positive_int,
+        default=EnvDefault(ENV_ATTEMPTS, positive_int, DEFAULT_ATTEMPTS),
         metavar="N",
         help=f"tries of each MLflow call before giving up (${ENV_ATTEMPTS}, "
         f"default {DEFAULT_ATTEMPTS})",
     )
     group.add_argument(
         "--backoff",
-        type=_non_negative_float,
-        default=os.environ.get(ENV_BACKOFF, str(DEFAULT_BACKOFF)),
+        type=seconds,
+        default=EnvDefault(ENV_BACKOFF, seconds, DEFAULT_BACKOFF),
         metavar="SECONDS",
         help=f"first wait between tries, doubled each time up to {MAX_BACKOFF:g}s "
         f"(${ENV_BACKOFF}, default {DEFAULT_BACKOFF:g})",
     )
     group.add_argument(
         "--request-timeout",
-        type=_positive_int,
-        default=os.environ.get(ENV_REQUEST_TIMEOUT, str(DEFAULT_REQUEST_TIMEOUT)),
+        type=positive_int,
+        default=EnvDefault(ENV_REQUEST_TIMEOUT, positive_int, DEFAULT_REQUEST_TIMEOUT),
         metavar="SECONDS",
         help=f"longest wait for one MLflow answer (${ENV_REQUEST_TIMEOUT}, "
         f"default {DEFAULT_REQUEST_TIMEOUT})",

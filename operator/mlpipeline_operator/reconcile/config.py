@@ -5,12 +5,19 @@ environment variables (which the Helm chart sets). Every attribute is documented
 from __future__ import annotations
 
 import argparse
-import os
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
+from mlpipeline_operator.cli_types import (
+    EnvDefault,
+    comma_list,
+    integer,
+    one_of,
+    positive_int,
+    positive_seconds,
+)
 
 PEERING_NAME = "mlpipeline-operator"
 
@@ -60,15 +67,12 @@ class OperatorConfig:
         return not self.namespaces
 
 
-def _env_float(env: Mapping[str, str], key: str, default: float) -> float:
-    value = env.get(key)
-    return float(value) if value else default
+LOG_FORMATS = ("full", "plain", "json")
 
 
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
-    """The flags of `mlpipeline operator`, with defaults from the environment."""
-    env = os.environ if env is None else env
-    namespaces = [n.strip() for n in env.get("MLPIPELINE_NAMESPACES", "").split(",") if n.strip()]
+    """The flags of `mlpipeline operator`, with defaults from the environment (`env`, else
+    os.environ), read only when this command's arguments are parsed (see cli_types)."""
     parser.add_argument(
         "-n",
         "--namespace",
@@ -78,36 +82,57 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         metavar="NAMESPACE",
         help="watch this namespace (repeatable; default: all namespaces)",
     )
-    parser.set_defaults(env_namespaces=namespaces)
     parser.add_argument(
         "--promotion-image",
-        default=env.get("MLPIPELINE_PROMOTION_IMAGE") or DEFAULT_PROMOTION_IMAGE,
+        default=EnvDefault("MLPIPELINE_PROMOTION_IMAGE", str, DEFAULT_PROMOTION_IMAGE, env=env),
     )
     parser.add_argument(
         "--peering",
-        default=env.get("MLPIPELINE_PEERING", PEERING_NAME),
+        # Empty: no peering, as --standalone.
+        default=EnvDefault("MLPIPELINE_PEERING", str, PEERING_NAME, keep_empty=True, env=env),
         help="peering object for leader election",
     )
     parser.add_argument("--standalone", action="store_true", help="no peering (one replica only)")
     parser.add_argument(
         "--priority",
-        type=int,
-        default=int(env["MLPIPELINE_PRIORITY"]) if env.get("MLPIPELINE_PRIORITY") else None,
+        type=integer,
+        default=EnvDefault("MLPIPELINE_PRIORITY", integer, None, env=env),
     )
     parser.add_argument(
-        "--liveness", default=env.get("MLPIPELINE_LIVENESS", OperatorConfig.liveness)
+        "--liveness",
+        # Empty: no liveness endpoint.
+        default=EnvDefault(
+            "MLPIPELINE_LIVENESS", str, OperatorConfig.liveness, keep_empty=True, env=env
+        ),
     )
     parser.add_argument(
-        "--watch-timeout", type=int, default=int(env.get("MLPIPELINE_WATCH_TIMEOUT") or 300)
+        "--watch-timeout",
+        type=positive_int,
+        default=EnvDefault(
+            "MLPIPELINE_WATCH_TIMEOUT", positive_int, OperatorConfig.watch_timeout, env=env
+        ),
     )
     parser.add_argument(
         "--log-format",
-        choices=("full", "plain", "json"),
-        default=env.get("MLPIPELINE_LOG_FORMAT") or "full",
+        choices=LOG_FORMATS,
+        default=EnvDefault(
+            "MLPIPELINE_LOG_FORMAT", one_of(LOG_FORMATS), OperatorConfig.log_format, env=env
+        ),
     )
     parser.set_defaults(
-        inactivity_timeout=_env_float(env, "MLPIPELINE_INACTIVITY_TIMEOUT", 70.0),
-        peering_retry_interval=_env_float(env, "MLPIPELINE_PEERING_RETRY_INTERVAL", 60.0),
+        env_namespaces=EnvDefault("MLPIPELINE_NAMESPACES", comma_list, (), env=env),
+        inactivity_timeout=EnvDefault(
+            "MLPIPELINE_INACTIVITY_TIMEOUT",
+            positive_seconds,
+            OperatorConfig.inactivity_timeout,
+            env=env,
+        ),
+        peering_retry_interval=EnvDefault(
+            "MLPIPELINE_PEERING_RETRY_INTERVAL",
+            positive_seconds,
+            OperatorConfig.peering_retry_interval,
+            env=env,
+        ),
     )
 
 
