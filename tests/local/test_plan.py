@@ -10,14 +10,18 @@ import pytest
 
 from mlpipeline_operator.api.models import MLPipeline, Retry
 from mlpipeline_operator.core import duration_seconds
+from mlpipeline_operator.placeholders import ALLOWED_FORMS
 from mlpipeline_operator.local import retry
 from mlpipeline_operator.local.plan import (
+    OverrideError,
     RunLayout,
     build_plan,
+    file_name,
     input_parameter_values,
     pipeline_values,
     resolve,
 )
+from mlpipeline_operator.local.report import tail
 from mlpipeline_operator.local.retry import Outcome, decide
 from tests.local.helpers import pipeline, step
 
@@ -193,8 +197,39 @@ def test_placeholders_resolve_to_values_and_local_paths(tmp_path: Path) -> None:
 
 def test_unknown_parameter_override_is_refused() -> None:
     doc = pipeline([step("a", "")], parameters=[{"name": "lr", "value": "0.1"}])
-    with pytest.raises(KeyError):
+    with pytest.raises(OverrideError) as caught:
         pipeline_values(model(doc), {"learning_rate": "1"})
+    assert str(caught.value) == "-p learning_rate: unknown pipeline parameter (known: lr)"
+
+
+def test_an_override_may_use_another_parameter() -> None:
+    parameters = [{"name": "lr", "value": "0.1"}, {"name": "tag", "value": "x"}]
+    doc = pipeline([step("a", "")], parameters=parameters)
+    values = pipeline_values(model(doc), {"tag": "lr-{{pipeline.parameters.lr}}"})
+    assert values == {"lr": "0.1", "tag": "lr-0.1"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{{ lr", 'has a "{{" without its closing "}}"'),
+        (
+            "{{pipeline.parameters.rate}}",
+            'placeholder "{{pipeline.parameters.rate}}": unknown pipeline parameter "rate"; '
+            'known: "lr"',
+        ),
+        (
+            "{{inputs.parameters.lr}}",
+            '"{{inputs.parameters.lr}}" cannot be used here; only {{pipeline.parameters.NAME}} can',
+        ),
+        ("{{lr}}", f'"{{{{lr}}}}" is not a known placeholder; use one of {ALLOWED_FORMS}'),
+    ],
+)
+def test_an_override_with_a_bad_placeholder_is_refused(value: str, message: str) -> None:
+    doc = pipeline([step("a", "")], parameters=[{"name": "lr", "value": "0.1"}])
+    with pytest.raises(OverrideError) as caught:
+        pipeline_values(model(doc), {"lr": value})
+    assert str(caught.value) == f"-p lr={value}: {message}"
 
 
 def test_the_runner_does_not_import_kopf() -> None:
@@ -203,3 +238,42 @@ def test_the_runner_does_not_import_kopf() -> None:
         "assert 'kopf' not in sys.modules, 'kopf imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("fraud-detection", "fraud-detection"),
+        ("v1.2_nightly", "v1.2_nightly"),
+        ("../../x", "x"),
+        ("a/b\\c d", "a-b-c-d"),
+        ("..", "pipeline"),
+        (".hidden", "hidden"),
+    ],
+)
+def test_a_pipeline_name_becomes_one_safe_file_name(name: str, expected: str) -> None:
+    assert file_name(name) == expected
+
+
+def test_a_step_directory_is_never_a_path(tmp_path: Path) -> None:
+    layout = RunLayout(tmp_path)
+    assert layout.step_dir("train") == tmp_path / "steps" / "train"
+    with pytest.raises(ValueError, match=r'step name "\.\./x" cannot be a directory name'):
+        layout.step_dir("../x")
+
+
+def test_the_log_tail_reads_only_the_end_of_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    log.write_bytes(b"".join(b"line %03d\n" % n for n in range(1000)))  # 9 bytes a line
+    # The last 30 bytes hold the last 3 lines and part of one more, which is left out.
+    assert tail(log, lines=15, max_bytes=30) == ["line 997", "line 998", "line 999"]
+    assert tail(log, lines=2, max_bytes=1000) == ["line 998", "line 999"]
+    # Exactly at a line's start: that line is whole.
+    assert tail(log, lines=15, max_bytes=27) == ["line 997", "line 998", "line 999"]
+
+
+def test_the_log_tail_cuts_long_lines_and_reads_any_bytes(tmp_path: Path) -> None:
+    log = tmp_path / "step.log"
+    log.write_bytes(b"x" * 50 + b"\n\xff\x00end\n")
+    assert tail(log, width=10) == ["xxxxxxxxxx... (40 more characters)", "\ufffd\x00end"]
+    assert tail(tmp_path / "missing.log") == []

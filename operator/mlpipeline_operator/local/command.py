@@ -11,15 +11,23 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.core import PROMOTION_TASK, InvalidPipeline
 from mlpipeline_operator.loading import load_pipelines
 from mlpipeline_operator.local import mlflow_store
-from mlpipeline_operator.local.plan import RunLayout, build_plan, pipeline_values
+from mlpipeline_operator.local.plan import (
+    OverrideError,
+    RunLayout,
+    build_plan,
+    file_name,
+    pipeline_values,
+)
 from mlpipeline_operator.local.report import Reporter, shown_path
 from mlpipeline_operator.local.runner import LocalRun, RunOptions
 
@@ -31,23 +39,48 @@ class UsageError(ValueError):
     """A problem with how the command was called (exit 2)."""
 
 
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
 def new_run_dir(given: str | None, pipeline: str) -> Path:
-    """The run directory: the one given (new or empty), else a new one under .mlpipeline/runs."""
+    """The run directory, made: the one given (new or empty), else a new one under
+    .mlpipeline/runs named after the pipeline (made a safe file name, so never outside)."""
     if given is not None:
         path = Path(given)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        try:
+            in_use = path.exists() and (not path.is_dir() or any(path.iterdir()))
+        except OSError as error:
+            raise UsageError(f"--run-dir {given}: cannot be read: {_reason(error)}") from None
+        if in_use:
             raise UsageError(f"--run-dir {given}: exists and is not an empty directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--run-dir {given}: cannot be created: {_reason(error)}") from None
         return path
+    base = DEFAULT_RUNS_DIR
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot make the directory of runs {base}: {_reason(error)} (or give --run-dir)"
+        ) from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
-        path = DEFAULT_RUNS_DIR / (f"{pipeline}-{stamp}" + (f"-{n}" if n > 1 else ""))
+        path = base / (f"{file_name(pipeline)}-{stamp}" + (f"-{n}" if n > 1 else ""))
+        if not path.resolve().is_relative_to(base.resolve()):  # file_name() makes sure of it
+            raise UsageError(f"{path}: not inside {base}")
         try:
-            path.mkdir(parents=True)
+            path.mkdir()
         except FileExistsError:
             continue
+        except OSError as error:
+            raise UsageError(
+                f"cannot make a run directory in {base}: {_reason(error)} (or give --run-dir)"
+            ) from None
         return path
-    raise UsageError(f"cannot make a new run directory under {DEFAULT_RUNS_DIR}")
+    raise UsageError(f"cannot make a new run directory in {base}: too many runs this second")
 
 
 def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> list[str]:
@@ -77,19 +110,32 @@ def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> li
     return notes
 
 
-def _write_summary(run: LocalRun, path: Path, exit_code: int) -> None:
-    phase = {EXIT_OK: "Succeeded", EXIT_INTERRUPTED: "Interrupted"}.get(exit_code, "Failed")
+@dataclass(frozen=True)
+class Ending:
+    """How the run ended: the exit code and, unless it succeeded, why."""
+
+    code: int
+    message: str = ""
+
+    @property
+    def phase(self) -> str:
+        return {EXIT_OK: "Succeeded", EXIT_INTERRUPTED: "Interrupted"}.get(self.code, "Failed")
+
+
+def _write_summary(run: LocalRun, ending: Ending | None) -> None:
+    """run.json; `ending` None while the run goes on (what stays if the runner is SIGKILLed)."""
     summary = {
         "pipeline": run.pipeline.metadata.name,
-        "phase": phase,
-        "exitCode": exit_code,
-        "runDir": str(run.layout.root.resolve()),
+        "phase": "Running" if ending is None else ending.phase,
+        "exitCode": None if ending is None else ending.code,
+        "message": "" if ending is None else ending.message,
+        "runDir": str(run.layout.root),
         "parameters": run.values,
         "mlflowTrackingUri": None if run.options.store is None else run.options.store.uri,
         "steps": [r.to_json() for r in run.all_results],
         "promotion": None if run.promotion is None else run.promotion.to_json(),
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    run.layout.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -123,12 +169,35 @@ def _run(args: argparse.Namespace) -> int:
     overrides = dict(args.parameters)
     try:
         values = pipeline_values(pipeline, overrides)
-    except KeyError as error:
-        known = ", ".join(p.name for p in pipeline.spec.parameters) or "none"
-        raise UsageError(
-            f"-p {error.args[0]}: unknown pipeline parameter (known: {known})"
-        ) from None
+    except OverrideError as error:
+        raise UsageError(str(error)) from None
 
+    # From here on there is a run directory, and run.json in it says how the run ended.
+    run = _new_run(pipeline, args, values)
+    try:
+        _write_summary(run, None)
+    except OSError as error:
+        raise UsageError(
+            f"{shown_path(run.layout.root)}: cannot write in the run directory: {_reason(error)}"
+        ) from None
+    ending = Ending(EXIT_FAILED, "the runner stopped on an unexpected error")
+    try:
+        ending = _execute(run, overrides)
+    except KeyboardInterrupt:
+        ending = Ending(EXIT_INTERRUPTED, f"interrupted by {signal.SIGINT.name}")
+        raise
+    finally:
+        try:
+            _write_summary(run, ending)
+        except OSError as error:
+            print(
+                f"mlpipeline run: cannot write {run.layout.summary}: {_reason(error)}",
+                file=sys.stderr,
+            )
+    return ending.code
+
+
+def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, str]) -> LocalRun:
     spec = pipeline.spec
     name = pipeline.metadata.name
     layout = RunLayout(new_run_dir(args.run_dir, name).resolve())
@@ -145,29 +214,35 @@ def _run(args: argparse.Namespace) -> int:
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:
         names.append(PROMOTION_TASK)
-    reporter = Reporter(names)
-    run = LocalRun(pipeline, plans, layout, values, options, reporter)
-    promotion = " + promotion" if names[-1] == PROMOTION_TASK else ""
+    return LocalRun(pipeline, plans, layout, values, options, Reporter(names))
+
+
+def _execute(run: LocalRun, overrides: dict[str, str]) -> Ending:
+    """Run the steps; say how the run ended."""
+    name, layout, reporter = run.pipeline.metadata.name, run.layout, run.reporter
+    promotion = " + promotion" if PROMOTION_TASK in reporter.names else ""
     reporter.header(
-        f"mlpipeline run {name}: {len(plans)} steps{promotion}, in {shown_path(layout.root)}"
+        f"mlpipeline run {name}: {len(run.plans)} steps{promotion}, in {shown_path(layout.root)}"
     )
-    for note in _notes(pipeline, run, overrides):
+    for note in _notes(run.pipeline, run, overrides):
         reporter.note(note)
+    store = run.options.store
     if store is not None:
         try:
             mlflow_store.prepare(store, name)
         except mlflow_store.StoreError as error:
             print(f"mlpipeline run: {error}", file=sys.stderr)
-            return EXIT_FAILED
+            return Ending(EXIT_FAILED, str(error))
     reporter.restart_clock()
 
     asyncio.run(run.run())
-    if run.interrupted is not None:
-        code = EXIT_INTERRUPTED
-    elif any(r.phase.failed for r in run.all_results):
-        code = EXIT_FAILED
-    else:
-        code = EXIT_OK
     reporter.summary(run.all_results, run.promotion, layout.root, run.interrupted)
-    _write_summary(run, layout.root / "run.json", code)
-    return code
+    failed = [r for r in run.all_results if r.phase.failed]
+    if run.interrupted is not None:
+        message = f"interrupted by {run.interrupted}"
+        if run.killed is not None:
+            message += f"; a second {run.killed} killed the steps still running at once"
+        return Ending(EXIT_INTERRUPTED, message)
+    if failed:
+        return Ending(EXIT_FAILED, f"step {failed[0].name} {failed[0].phase}: {failed[0].message}")
+    return Ending(EXIT_OK)

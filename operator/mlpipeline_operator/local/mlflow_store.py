@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpipeline_operator.local.plan import file_name
+
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -70,7 +72,8 @@ def prepare(store: Store, experiment: str) -> None:
             store_class: Any = sqlalchemy_store.SqlAlchemyStore
             tracking = store_class(store.uri, store.artifacts.as_uri())
             if tracking.get_experiment_by_name(experiment) is None:
-                location = (store.artifacts / experiment).as_uri()
+                # The experiment's name is the pipeline's: made a file name, never a path.
+                location = (store.artifacts / file_name(experiment)).as_uri()
                 tracking.create_experiment(experiment, artifact_location=location)
             tracking.engine.dispose()
         else:

@@ -9,6 +9,7 @@ paths through `placeholders.substitute`.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.models import MLPipeline, Retry, Step
 from mlpipeline_operator.core import split_ref, step_dependencies, timeout_seconds
+from mlpipeline_operator.validation import check_spec
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,36 @@ def build_plan(pipeline: MLPipeline) -> list[StepPlan]:
     return plans
 
 
+class OverrideError(ValueError):
+    """A `-p NAME=VALUE` that names no parameter, or whose value has a bad placeholder."""
+
+
 def pipeline_values(pipeline: MLPipeline, overrides: Mapping[str, str]) -> dict[str, str]:
-    """Parameter values with `-p NAME=VALUE` overrides; KeyError names an unknown parameter."""
-    declared = {p.name: p.value for p in pipeline.spec.parameters}
+    """Parameter values with `-p NAME=VALUE` overrides, whose placeholders are checked by the same
+    rules as the values of `spec.parameters` (OverrideError otherwise)."""
+    spec = pipeline.spec
+    declared = {p.name: p.value for p in spec.parameters}
     for name in overrides:
         if name not in declared:
-            raise KeyError(name)
+            known = ", ".join(declared) or "none"
+            raise OverrideError(f"-p {name}: unknown pipeline parameter (known: {known})")
+    overridden = spec.model_copy(
+        update={
+            "parameters": [
+                p.model_copy(update={"value": overrides[p.name]}) if p.name in overrides else p
+                for p in spec.parameters
+            ]
+        }
+    )
+    where = {
+        f"spec.parameters[{i}].value": p.name
+        for i, p in enumerate(spec.parameters)
+        if p.name in overrides
+    }
+    for problem in check_spec(overridden):
+        if problem.path in where:
+            name = where[problem.path]
+            raise OverrideError(f"-p {name}={overrides[name]}: {problem.message}")
     raw = {**declared, **overrides}
 
     # A parameter's value may itself use {{pipeline.parameters.NAME}} (one level, as validated).
@@ -68,6 +94,16 @@ def pipeline_values(pipeline: MLPipeline, overrides: Mapping[str, str]) -> dict[
         return raw[ref.name]
 
     return {name: placeholders.substitute(value, replace) for name, value in raw.items()}
+
+
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def file_name(name: str) -> str:
+    """A name made one safe file name: every run of characters other than letters, digits, ".",
+    "_" and "-" (a "/" among them) becomes "-", and leading and trailing dots and dashes go, so
+    that ".." and hidden names cannot occur."""
+    return _UNSAFE_IN_FILE_NAME.sub("-", name).strip(".-") or "pipeline"
 
 
 @dataclass(frozen=True)
@@ -82,7 +118,14 @@ class RunLayout:
 
     root: Path
 
+    @property
+    def summary(self) -> Path:
+        return self.root / "run.json"
+
     def step_dir(self, step: str) -> Path:
+        # Step names are DNS labels (the models check it): never a path of their own.
+        if file_name(step) != step:
+            raise ValueError(f'step name "{step}" cannot be a directory name')
         return self.root / "steps" / step
 
     def log(self, step: str) -> Path:

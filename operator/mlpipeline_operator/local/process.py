@@ -36,14 +36,22 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def stop(process: asyncio.subprocess.Process, grace: float = KILL_GRACE_SECONDS) -> None:
-    """SIGTERM to the process group, SIGKILL after `grace` seconds (at once if cancelled again)."""
+async def stop(
+    process: asyncio.subprocess.Process,
+    grace: float = KILL_GRACE_SECONDS,
+    kill: asyncio.Event | None = None,
+) -> None:
+    """SIGTERM to the process group; SIGKILL after `grace` seconds, or as soon as `kill` is set
+    (a second Ctrl-C), or at once if the caller is cancelled meanwhile."""
     signal_group(process.pid, signal.SIGTERM)
+    waits = [asyncio.ensure_future(process.wait())]
+    if kill is not None:
+        waits.append(asyncio.ensure_future(kill.wait()))
     try:
-        await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-    except TimeoutError:
-        pass
+        await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for wait in waits:
+            wait.cancel()
         signal_group(process.pid, signal.SIGKILL)
     await process.wait()
 
@@ -55,10 +63,15 @@ async def run_attempt(
     env: Mapping[str, str],
     log: Path,
     timeout: float | None,
+    kill: asyncio.Event | None = None,
 ) -> Exit:
-    """Run `argv` with stdout and stderr appended to `log`; kill its group after `timeout` s."""
-    with log.open("ab") as out:
-        try:
+    """Run `argv` with stdout and stderr appended to `log`; kill its group after `timeout` s.
+
+    When cancelled (the run is interrupted), the group is stopped as `stop` does, `kill` cutting
+    the grace period short.
+    """
+    try:
+        with log.open("ab") as out:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=cwd,
@@ -68,17 +81,20 @@ async def run_attempt(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as error:
-            return Exit(None, start_error=f"{argv[0]}: {error.strerror or error}")
+    except OSError as error:
+        where = error.filename or argv[0]
+        return Exit(None, start_error=f"{where}: {error.strerror or error}")
+    except ValueError:  # no process can be given a NUL byte
+        return Exit(None, start_error="an argument or environment variable holds a NUL byte")
     try:
         if timeout is not None and timeout <= 0:
             raise TimeoutError
         returncode = await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
-        await stop(process)
+        await stop(process, kill=kill)
         return Exit(process.returncode, timed_out=True)
     except asyncio.CancelledError:
-        await stop(process)
+        await stop(process, kill=kill)
         raise
     # The main process is done: whatever it left running in its group goes with it.
     signal_group(process.pid, signal.SIGKILL)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -10,7 +12,11 @@ from typing import TextIO
 
 from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
 
+# The end of a failed step's log shown in the summary: at most so many lines, found among at most
+# so many bytes at the end of the file, each cut at so many characters.
 LOG_TAIL_LINES = 15
+LOG_TAIL_BYTES = 64 * 1024
+LOG_LINE_WIDTH = 300
 
 
 def format_seconds(value: float | None) -> str:
@@ -35,6 +41,7 @@ class Reporter:
 
     def __init__(self, names: Sequence[str], stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
+        self.names = list(names)
         self.width = max((len(n) for n in names), default=4)
         self.started = time.monotonic()
 
@@ -101,18 +108,43 @@ class Reporter:
             first = failed[0]
             out(f"run failed after {elapsed}: step {first.name} {first.phase}: {first.message}")
             out(f"log of {first.name}: {shown_path(first.log)}")
-            tail = _tail(first.log, LOG_TAIL_LINES)
-            if tail:
+            last = tail(first.log)
+            if last:
                 out(f"last lines of {first.name}'s log:")
-                for line in tail:
+                for line in last:
                     out(f"  | {line}")
         else:
             out(f"run succeeded in {elapsed}; files in {shown_path(run_dir)}")
 
 
-def _tail(path: Path, lines: int) -> list[str]:
+def tail(
+    path: Path,
+    lines: int = LOG_TAIL_LINES,
+    max_bytes: int = LOG_TAIL_BYTES,
+    width: int = LOG_LINE_WIDTH,
+) -> list[str]:
+    """The last `lines` complete lines among the last `max_bytes` bytes of a log (a log can be
+    larger than memory), each cut at `width` characters; none if the log cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        # Non-blocking and checked: a step could leave something else than a file there.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return []
-    return text.splitlines()[-lines:]
+    with os.fdopen(fd, "rb") as log:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            size = log.seek(0, os.SEEK_END)
+            # One byte more, to know whether the first line read is whole.
+            start = max(0, size - max_bytes - 1)
+            log.seek(start)
+            data = log.read(size - start)
+        except OSError:
+            return []
+    if start > 0:
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+    found = data.decode("utf-8", errors="replace").splitlines()[-lines:]
+    return [
+        line if len(line) <= width else f"{line[:width]}... ({len(line) - width} more characters)"
+        for line in found
+    ]

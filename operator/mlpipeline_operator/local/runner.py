@@ -21,14 +21,14 @@ from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.core import PROMOTION_TASK, split_ref
-from mlpipeline_operator.local import mlflow_store, retry
+from mlpipeline_operator.local import mlflow_store, outputs, retry
 from mlpipeline_operator.local.plan import (
     RunLayout,
     StepPlan,
     input_parameter_values,
     resolve,
 )
-from mlpipeline_operator.local.process import Exit, run_attempt
+from mlpipeline_operator.local.process import KILL_GRACE_SECONDS, Exit, run_attempt
 from mlpipeline_operator.local.report import Reporter, format_seconds
 from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
 from mlpipeline_operator.promotion.request import (
@@ -37,6 +37,10 @@ from mlpipeline_operator.promotion.request import (
     PromotionRequest,
     request_for,
 )
+
+
+class StepSetupError(Exception):
+    """What stops an attempt before its process starts: an input that cannot be placed."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,13 @@ class LocalRun:
         self.base_env = step_environment(os.environ)
         # The first step that failed: from then on no step starts (Argo's failFast).
         self.failed_step: str | None = None
+        # The signal that interrupted the run, and the second one that killed its steps at once.
         self.interrupted: str | None = None
+        self.killed: str | None = None
+        self.kill_now: asyncio.Event | None = None
+        # Steps whose process is running (or being stopped), and those a second signal killed.
+        self.processes: set[str] = set()
+        self.killed_steps: set[str] = set()
         self.promotion: PromotionResult | None = None
 
     @property
@@ -114,11 +124,22 @@ class LocalRun:
         self.done = {p.name: asyncio.Event() for p in self.plans}
         self.slots = asyncio.Semaphore(self.options.parallel)
 
+        kill_now = self.kill_now = asyncio.Event()
+
         def on_signal(sig: signal.Signals) -> None:
             if self.interrupted is None:
                 self.interrupted = sig.name
-                self.reporter.note(f"{sig.name}: stopping every running step")
-            main.cancel()  # a second signal cuts the grace period short
+                grace = format_seconds(KILL_GRACE_SECONDS)
+                self.reporter.note(
+                    f"{sig.name}: stopping every running step (SIGTERM, SIGKILL after {grace}; "
+                    "again to kill at once)"
+                )
+                main.cancel()
+            elif self.killed is None:
+                self.killed = sig.name
+                self.killed_steps = set(self.processes)
+                self.reporter.note(f"{sig.name} again: killing every running step at once")
+                kill_now.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
@@ -137,6 +158,8 @@ class LocalRun:
                 if result.phase in (Phase.RUNNING, Phase.RETRYING):
                     result.phase = Phase.INTERRUPTED
                     result.message = f"stopped by {self.interrupted}"
+                    if result.name in self.killed_steps:
+                        result.message += f", killed at once by a second {self.killed}"
                     result.finished = time.monotonic()
                 elif result.phase is Phase.PENDING:
                     result.phase, result.message = Phase.SKIPPED, "not started: run interrupted"
@@ -209,19 +232,12 @@ class LocalRun:
     async def _attempt(self, plan: StepPlan, result: StepResult) -> tuple[retry.Outcome, str]:
         """Prepare a fresh filesystem for the step, run it, collect its outputs."""
         step, layout = plan.step, self.layout
-        # Every attempt starts from a clean slate, as a new pod would.
-        for directory in (layout.work_dir(step.name), layout.fs_root(step.name)):
-            if directory.exists():
-                await asyncio.to_thread(shutil.rmtree, directory)
-            directory.mkdir(parents=True)
         try:
-            await self._place_inputs(step)
-        except FileNotFoundError as error:
-            return retry.Outcome.ERROR, str(error)
-        output_paths = [a.path for a in step.outputs.artifacts]
-        output_paths += [p.path for p in step.outputs.parameters]
-        for path in output_paths:
-            layout.container_path(step.name, path).parent.mkdir(parents=True, exist_ok=True)
+            await self._prepare_filesystem(step)
+        except StepSetupError as error:
+            message = str(error)
+            self._log_line(result, f"attempt {result.attempts} {retry.Outcome.ERROR}: {message}")
+            return retry.Outcome.ERROR, message
 
         outputs = {name: r.outputs for name, r in self.results.items()}
         inputs = input_parameter_values(step, self.values, outputs)
@@ -242,20 +258,58 @@ class LocalRun:
         self._log_line(result, f"attempt {result.attempts} {ended}")
         return outcome, message
 
+    async def _prepare_filesystem(self, step: Step) -> None:
+        """A clean slate for an attempt, as a new pod has: fresh directories, the inputs copied,
+        the parents of the outputs made. Raises StepSetupError."""
+        layout = self.layout
+        try:
+            for directory in (layout.work_dir(step.name), layout.fs_root(step.name)):
+                if directory.exists():
+                    await asyncio.to_thread(shutil.rmtree, directory)
+                directory.mkdir(parents=True)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise StepSetupError(
+                f"cannot make fresh directories for the step: {where}{error.strerror or error}"
+            ) from None
+        await self._place_inputs(step)
+        declared = [(f'output artifact "{a.name}"', a.path) for a in step.outputs.artifacts]
+        declared += [(f'output parameter "{p.name}"', p.path) for p in step.outputs.parameters]
+        for what, path in declared:
+            try:
+                layout.container_path(step.name, path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StepSetupError(
+                    f"{what}: cannot make the directory of {path}: {error.strerror or error}"
+                ) from None
+
     async def _run_logged(
         self, result: StepResult, argv: list[str], env: dict[str, str], timeout: float | None
     ) -> Exit:
         work = self.layout.work_dir(result.name)
-        work.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return Exit(None, start_error=f"{work}: {error.strerror or error}")
         shown = " ".join(argv)
         self._log_line(result, f"attempt {result.attempts}/{result.max_attempts}: {shown}")
-        return await run_attempt(argv, cwd=work, env=env, log=result.log, timeout=timeout)
+        self.processes.add(result.name)
+        try:
+            return await run_attempt(
+                argv, cwd=work, env=env, log=result.log, timeout=timeout, kill=self.kill_now
+            )
+        finally:
+            self.processes.discard(result.name)
 
     def _log_line(self, result: StepResult, text: str) -> None:
-        result.log.parent.mkdir(parents=True, exist_ok=True)
+        """A line of the runner's own in the step's log (said on the terminal if it cannot be)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with result.log.open("a", encoding="utf-8") as log:
-            log.write(f"=== {stamp} {text} ===\n")
+        try:
+            result.log.parent.mkdir(parents=True, exist_ok=True)
+            with result.log.open("a", encoding="utf-8") as log:
+                log.write(f"=== {stamp} {text} ===\n")
+        except OSError as error:
+            self.reporter.note(f"cannot write {result.log}: {error.strerror or error}: {text}")
 
     @staticmethod
     def _judge(plan: StepPlan, exit_: Exit, timeout: float | None) -> tuple[retry.Outcome, str]:
@@ -274,41 +328,50 @@ class LocalRun:
 
     def _collect_outputs(self, step: Step, result: StepResult) -> tuple[retry.Outcome, str]:
         """Read output parameters and check output artifacts, as Argo's wait container does."""
-        layout = self.layout
         values: dict[str, str] = {}
         for param in step.outputs.parameters:
-            path = layout.container_path(step.name, param.path)
+            path = self.layout.container_path(step.name, param.path)
             try:
-                text = path.read_text(encoding="utf-8")
-            except OSError:
-                return retry.Outcome.ERROR, (
-                    f'output parameter "{param.name}": {param.path} was not written ({path})'
-                )
-            # Argo trims one trailing newline for convenience.
-            values[param.name] = text[:-1] if text.endswith("\n") else text
+                values[param.name] = outputs.read_parameter(path, param.path)
+            except outputs.OutputError as error:
+                return retry.Outcome.ERROR, f'output parameter "{param.name}": {error} ({path})'
         for artifact in step.outputs.artifacts:
-            path = layout.container_path(step.name, artifact.path)
-            if not path.exists():
-                return retry.Outcome.ERROR, (
-                    f'output artifact "{artifact.name}": {artifact.path} was not written ({path})'
-                )
+            path = self.layout.container_path(step.name, artifact.path)
+            try:
+                outputs.check_artifact(path, artifact.path)
+            except outputs.OutputError as error:
+                return retry.Outcome.ERROR, f'output artifact "{artifact.name}": {error} ({path})'
         result.outputs = values
         return retry.Outcome.SUCCEEDED, ""
 
     async def _place_inputs(self, step: Step) -> None:
-        """Copy each input artifact from the step that produced it to where this step reads it."""
+        """Copy each input artifact from the step that produced it to where this step reads it.
+
+        Raises StepSetupError when an artifact is missing or cannot be copied.
+        """
         for artifact in step.inputs.artifacts:
             source_step, name = split_ref(artifact.from_)
             declared = {a.name: a.path for a in self.steps[source_step].outputs.artifacts}
             source = self.layout.container_path(source_step, declared[name])
             target = self.layout.container_path(step.name, artifact.path)
+            what = f'input artifact "{artifact.name}"'
             if not source.exists():
-                raise FileNotFoundError(f'input artifact "{artifact.name}": {source} is missing')
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                await asyncio.to_thread(shutil.copytree, source, target, dirs_exist_ok=True)
-            else:
-                await asyncio.to_thread(shutil.copy2, source, target)
+                raise StepSetupError(f"{what}: {source} is missing")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if source.is_dir():
+                    await asyncio.to_thread(shutil.copytree, source, target, dirs_exist_ok=True)
+                else:
+                    await asyncio.to_thread(shutil.copy2, source, target)
+            except shutil.Error as error:  # copytree's: one (source, target, why) per file
+                first_source, _, why = error.args[0][0]
+                raise StepSetupError(
+                    f"{what}: cannot copy {first_source} to {artifact.path}: {why}"
+                ) from None
+            except OSError as error:
+                raise StepSetupError(
+                    f"{what}: cannot copy {source} to {artifact.path}: {error.strerror or error}"
+                ) from None
 
     def _mlflow_env(self, step_env: Mapping[str, str]) -> dict[str, str]:
         """The local store replaces any tracking URI; the step's own experiment name wins."""
