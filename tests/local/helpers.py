@@ -61,7 +61,10 @@ def run_local(file: Path, run_dir: Path, *flags: str) -> Run:
     """`mlpipeline run` in this process (fast: no interpreter start-up)."""
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = cli.main(["run", str(file), "--run-dir", str(run_dir), *flags])
+        try:
+            code = cli.main(["run", str(file), "--run-dir", str(run_dir), *flags])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
     return Run(code, out.getvalue(), err.getvalue(), run_dir)
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from mlpipeline_operator.api.models import MLPipeline, Retry
 from mlpipeline_operator.core import duration_seconds
-from mlpipeline_operator.placeholders import ALLOWED_FORMS
 from mlpipeline_operator.local import retry
 from mlpipeline_operator.local.plan import (
     OverrideError,
@@ -23,6 +22,7 @@ from mlpipeline_operator.local.plan import (
 )
 from mlpipeline_operator.local.report import tail
 from mlpipeline_operator.local.retry import Outcome, decide
+from mlpipeline_operator.placeholders import ALLOWED_FORMS
 from tests.local.helpers import pipeline, step
 
 

@@ -1,7 +1,10 @@
 """`mlpipeline run FILE`: validate, plan, run the steps locally, report.
 
-Exit codes: 0 success; 1 a step failed, or the pipeline is invalid; 2 bad usage (an unknown `-p`
-name, a file with several pipelines, a run directory in use); 130 interrupted (SIGINT, SIGTERM).
+Exit codes: 0 success; 1 a step failed, the pipeline is invalid, or the MLflow store cannot be
+used; 2 bad usage (a bad flag value, an unknown `-p` name or a bad placeholder in its value, a
+file with several pipelines, a run directory in use or that cannot be made or written); 130
+interrupted (SIGINT, SIGTERM). Once the run directory is made, run.json says how the run ended,
+whatever ends it.
 """
 
 from __future__ import annotations

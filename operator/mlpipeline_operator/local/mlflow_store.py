@@ -68,7 +68,13 @@ def prepare(store: Store, experiment: str) -> None:
         if store.artifacts is not None:
             from mlflow.store.tracking import sqlalchemy_store
 
-            store.artifacts.mkdir(parents=True, exist_ok=True)
+            try:
+                store.artifacts.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"MLflow store {store.uri}: cannot make {store.artifacts}: "
+                    f"{error.strerror or error}"
+                ) from None
             store_class: Any = sqlalchemy_store.SqlAlchemyStore
             tracking = store_class(store.uri, store.artifacts.as_uri())
             if tracking.get_experiment_by_name(experiment) is None:

@@ -56,14 +56,15 @@ def read_parameter(path: Path, shown: str) -> str:
         raise _missing(path, shown) from None
     except OSError as error:
         raise _unreadable(shown, error) from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise OutputError(f"{shown} is {_kind(mode)}, not a file")
-        try:
-            data = file.read(MAX_PARAMETER_BYTES + 1)
-        except OSError as error:
-            raise _unreadable(shown, error) from None
+        data = os.read(fd, MAX_PARAMETER_BYTES + 1)
+    except OSError as error:
+        raise _unreadable(shown, error) from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_PARAMETER_BYTES:
         raise OutputError(
             f"{shown} holds more than {MAX_PARAMETER_BYTES // 1024} KiB; "

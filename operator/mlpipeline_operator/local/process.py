@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +40,9 @@ async def stop(
     process: asyncio.subprocess.Process,
     grace: float = KILL_GRACE_SECONDS,
     kill: asyncio.Event | None = None,
-) -> None:
+) -> str:
     """SIGTERM to the process group; SIGKILL after `grace` seconds, or as soon as `kill` is set
-    (a second Ctrl-C), or at once if the caller is cancelled meanwhile."""
+    (a second Ctrl-C), or at once if the caller is cancelled meanwhile. Says which it was."""
     signal_group(process.pid, signal.SIGTERM)
     waits = [asyncio.ensure_future(process.wait())]
     if kill is not None:
@@ -52,8 +52,14 @@ async def stop(
     finally:
         for wait in waits:
             wait.cancel()
+        ended = process.returncode is not None
         signal_group(process.pid, signal.SIGKILL)
     await process.wait()
+    if ended:
+        return "ended on SIGTERM"
+    if kill is not None and kill.is_set():
+        return "killed at once (SIGKILL)"
+    return f"killed (SIGKILL) after {grace:g}s"
 
 
 async def run_attempt(
@@ -64,11 +70,12 @@ async def run_attempt(
     log: Path,
     timeout: float | None,
     kill: asyncio.Event | None = None,
+    on_stopped: Callable[[str], None] | None = None,
 ) -> Exit:
     """Run `argv` with stdout and stderr appended to `log`; kill its group after `timeout` s.
 
     When cancelled (the run is interrupted), the group is stopped as `stop` does, `kill` cutting
-    the grace period short.
+    the grace period short, and `on_stopped` is told how it ended.
     """
     try:
         with log.open("ab") as out:
@@ -94,7 +101,9 @@ async def run_attempt(
         await stop(process, kill=kill)
         return Exit(process.returncode, timed_out=True)
     except asyncio.CancelledError:
-        await stop(process, kill=kill)
+        how = await stop(process, kill=kill)
+        if on_stopped is not None:
+            on_stopped(how)
         raise
     # The main process is done: whatever it left running in its group goes with it.
     signal_group(process.pid, signal.SIGKILL)

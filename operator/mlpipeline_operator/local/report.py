@@ -130,17 +130,17 @@ def tail(
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return []
-    with os.fdopen(fd, "rb") as log:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return []
-            size = log.seek(0, os.SEEK_END)
-            # One byte more, to know whether the first line read is whole.
-            start = max(0, size - max_bytes - 1)
-            log.seek(start)
-            data = log.read(size - start)
-        except OSError:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return []
+        size = os.lseek(fd, 0, os.SEEK_END)
+        # One byte more, to know whether the first line read is whole.
+        start = max(0, size - max_bytes - 1)
+        data = os.pread(fd, size - start, start)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
     if start > 0:
         data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
     found = data.decode("utf-8", errors="replace").splitlines()[-lines:]

@@ -4,7 +4,9 @@
 - A failed step (its retries spent) skips its dependents and, as Argo's DAG does by default
   (failFast), no step starts after it; steps already running finish.
 - The promotion task runs `mlpipeline promote` last, once every step has succeeded.
-- SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130).
+- SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130);
+  a second signal kills the groups still running at once.
+- Whatever a step leaves behind (outputs missing, unreadable, binary...) is that step's Error.
 """
 
 from __future__ import annotations
@@ -105,9 +107,8 @@ class LocalRun:
         self.interrupted: str | None = None
         self.killed: str | None = None
         self.kill_now: asyncio.Event | None = None
-        # Steps whose process is running (or being stopped), and those a second signal killed.
-        self.processes: set[str] = set()
-        self.killed_steps: set[str] = set()
+        # How the process of each step running when the run was interrupted ended.
+        self.stopped: dict[str, str] = {}
         self.promotion: PromotionResult | None = None
 
     @property
@@ -137,7 +138,6 @@ class LocalRun:
                 main.cancel()
             elif self.killed is None:
                 self.killed = sig.name
-                self.killed_steps = set(self.processes)
                 self.reporter.note(f"{sig.name} again: killing every running step at once")
                 kill_now.set()
 
@@ -158,8 +158,8 @@ class LocalRun:
                 if result.phase in (Phase.RUNNING, Phase.RETRYING):
                     result.phase = Phase.INTERRUPTED
                     result.message = f"stopped by {self.interrupted}"
-                    if result.name in self.killed_steps:
-                        result.message += f", killed at once by a second {self.killed}"
+                    if result.name in self.stopped:
+                        result.message += f": {self.stopped[result.name]}"
                     result.finished = time.monotonic()
                 elif result.phase is Phase.PENDING:
                     result.phase, result.message = Phase.SKIPPED, "not started: run interrupted"
@@ -293,13 +293,19 @@ class LocalRun:
             return Exit(None, start_error=f"{work}: {error.strerror or error}")
         shown = " ".join(argv)
         self._log_line(result, f"attempt {result.attempts}/{result.max_attempts}: {shown}")
-        self.processes.add(result.name)
-        try:
-            return await run_attempt(
-                argv, cwd=work, env=env, log=result.log, timeout=timeout, kill=self.kill_now
-            )
-        finally:
-            self.processes.discard(result.name)
+
+        def on_stopped(how: str) -> None:
+            self.stopped[result.name] = how
+
+        return await run_attempt(
+            argv,
+            cwd=work,
+            env=env,
+            log=result.log,
+            timeout=timeout,
+            kill=self.kill_now,
+            on_stopped=on_stopped,
+        )
 
     def _log_line(self, result: StepResult, text: str) -> None:
         """A line of the runner's own in the step's log (said on the terminal if it cannot be)."""
