@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import signal
+import socket
 import subprocess
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -269,6 +270,36 @@ def test_run_json_says_why_a_run_failed_before_its_steps(tmp_path: Path) -> None
     assert (run.code, run.err) == (1, f"mlpipeline run: {message}\n")
     summary = run.summary
     assert (summary["phase"], summary["exitCode"], summary["message"]) == ("Failed", 1, message)
+    assert [(s["name"], s["phase"]) for s in summary["steps"]] == [("a", "Pending")]
+
+
+def test_run_json_says_a_run_was_interrupted_before_its_steps(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    file = write(tmp_path, pipeline([step("a", "pass")]))
+    # A tracking server that never answers: the runner waits for it before any step starts.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        command = runner_command(file, tmp_path / "run", "--mlflow-uri", uri)
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as p:
+            try:
+                server.settimeout(300)  # not to wait for ever if the runner never asks
+                connection, _ = server.accept()
+                with connection:
+                    p.send_signal(signal.SIGTERM)
+                    _, err = p.communicate(timeout=60)
+            finally:
+                p.kill()
+
+    assert p.returncode == 130, err
+    assert err.splitlines()[-1] == "mlpipeline run: interrupted by SIGTERM"
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (summary["phase"], summary["exitCode"], summary["message"]) == (
+        "Interrupted",
+        130,
+        "interrupted by SIGTERM",
+    )
     assert [(s["name"], s["phase"]) for s in summary["steps"]] == [("a", "Pending")]
 
 

@@ -141,16 +141,33 @@ def _write_summary(run: LocalRun, ending: Ending | None) -> None:
     run.layout.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
+class Interrupted(BaseException):
+    """SIGTERM outside the steps (where SIGINT raises KeyboardInterrupt): the run ends, run.json
+    says so. A BaseException, as KeyboardInterrupt, so that no `except Exception` stops it."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal = signal_name
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """The `mlpipeline run` command."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _run(args)
     except UsageError as error:
         print(f"mlpipeline run: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # before the steps start, or after they ended
-        print("mlpipeline run: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted) as error:  # before the steps start, or after them
+        name = error.signal if isinstance(error, Interrupted) else signal.SIGINT.name
+        print(f"mlpipeline run: interrupted by {name}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -188,6 +205,9 @@ def _run(args: argparse.Namespace) -> int:
         ending = _execute(run, overrides)
     except KeyboardInterrupt:
         ending = Ending(EXIT_INTERRUPTED, f"interrupted by {signal.SIGINT.name}")
+        raise
+    except Interrupted as error:
+        ending = Ending(EXIT_INTERRUPTED, f"interrupted by {error.signal}")
         raise
     finally:
         try:

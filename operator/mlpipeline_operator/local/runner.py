@@ -141,7 +141,9 @@ class LocalRun:
                 self.reporter.note(f"{sig.name} again: killing every running step at once")
                 kill_now.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # asyncio puts back the default handlers, not those it found: so do we ourselves.
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
             async with asyncio.TaskGroup() as group:
@@ -164,8 +166,9 @@ class LocalRun:
                 elif result.phase is Phase.PENDING:
                     result.phase, result.message = Phase.SKIPPED, "not started: run interrupted"
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     def _all_succeeded(self) -> bool:
         return all(r.phase is Phase.SUCCEEDED for r in self.results.values())
