@@ -19,6 +19,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar, overload
 
+from mlpipeline_operator.messages import quoted
+
 T = TypeVar("T")
 N = TypeVar("N")
 
@@ -29,7 +31,7 @@ def integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'"{text}": expected an integer') from None
+        raise argparse.ArgumentTypeError(f"{quoted(text)}: expected an integer") from None
 
 
 def positive_int(text: str) -> int:
@@ -38,7 +40,7 @@ def positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f'"{text}": expected a positive integer')
+        raise argparse.ArgumentTypeError(f"{quoted(text)}: expected a positive integer")
     return value
 
 
@@ -49,7 +51,7 @@ def non_negative_number(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f'"{text}": expected a finite number >= 0')
+        raise argparse.ArgumentTypeError(f"{quoted(text)}: expected a finite number >= 0")
     return value
 
 
@@ -59,7 +61,7 @@ def seconds(text: str) -> float:
         return non_negative_number(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f'"{text}": expected a number of seconds >= 0, e.g. 30 or 0.5'
+            f"{quoted(text)}: expected a number of seconds >= 0, e.g. 30 or 0.5"
         ) from None
 
 
@@ -71,7 +73,7 @@ def positive_seconds(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
-            f'"{text}": expected a number of seconds > 0, e.g. 30 or 0.5'
+            f"{quoted(text)}: expected a number of seconds > 0, e.g. 30 or 0.5"
         )
     return value
 
@@ -81,7 +83,9 @@ def one_of(choices: Sequence[str]) -> Callable[[str], str]:
 
     def parse(text: str) -> str:
         if text not in choices:
-            raise argparse.ArgumentTypeError(f'"{text}": expected one of {", ".join(choices)}')
+            raise argparse.ArgumentTypeError(
+                f"{quoted(text)}: expected one of {', '.join(choices)}"
+            )
         return text
 
     return parse

@@ -229,7 +229,7 @@ def test_an_override_with_a_bad_placeholder_is_refused(value: str, message: str)
     doc = pipeline([step("a", "")], parameters=[{"name": "lr", "value": "0.1"}])
     with pytest.raises(OverrideError) as caught:
         pipeline_values(model(doc), {"lr": value})
-    assert str(caught.value) == f"-p lr={value}: {message}"
+    assert str(caught.value) == f'-p lr="{value}": {message}'
 
 
 def test_the_runner_does_not_import_kopf() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from hack.golden import SAMPLES
 from mlpipeline_operator import cli
 from mlpipeline_operator.cli_types import (
     ArgumentParser,
@@ -18,7 +19,6 @@ from mlpipeline_operator.cli_types import (
     positive_seconds,
     seconds,
 )
-from tests.paths import SAMPLES
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from mlpipeline_operator.messages import quoted
+
 MAX_PARAMETER_BYTES = 256 * 1024
 
 
@@ -36,7 +38,9 @@ def _kind(mode: int) -> str:
 def _missing(path: Path, shown: str) -> OutputError:
     """A path that stat() cannot find: never written, or a link to nowhere."""
     if path.is_symlink():
-        return OutputError(f"{shown} is a symbolic link to {path.readlink()}, which does not exist")
+        return OutputError(
+            f"{shown} is a symbolic link to {quoted(str(path.readlink()))}, which does not exist"
+        )
     return OutputError(f"{shown} was not written")
 
 
@@ -114,9 +118,9 @@ def _check_entry(entry: Path, shown: str, root: Path) -> None:
         raise _unreadable(shown, error) from None
     if stat.S_ISDIR(mode):
         if entry.is_symlink() and entry.resolve() in _walked(entry, root):
+            target = quoted(str(entry.readlink()))
             raise OutputError(
-                f"{shown} is a symbolic link to {entry.readlink()}, a directory that contains "
-                "it (a loop)"
+                f"{shown} is a symbolic link to {target}, a directory that contains it (a loop)"
             )
     elif not stat.S_ISREG(mode):
         raise OutputError(f"{shown} is {_kind(mode)}, not a file or a directory")

@@ -17,6 +17,7 @@ from pathlib import Path
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.models import MLPipeline, Retry, Step
 from mlpipeline_operator.core import split_ref, step_dependencies, timeout_seconds
+from mlpipeline_operator.messages import quoted
 from mlpipeline_operator.validation import check_spec
 
 
@@ -86,7 +87,7 @@ def pipeline_values(pipeline: MLPipeline, overrides: Mapping[str, str]) -> dict[
     for problem in check_spec(overridden):
         if problem.path in where:
             name = where[problem.path]
-            raise OverrideError(f"-p {name}={overrides[name]}: {problem.message}")
+            raise OverrideError(f"-p {name}={quoted(overrides[name])}: {problem.message}")
     raw = {**declared, **overrides}
 
     # A parameter's value may itself use {{pipeline.parameters.NAME}} (one level, as validated).

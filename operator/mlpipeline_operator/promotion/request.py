@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from mlpipeline_operator.api.constants import ANNOTATION_GIT_REVISION
 from mlpipeline_operator.api.models import Gate, MLPipeline, MustBeat
-from mlpipeline_operator.messages import quoted
 from mlpipeline_operator.cli_types import ArgumentParser
+from mlpipeline_operator.messages import quoted
 from mlpipeline_operator.promotion.retry import add_retry_arguments
 from mlpipeline_operator.validation import problems_from_pydantic
 
