@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """The `mlpipeline run` command."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Signal handlers belong to the main thread; elsewhere SIGTERM keeps its default.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return _run(args)
     except UsageError as error:
@@ -167,7 +170,8 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"mlpipeline run: interrupted by {name}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -242,8 +242,8 @@ class LocalRun:
             self._log_line(result, f"attempt {result.attempts} {retry.Outcome.ERROR}: {message}")
             return retry.Outcome.ERROR, message
 
-        outputs = {name: r.outputs for name, r in self.results.items()}
-        inputs = input_parameter_values(step, self.values, outputs)
+        produced = {name: r.outputs for name, r in self.results.items()}
+        inputs = input_parameter_values(step, self.values, produced)
         resolved = resolve(step, layout, self.values, inputs)
         env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
 
