@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -399,22 +400,11 @@ def test_operator_without_its_extra(capsys: Capture, monkeypatch: pytest.MonkeyP
     )
 
 
-def test_promote_without_mlflow_fails_with_exit_7_and_a_decision(
-    capsys: Capture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    _without(
-        monkeypatch,
-        "mlflow",
-        "mlpipeline_operator.promotion.promote",
-        "mlpipeline_operator.promotion.registry",
-    )
-    message = (
-        'the "promote" extra is not installed (no module named mlflow): '
-        "pip install 'mlpipeline-operator[promote]'"
-    )
+def test_promote_without_mlflow_fails_with_exit_7_and_a_decision(tmp_path: Path) -> None:
+    # In a process of its own: once any test has imported MLflow's modules, an import of one of
+    # them no longer fails in this process, whatever sys.modules says of the package.
     out_dir = tmp_path / "out"
-    assert run(
-        capsys,
+    argv = [
         "promote",
         "--tracking-uri",
         "http://mlflow:5000",
@@ -424,7 +414,24 @@ def test_promote_without_mlflow_fails_with_exit_7_and_a_decision(
         "abc",
         "--output-dir",
         str(out_dir),
-    ) == (7, "", f"mlpipeline promote: error: {message}\n")
+    ]
+    script = (
+        "import sys; sys.modules['mlflow'] = None\n"
+        "from mlpipeline_operator.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    message = (
+        'the "promote" extra is not installed (no module named mlflow): '
+        "pip install 'mlpipeline-operator[promote]'"
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        7,
+        "",
+        f"mlpipeline promote: error: {message}\n",
+    )
     files = {p.name: p.read_text() for p in out_dir.iterdir()}
     assert files == {
         "decision": "Failed",
