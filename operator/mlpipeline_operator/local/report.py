@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
+from mlpipeline_operator.local.results import PromotionResult, StepPhase, StepResult
 
 # The end of a failed step's log shown in the summary: at most so many lines, found among at most
 # so many bytes at the end of the file, each cut at so many characters.
@@ -66,7 +66,7 @@ class Reporter:
             str(result.phase).ljust(11),
             attempt.ljust(12),
         ]
-        if result.phase not in (Phase.RUNNING, Phase.PENDING, Phase.SKIPPED):
+        if result.phase not in (StepPhase.RUNNING, StepPhase.PENDING, StepPhase.SKIPPED):
             parts.append(format_seconds(result.duration).rjust(7))
         if detail:
             parts.append(detail)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Phase(StrEnum):
+class StepPhase(StrEnum):
     """A step's state, named as Argo names its nodes' phases (plus Interrupted)."""
 
     PENDING = "Pending"
@@ -22,7 +22,7 @@ class Phase(StrEnum):
 
     @property
     def failed(self) -> bool:
-        return self in (Phase.FAILED, Phase.ERROR)
+        return self in (StepPhase.FAILED, StepPhase.ERROR)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class StepResult:
     name: str
     max_attempts: int
     log: Path
-    phase: Phase = Phase.PENDING
+    phase: StepPhase = StepPhase.PENDING
     attempts: int = 0
     started: float | None = None  # time.monotonic() of the first attempt's start
     finished: float | None = None

@@ -32,7 +32,7 @@ from mlpipeline_operator.local.plan import (
 )
 from mlpipeline_operator.local.process import KILL_GRACE_SECONDS, Exit, run_attempt
 from mlpipeline_operator.local.report import Reporter, format_seconds
-from mlpipeline_operator.local.results import Phase, PromotionResult, StepResult
+from mlpipeline_operator.local.results import PromotionResult, StepPhase, StepResult
 from mlpipeline_operator.promotion.request import (
     OUTPUT_DIR,
     OUTPUT_NAMES,
@@ -157,24 +157,24 @@ class LocalRun:
                 raise
             main.uncancel()
             for result in self.results.values():
-                if result.phase in (Phase.RUNNING, Phase.RETRYING):
-                    result.phase = Phase.INTERRUPTED
+                if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
+                    result.phase = StepPhase.INTERRUPTED
                     result.message = f"stopped by {self.interrupted}"
                     if result.name in self.stopped:
                         result.message += f": {self.stopped[result.name]}"
                     result.finished = time.monotonic()
-                elif result.phase is Phase.PENDING:
-                    result.phase, result.message = Phase.SKIPPED, "not started: run interrupted"
+                elif result.phase is StepPhase.PENDING:
+                    result.phase, result.message = StepPhase.SKIPPED, "not started: run interrupted"
         finally:
             for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     def _all_succeeded(self) -> bool:
-        return all(r.phase is Phase.SUCCEEDED for r in self.results.values())
+        return all(r.phase is StepPhase.SUCCEEDED for r in self.results.values())
 
     def _skip(self, result: StepResult, why: str) -> None:
-        result.phase, result.message = Phase.SKIPPED, why
+        result.phase, result.message = StepPhase.SKIPPED, why
         self.reporter.step(result, why)
 
     async def _run_step(self, plan: StepPlan) -> None:
@@ -182,7 +182,9 @@ class LocalRun:
         try:
             for dependency in plan.dependencies:
                 await self.done[dependency].wait()
-            unmet = [d for d in plan.dependencies if self.results[d].phase is not Phase.SUCCEEDED]
+            unmet = [
+                d for d in plan.dependencies if self.results[d].phase is not StepPhase.SUCCEEDED
+            ]
             if unmet:
                 self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
                 return
@@ -201,12 +203,12 @@ class LocalRun:
                 now = time.monotonic()
                 if result.started is None:
                     result.started = now
-                result.phase, result.message = Phase.RUNNING, ""
+                result.phase, result.message = StepPhase.RUNNING, ""
                 self.reporter.step(result)
                 outcome, message = await self._attempt(plan, result)
                 result.finished = time.monotonic()
             if outcome is retry.Outcome.SUCCEEDED:
-                result.phase = Phase.SUCCEEDED
+                result.phase = StepPhase.SUCCEEDED
                 self.reporter.step(result)
                 return
             decision = retry.decide(
@@ -220,13 +222,15 @@ class LocalRun:
                 backoff_scale=self.options.backoff_scale,
             )
             if not decision.retry:
-                result.phase = Phase.FAILED if outcome is retry.Outcome.FAILED else Phase.ERROR
+                result.phase = (
+                    StepPhase.FAILED if outcome is retry.Outcome.FAILED else StepPhase.ERROR
+                )
                 result.message = message
                 self.failed_step = self.failed_step or plan.name
                 detail = message if result.max_attempts == 1 else f"{message}; {decision.reason}"
                 self.reporter.step(result, detail)
                 return
-            result.phase, result.message = Phase.RETRYING, message
+            result.phase, result.message = StepPhase.RETRYING, message
             self.reporter.step(result, f"{message}; retrying in {format_seconds(decision.wait)}")
             await asyncio.sleep(decision.wait)
 
@@ -422,7 +426,7 @@ class LocalRun:
         env = {**self.base_env, **self._mlflow_env({})}
 
         result.attempts, result.started = 1, time.monotonic()
-        result.phase = Phase.RUNNING
+        result.phase = StepPhase.RUNNING
         self.reporter.step(result, f"run {run_id}")
         exit_ = await self._run_logged(result, argv, env, None)
         result.finished, result.exit_code = time.monotonic(), exit_.returncode
@@ -451,9 +455,9 @@ class LocalRun:
         self.reporter.step(result, files["decision"] or message)
 
     @staticmethod
-    def _judge_promotion(exit_: Exit) -> tuple[Phase, str]:
+    def _judge_promotion(exit_: Exit) -> tuple[StepPhase, str]:
         if exit_.start_error is not None:
-            return Phase.ERROR, f"could not start: {exit_.start_error}"
+            return StepPhase.ERROR, f"could not start: {exit_.start_error}"
         if exit_.returncode != 0:
-            return Phase.FAILED, f"exit code {exit_.returncode}"
-        return Phase.SUCCEEDED, ""
+            return StepPhase.FAILED, f"exit code {exit_.returncode}"
+        return StepPhase.SUCCEEDED, ""
