@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -61,6 +61,41 @@ def _translate(error: ApiException, what: str) -> Exception:
     except (TypeError, ValueError, KeyError):
         reason = str(error.reason)
     return Refused(what, error.status, reason)
+
+
+class KubeApi(Protocol):
+    """The API calls that reconciliation makes: `Kube` against the API server, or a stand-in
+    in memory. Both raise the same errors for the same situations: `Conflict` for a write
+    carrying a stale resourceVersion, `Refused` (status 404) for writing an object that does not
+    exist, `Retryable` when the server cannot answer now."""
+
+    async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
+        """Create a Workflow or CronWorkflow; None when it already exists."""
+        ...
+
+    async def get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """A Workflow or CronWorkflow; None when it does not exist."""
+        ...
+
+    async def replace_child(self, manifest: Mapping[str, Any]) -> None:
+        """Replace a Workflow or CronWorkflow as of `metadata.resourceVersion`."""
+        ...
+
+    async def delete_child(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a Workflow or CronWorkflow; nothing when it is already gone."""
+        ...
+
+    async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
+        """Every Workflow of the namespace labelled with the pipeline's name."""
+        ...
+
+    async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
+        """An MLPipeline; None when it does not exist."""
+        ...
+
+    async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
+        """Write the whole status as of `metadata.resourceVersion`."""
+        ...
 
 
 async def connect() -> client.ApiClient:

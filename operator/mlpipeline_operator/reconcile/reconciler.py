@@ -20,7 +20,7 @@ from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
 from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
 from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
-from mlpipeline_operator.reconcile.kube import Conflict, Kube, Retryable
+from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Retryable
 from mlpipeline_operator.reconcile.status import (
     Event,
     build_status,
@@ -107,7 +107,7 @@ class Target:
 class Reconciler:
     """Everything one reconciliation needs: the API and the compile options."""
 
-    kube: Kube
+    kube: KubeApi
     options: CompileOptions
     clock: Callable[[], str] = utc_now
     logger: logging.Logger = LOGGER

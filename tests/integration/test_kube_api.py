@@ -1,0 +1,141 @@
+"""The operator's API calls (`reconcile.kube.Kube`, over kubernetes_asyncio) against the real
+kube-apiserver, and the in-memory stand-in of the reconciler's unit tests
+(tests/unit/memory_kube.py) through the same checks: both answer every situation the
+reconciler meets the same way (None, Conflict, Refused with status 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import config
+
+from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
+from mlpipeline_operator.reconcile.kube import Conflict, Kube, KubeApi, Refused
+from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import Kube as AdminKube
+from tests.integration.operator_process import make_pipeline
+from tests.unit.memory_kube import MemoryKube
+
+Obj = dict[str, Any]
+# Stores an MLPipeline as another client would create it; returns it as stored.
+Seed = Callable[[Mapping[str, Any]], Obj]
+Check = Callable[[KubeApi, Seed], Awaitable[None]]
+
+
+@pytest.fixture(params=["kube-apiserver", "memory"])
+def against(
+    request: pytest.FixtureRequest, control_plane: ControlPlane, kube: AdminKube
+) -> Callable[[Check], None]:
+    """Runs a check with the real API or with the stand-in."""
+
+    def run(check: Check) -> None:
+        async def real() -> None:
+            api = await config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+            try:
+                await check(Kube(api), kube.create)
+            finally:
+                await api.close()
+
+        async def memory() -> None:
+            stand_in = MemoryKube()
+            await check(stand_in, stand_in.add)
+
+        asyncio.run(real() if request.param == "kube-apiserver" else memory())
+
+    return run
+
+
+def workflow(pipeline: Mapping[str, Any]) -> Obj:
+    manifest = compile_document(pipeline, CompileOptions())
+    manifest["metadata"]["namespace"] = pipeline["metadata"]["namespace"]
+    return manifest
+
+
+def test_create_child_then_again(against: Callable[[Check], None], namespace: str) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = workflow(make_pipeline(namespace))
+        name = manifest["metadata"]["name"]
+        assert await api.get_child("Workflow", namespace, name) is None
+        created = await api.create_child(manifest)
+        assert created is not None and created["metadata"]["name"] == name
+        assert await api.create_child(manifest) is None  # already exists
+        found = await api.get_child("Workflow", namespace, name)
+        assert found is not None and found["metadata"]["uid"] == created["metadata"]["uid"]
+
+    against(check)
+
+
+def test_replace_child_as_of_its_resource_version(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = workflow(make_pipeline(namespace))
+        created = await api.create_child(manifest)
+        assert created is not None
+        stale = copy.deepcopy(created)
+        created["spec"]["arguments"]["parameters"][0]["value"] = "0.5"
+        await api.replace_child(created)
+        with pytest.raises(Conflict):
+            await api.replace_child(stale)
+        replaced = await api.get_child("Workflow", namespace, manifest["metadata"]["name"])
+        assert replaced is not None
+        assert replaced["spec"]["arguments"]["parameters"][0]["value"] == "0.5"
+        gone = copy.deepcopy(replaced)
+        gone["metadata"]["name"] = "never-created"
+        with pytest.raises(Refused) as refused:
+            await api.replace_child(gone)
+        assert refused.value.status == 404
+
+    against(check)
+
+
+def test_list_runs_of_one_pipeline(against: Callable[[Check], None], namespace: str) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        demo = workflow(make_pipeline(namespace, "demo"))
+        other = workflow(make_pipeline(namespace, "other"))
+        for manifest in (demo, other):
+            await api.create_child(manifest)
+        runs = await api.list_runs(namespace, "demo")
+        assert [r["metadata"]["name"] for r in runs] == [demo["metadata"]["name"]]
+        assert await api.list_runs("default", "demo") == []
+
+    against(check)
+
+
+def test_delete_child_also_when_gone(against: Callable[[Check], None], namespace: str) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = workflow(make_pipeline(namespace))
+        name = manifest["metadata"]["name"]
+        await api.create_child(manifest)
+        await api.delete_child("Workflow", namespace, name)
+        assert await api.get_child("Workflow", namespace, name) is None
+        await api.delete_child("Workflow", namespace, name)  # nothing to do, no error
+
+    against(check)
+
+
+def test_pipeline_status_as_of_its_resource_version(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        assert await api.get_pipeline(namespace, "demo") is None
+        stored = seed(make_pipeline(namespace))
+        stale = copy.deepcopy(stored)
+        stored["status"] = {"observedGeneration": 1, "phase": "Pending"}
+        await api.replace_pipeline_status(stored)
+        found = await api.get_pipeline(namespace, "demo")
+        assert found is not None and found["status"] == stored["status"]
+        stale["status"] = {"observedGeneration": 1, "phase": "Running"}
+        with pytest.raises(Conflict):
+            await api.replace_pipeline_status(stale)
+        found["metadata"]["name"] = "never-created"
+        with pytest.raises(Refused) as refused:
+            await api.replace_pipeline_status(found)
+        assert refused.value.status == 404
+
+    against(check)
