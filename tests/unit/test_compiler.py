@@ -221,7 +221,29 @@ def test_oversize_workflow_is_rejected_with_a_clear_problem() -> None:
 def test_invalid_document_raises_every_problem() -> None:
     doc = pipeline()
     doc["spec"]["steps"][1]["dependsOn"] = ["nope"]
+    doc["spec"]["steps"][2]["command"] = ["{{inputs.parameters.nope}}"]
+    doc["spec"]["promotion"]["from"]["parameter"] = "nope"
+    with pytest.raises(InvalidPipeline) as caught:
+        compile_document(doc)
+    assert [str(p) for p in caught.value.problems] == [
+        'spec.promotion.from.parameter: unknown output parameter of step "train" "nope"; '
+        'known: "run_id"',
+        'spec.steps[1].dependsOn[0]: unknown step "nope"; known: "evaluate", "extract", "train"',
+        'spec.steps[2].command[0]: placeholder "{{inputs.parameters.nope}}": unknown input '
+        'parameter "nope"; known: "run_id"',
+    ]
+
+
+def test_invalid_shapes_raise_every_problem() -> None:
+    # Problems of shape (types, patterns) leave no model to check the meaning of: the
+    # references between steps are checked once the shapes are right.
+    doc = pipeline()
+    doc["spec"]["steps"][0]["retry"] = {"limit": "many"}
     doc["spec"]["steps"][2]["timeout"] = "later"
     with pytest.raises(InvalidPipeline) as caught:
         compile_document(doc)
-    assert [p.path for p in caught.value.problems] == ["spec.steps[2].timeout"]
+    assert [str(p) for p in caught.value.problems] == [
+        'spec.steps[0].retry.limit: expected an integer, got the string "many"',
+        'spec.steps[2].timeout: "later" must be a duration such as "30s", "10m" or "1h30m" '
+        "(units: ns, us, ms, s, m, h)",
+    ]
