@@ -8,7 +8,9 @@ mlflow's import (a few seconds, paid once by each promotion pod) are reported ap
 - new version: find nothing, register the run's model, tags, gates, champion comparison,
   decision tags, move the alias (a fresh run each time, logged outside the timing);
 - re-run: the same request again (finds the version, writes nothing, same decision);
-- command: `python -m mlpipeline_operator promote` end to end, as the Workflow runs it.
+- command: `python -m mlpipeline_operator promote` end to end, as the Workflow runs it;
+- outages: how long the step takes to give up on a refused connection and on a server that never
+  answers, against the bound of its retry policy (`RetryPolicy.worst_case_seconds`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +36,7 @@ from mlpipeline_operator.promotion.retry import RetryPolicy
 
 # isort: split
 from tests.mlflow.helpers import log_run_to, sklearn_model
-from tests.mlflow.server import QUIET_ENV, start_server
+from tests.mlflow.server import QUIET_ENV, free_port, start_server
 
 POLICY = RetryPolicy(attempts=1)
 
@@ -99,6 +102,32 @@ def bench(uri: str, repeat: int, out: Path) -> None:
     print(f"  whole command (interpreter + imports + promotion): {ms(command)}")
 
 
+def give_up_seconds(uri: str, policy: RetryPolicy, out: Path) -> float:
+    """Seconds until the promotion gives up on an MLflow out of reach."""
+    request = request_for(uri, "outage", "0" * 32, out)
+    start = time.perf_counter()
+    code = promote(request, policy, stdout=io.StringIO(), stderr=io.StringIO())
+    elapsed = time.perf_counter() - start
+    if code == 0:
+        raise SystemExit(f"promotion against {uri} succeeded, expected it to give up")
+    return elapsed
+
+
+def outages(out: Path) -> None:
+    refused = RetryPolicy(attempts=3, backoff=0.2, request_timeout=5)
+    silent = RetryPolicy(attempts=2, backoff=0.1, request_timeout=1)
+    closed = give_up_seconds(f"http://127.0.0.1:{free_port()}", refused, out)
+    with socket.socket() as sock:  # accepts connections (the kernel's backlog), never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        never = give_up_seconds(f"http://127.0.0.1:{sock.getsockname()[1]}", silent, out)
+    waits = sum(refused.delays())
+    print("giving up on an MLflow out of reach")
+    print(f"  refused connection, 3 attempts (waits {waits:g} s):    {closed:5.2f} s")
+    bound = silent.worst_case_seconds()
+    print(f"  no answer, 2 attempts of 1 s (bound {bound:g} s):      {never:5.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -107,6 +136,7 @@ def main() -> None:
     os.environ.update(QUIET_ENV)
     with tempfile.TemporaryDirectory(prefix="promote-bench-") as tmp:
         root = Path(tmp)
+        outages(root / "outage")
         if args.tracking_uri:
             bench(args.tracking_uri, args.repeat, root / "out")
             return
