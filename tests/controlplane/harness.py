@@ -1206,10 +1206,16 @@ class ControlPlane:
 
 @contextlib.contextmanager
 def running_control_plane(
-    *, install_project_crds: bool = True, install_argo_crds: bool = True, keep_workdir: bool = False
+    *,
+    install_project_crds: bool = True,
+    install_argo_crds: bool = True,
+    keep_workdir: bool = False,
+    extra_apiserver_args: Sequence[str] = (),
 ) -> Iterator[ControlPlane]:
     """A started control plane with this project's CRDs and Argo's full CRDs installed."""
-    with ControlPlane(keep_workdir=keep_workdir) as plane:
+    with ControlPlane(
+        keep_workdir=keep_workdir, extra_apiserver_args=extra_apiserver_args
+    ) as plane:
         files: list[Path] = []
         if install_project_crds:
             files += project_crd_files()

@@ -6,6 +6,7 @@ fixtures fail with MissingBinaryError (run `make binaries`); nothing is skipped.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,10 +31,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+# The API server records every watch of the resources the operator watches when it ends, so
+# that a test can tell that the operator's watches ended and started again.
+WATCH_AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived", "ResponseStarted"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "verbs": ["watch"],
+            "resources": [
+                {"group": "argoproj.io", "resources": ["workflows", "cronworkflows"]},
+                {"group": "mlops.gitops.dev", "resources": ["mlpipelines"]},
+            ],
+        },
+        {"level": "None"},
+    ],
+}
+
+
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
+def audit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The API server's audit log: one JSON line per ended watch (WATCH_AUDIT_POLICY)."""
+    return tmp_path_factory.mktemp("audit") / "audit.log"
+
+
+@pytest.fixture(scope="session")
+def control_plane(audit_log: Path) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver with this project's CRD and Argo's full CRDs installed."""
-    with running_control_plane() as plane:
+    policy = audit_log.with_name("policy.json")
+    policy.write_text(json.dumps(WATCH_AUDIT_POLICY))
+    audit_args = [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
+    ]
+    with running_control_plane(extra_apiserver_args=audit_args) as plane:
         yield plane
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import sys
 import time
@@ -157,3 +158,22 @@ def runs(kube: Kube, namespace: str, pipeline: str) -> list[dict[str, Any]]:
     return kube.list_objects(
         ARGO_API, "Workflow", namespace, label_selector=f"mlops.gitops.dev/pipeline={pipeline}"
     )
+
+
+def watches_ended(audit_log: Path, namespace: str, resource: str) -> int:
+    """How many watches of `resource` (a plural) in `namespace` the API server has ended so far,
+    from its audit log (one line per ended watch: see tests/integration/conftest.py)."""
+    text = audit_log.read_text() if audit_log.exists() else ""
+    count = 0
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # the line being written
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if (
+            event["verb"] == "watch"
+            and event["stage"] == "ResponseComplete"
+            and (ref.get("namespace"), ref.get("resource")) == (namespace, resource)
+        ):
+            count += 1
+    return count

@@ -7,7 +7,6 @@ way it does (see tests/unit/argo_runs.py).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ from tests.integration.operator_process import (
     OperatorProcess,
     get_or_none,
     make_pipeline,
+    pipeline_status,
     runs,
     set_run_status,
     wait,
     wait_status,
+    watches_ended,
 )
 from tests.unit.argo_runs import StepRun, workflow_status
 
@@ -45,6 +46,23 @@ def operator(
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def wait_history(
+    kube: Kube, namespace: str, name: str, op: OperatorProcess, length: int
+) -> dict[str, Any]:
+    """The first status computed from `length` runs (status.history lists every run)."""
+
+    def listed() -> dict[str, Any] | None:
+        status = pipeline_status(kube, namespace, name)
+        return status if len(status.get("history", [])) == length else None
+
+    found: dict[str, Any] = wait(listed, TIMEOUT, f"{length} runs in the status of {name}", op)
+    return found
+
+
+def event_reasons(kube: Kube, namespace: str) -> set[str]:
+    return {e["reason"] for e in kube.list_objects("v1", "Event", namespace)}
 
 
 def test_create_submits_one_run_and_follows_it_to_success(
@@ -108,8 +126,10 @@ def test_create_submits_one_run_and_follows_it_to_success(
     assert status["promotion"]["version"] == "3"
     assert condition(status, "Promoted")["status"] == "True"
     assert len(runs(kube, namespace, "demo")) == 1
-    reasons = {e["reason"] for e in kube.list_objects("v1", "Event", namespace)}
-    assert {"Submitted", "RunSucceeded", "Promoted"} <= reasons
+    # Events are posted in the background, after the status is written.
+    expected_events = {"Submitted", "RunSucceeded", "Promoted"}
+    wait(lambda: expected_events <= event_reasons(kube, namespace), TIMEOUT, "the events", operator)
+    assert event_reasons(kube, namespace) == expected_events
 
 
 def test_spec_change_starts_a_second_run_and_leaves_the_first(
@@ -132,8 +152,12 @@ def test_spec_change_starts_a_second_run_and_leaves_the_first(
     assert set(by_name) == {first, second}
     assert by_name[first]["status"]["phase"] == "Running"  # untouched
     assert by_name[second]["spec"]["arguments"]["parameters"] == [{"name": "lr", "value": "0.2"}]
-    status = wait_status(kube, namespace, "demo", operator, observedGeneration=2, phase="Pending")
-    assert status["lastRun"]["name"] == second or status["lastRun"]["name"] == first
+    # A status written between the spec change and the second run's creation names the first
+    # run; the one computed once both runs exist names the current generation's run.
+    status = wait_history(kube, namespace, "demo", operator, 2)
+    assert (status["observedGeneration"], status["phase"]) == (2, "Pending")
+    assert status["lastRun"]["name"] == second
+    assert [run["name"] for run in status["history"]] == [second, first]
 
 
 def test_schedule_is_one_cronworkflow_updated_in_place(
@@ -161,9 +185,9 @@ def test_schedule_is_one_cronworkflow_updated_in_place(
     assert cron["metadata"]["uid"] == uid  # the same object, updated in place
     assert cron["spec"]["timezone"] == "Europe/Paris"
     assert cron["spec"]["workflowMetadata"]["labels"]["mlops.gitops.dev/generation"] == "2"
-    assert runs(kube, namespace, "demo") == []
     status = wait_status(kube, namespace, "demo", operator, observedGeneration=2)
     assert condition(status, "Ready")["reason"] == "Scheduled"
+    assert runs(kube, namespace, "demo") == []  # generation 2 is reconciled: no run of its own
     # Removing the schedule removes the CronWorkflow and submits a run instead.
     kube.patch(PIPELINE_API, "MLPipeline", "demo", {"spec": {"schedule": None}}, namespace)
     wait(
@@ -183,16 +207,28 @@ def test_invalid_spec_is_reported_and_a_fix_recovers(
     doc["spec"]["steps"][2]["command"] = ["{{inputs.parameters.nope}}"]
     kube.create(doc)
     status = wait_status(kube, namespace, "demo", operator, phase="Invalid")
-    valid = condition(status, "Valid")
-    assert valid["status"] == "False" and valid["reason"] == "InvalidSpec"
-    assert (
-        'spec.steps[1].dependsOn[0]: unknown step "trian" (did you mean "train"?)'
-        in (status["message"])
+    problems = (
+        'spec.steps[1].dependsOn[0]: unknown step "trian" (did you mean "train"?); '
+        'spec.steps[2].command[0]: placeholder "{{inputs.parameters.nope}}": unknown input '
+        'parameter "nope"; known: "run_id"'
     )
-    assert "spec.steps[2].command[0]" in status["message"]
+    assert status["message"] == problems
+    valid = condition(status, "Valid")
+    assert (valid["status"], valid["reason"], valid["message"]) == (
+        "False",
+        "InvalidSpec",
+        problems,
+    )
     assert runs(kube, namespace, "demo") == []
-    events = [e for e in kube.list_objects("v1", "Event", namespace) if e["reason"] == "Invalid"]
-    assert events and "spec.steps[1].dependsOn[0]" in events[0]["message"]
+
+    def invalid_events() -> list[str]:
+        events = kube.list_objects("v1", "Event", namespace)
+        return [e["message"] for e in events if e["reason"] == "Invalid"]
+
+    assert wait(invalid_events, TIMEOUT, "the Invalid event", operator) == [problems]
+    # The handler's failure is logged once the status is written: no traceback up to there.
+    failed = f"[{namespace}/demo] Handler 'reconcile' failed permanently: invalid spec: {problems}"
+    wait(lambda: failed in operator.log(), TIMEOUT, "the handler's failure logged", operator)
     assert "Traceback" not in operator.log()
     kube.patch(
         PIPELINE_API,
@@ -288,8 +324,11 @@ def test_rerun_annotation_starts_a_new_run_of_the_same_generation(
     rerun = run_name(namespace, "demo", 1, rerun="again-1")
     wait(lambda: get_or_none(kube, "Workflow", namespace, rerun), TIMEOUT, "the re-run", operator)
     assert len(runs(kube, namespace, "demo")) == 2
-    status = wait_status(kube, namespace, "demo", operator, observedGeneration=1)
-    assert status["lastRun"]["name"] in {rerun, run_name(namespace, "demo", 1)}
+    # The re-run is the run the pipeline now expects: the status computed from both runs
+    # follows it, not the first run of the same generation.
+    status = wait_history(kube, namespace, "demo", operator, 2)
+    assert status["observedGeneration"] == 1
+    assert status["lastRun"]["name"] == rerun
 
 
 def test_deleting_the_pipeline_deletes_its_runs(
@@ -308,7 +347,7 @@ def test_deleting_the_pipeline_deletes_its_runs(
 
 
 def test_watch_restarts_do_not_lose_updates(
-    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path, audit_log: Path
 ) -> None:
     """The API server ends every watch after 2 s; the operator re-watches and converges."""
     op = OperatorProcess(
@@ -319,7 +358,13 @@ def test_watch_restarts_do_not_lose_updates(
         kube.create(make_pipeline(namespace))
         name = run_name(namespace, "demo", 1)
         wait(lambda: get_or_none(kube, "Workflow", namespace, name), TIMEOUT, "the run", op)
-        time.sleep(5)  # across at least two watch restarts
+        ended = watches_ended(audit_log, namespace, "workflows")
+        wait(
+            lambda: watches_ended(audit_log, namespace, "workflows") >= ended + 2,
+            TIMEOUT,
+            "two watches of the namespace's Workflows ended by the API server",
+            op,
+        )
         set_run_status(
             kube,
             namespace,
@@ -356,16 +401,24 @@ def test_two_replicas_only_one_acts(
 
         wait(lambda: peers() == 2, TIMEOUT, "both replicas in the peering", follower)
         kube.create(make_pipeline(namespace, name="first"))
+        first = run_name(namespace, "first", 1)
         wait_status(kube, namespace, "first", leader, phase="Pending")
         assert len(runs(kube, namespace, "first")) == 1
-        assert "submitted run" in leader.log()
-        assert "submitted run" not in follower.log()
+        assert f"{namespace}/first: submitted run {first}" in leader.log()
         # The leader leaves (a graceful stop withdraws it from the peering): the follower acts.
         leader.stop()
         kube.create(make_pipeline(namespace, name="second"))
         wait_status(kube, namespace, "second", follower, phase="Pending")
         assert len(runs(kube, namespace, "second")) == 1
-        assert "submitted run" in follower.log()
+        assert f"{namespace}/second: submitted run {run_name(namespace, 'second', 1)}" in (
+            follower.log()
+        )
+        # Once it acts, the follower meets "first" for the first time: the run it finds is
+        # the leader's, in the status already; it neither submitted nor adopted one.
+        resumed = f"[{namespace}/first] Resuming is processed: 1 succeeded; 0 failed."
+        wait(lambda: resumed in follower.log(), TIMEOUT, "the follower's resume of first", follower)
+        assert f"{namespace}/first: " not in follower.log()
+        assert len(runs(kube, namespace, "first")) == 1
     finally:
         leader.stop()
         follower.stop()
