@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit test crd golden docs generate benchmark benchmark-operator demo
+.PHONY: help venv lint typecheck unit local test crd golden docs generate benchmark benchmark-operator demo
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,11 @@ docs: venv ## regenerate docs/api.md from the API models
 
 generate: crd golden docs manifests argo-reference ## regenerate every generated file
 
-unit: venv ## fast tests only (no control plane, no MLflow server)
-	$(BIN)/pytest -q -m "not integration and not mlflow and not e2e"
+unit: venv ## fast tests only (no control plane, no MLflow server, no step processes)
+	$(BIN)/pytest -q -m "not integration and not mlflow and not e2e and not local"
+
+local: venv ## the local runner with real step processes, the fraud-detection example included
+	$(BIN)/pytest -q -m local tests/local
 
 # The example of examples/fraud-detection, run locally twice against one fresh MLflow store.
 DEMO := .mlpipeline/demo
