@@ -155,6 +155,8 @@ def test_no_step_starts_after_a_failure(tmp_path: Path) -> None:
     assert "fails failed" in run.step("later")["message"]
 
 
+# Each step records its start, waits for the other step's start (at most argv[4] seconds),
+# then records its end: two steps that run at the same time overlap, whatever the timing.
 RENDEZVOUS = """
 import pathlib, sys, time
 here, other, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
@@ -162,7 +164,6 @@ here.write_text(repr(time.time()))
 deadline = time.monotonic() + float(sys.argv[4])
 while not other.exists() and time.monotonic() < deadline:
     time.sleep(0.02)
-time.sleep(0.1)
 out.write_text(repr(time.time()))
 """
 
@@ -192,8 +193,10 @@ def test_independent_steps_overlap_under_parallel_2(tmp_path: Path) -> None:
 
 
 def test_parallel_1_runs_one_step_at_a_time(tmp_path: Path) -> None:
+    # The first step waits 3 s for the other in vain: time enough for a runner that started
+    # both to have started the other.
     run = run_local(
-        write(tmp_path, pipeline(_pair(tmp_path, 0))), tmp_path / "run", "--parallel", "1"
+        write(tmp_path, pipeline(_pair(tmp_path, 3))), tmp_path / "run", "--parallel", "1"
     )
     assert run.code == 0, run.out
     (start_l, end_l), (start_r, end_r) = _interval(tmp_path, "left"), _interval(tmp_path, "right")
