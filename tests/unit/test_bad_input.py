@@ -384,7 +384,10 @@ def test_not_an_mlpipeline_quotes_what_it_got() -> None:
 
 
 def _without(monkeypatch: pytest.MonkeyPatch, package: str, *ours: str) -> None:
-    """Make `import package` fail, and forget our modules that imported it."""
+    """Make `import package` fail, and forget our modules that imported it. Its submodules go
+    too: one already imported (by another test) would import without its package."""
+    for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, package, None)
     for name in ours:
         monkeypatch.delitem(sys.modules, name, raising=False)
