@@ -113,10 +113,8 @@ class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
-        self.calls = 0  # API calls made, for the benchmarks
 
     async def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
         try:
             return await method(*args, **kwargs)
         except ApiException as error:
