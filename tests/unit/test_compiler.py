@@ -15,6 +15,7 @@ from mlpipeline_operator import cli
 from mlpipeline_operator.api.constants import MAX_WORKFLOW_BYTES
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.core import InvalidPipeline, run_name, timeout_seconds
+from mlpipeline_operator.yamlio import load_all
 from tests.unit.pipelines import chain, pipeline
 
 
@@ -34,6 +35,88 @@ def test_sample_renders_to_its_golden_file(sample: Path) -> None:
 
 def test_every_golden_file_has_a_sample() -> None:
     assert set(GOLDEN.glob("*.yaml")) == {golden_file(p) for p in sample_files()}
+
+
+def every_field_pipeline() -> dict[str, Any]:
+    """A pipeline that sets every field the compiler maps to Argo."""
+    doc = pipeline()
+    doc["metadata"]["annotations"] = {"mlops.gitops.dev/git-revision": "abc123", "other": "x"}
+    spec = doc["spec"]
+    spec["serviceAccountName"] = "trainer"
+    spec["artifactRepositoryRef"] = {"configMap": "repositories", "key": "s3"}
+    spec["defaults"] = {
+        "retry": {
+            "limit": 2,
+            "policy": "OnError",
+            "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+        },
+        "timeout": "1h30m",
+        "resources": {"requests": {"cpu": "500m", "memory": 1024}, "limits": {"memory": "2Gi"}},
+    }
+    extract, train, evaluate = spec["steps"]
+    extract["args"] = ["--lr", "{{pipeline.parameters.lr}}"]
+    extract["env"] = [
+        {"name": "LR", "value": "lr={{ pipeline.parameters.lr }}"},
+        {"name": "EMPTY"},
+        {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}},
+        {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+        {
+            "name": "P",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name", "apiVersion": "v1"}},
+        },
+        {
+            "name": "R",
+            "valueFrom": {
+                "resourceFieldRef": {"resource": "limits.cpu", "containerName": "c", "divisor": 1}
+            },
+        },
+    ]
+    train.update(retry={"limit": 0}, timeout="90s", resources={"limits": {"nvidia.com/gpu": 1}})
+    train["dependsOn"] = ["extract"]
+    evaluate["inputs"]["parameters"].append({"name": "lr", "value": "{{pipeline.parameters.lr}}"})
+    evaluate["inputs"]["artifacts"] = [{"name": "raw", "from": "extract.raw", "path": "/raw"}]
+    evaluate["image"] = "registry.example.com/eval:2"
+    return doc
+
+
+def scheduled(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["spec"]["schedule"] = {"cron": "0 2 * * *", "suspend": True, "concurrencyPolicy": "Allow"}
+    return doc
+
+
+def golden_documents() -> list[dict[str, Any]]:
+    return [doc for path in sorted(GOLDEN.glob("*.yaml")) for doc in load_all(path.read_text())]
+
+
+def hera_round_trip(manifest: dict[str, Any]) -> str:
+    """The manifest read into hera's generated Argo models and written back as compact JSON:
+    a field those models do not know is dropped, and their field order is restored."""
+    from hera.workflows.models.io.argoproj.workflow import v1alpha1 as argo
+
+    model = argo.CronWorkflow if manifest["kind"] == "CronWorkflow" else argo.Workflow
+    return model.model_validate(manifest).model_dump_json(by_alias=True, exclude_none=True)
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        *golden_documents(),
+        compile_document(every_field_pipeline()),
+        compile_document(scheduled(every_field_pipeline())),
+    ],
+    ids=lambda m: f"{m['kind']}-{m['metadata']['name']}",
+)
+def test_render_is_what_heras_argo_models_write(manifest: dict[str, Any]) -> None:
+    assert hera_round_trip(manifest) == json.dumps(manifest, separators=(",", ":"))
+
+
+def test_hera_round_trip_check_can_fail() -> None:
+    manifest = compile_document(every_field_pipeline())
+    template = manifest["spec"]["templates"][1]
+    template["retryStrategy"] = {"retryPolicy": "OnError", "limit": 2}  # not in field order
+    assert hera_round_trip(manifest) != json.dumps(manifest, separators=(",", ":"))
+    template["retryStrategy"] = {"limit": 2, "retries": 3}  # a field Argo does not have
+    assert hera_round_trip(manifest) != json.dumps(manifest, separators=(",", ":"))
 
 
 def tasks(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,8 @@ ALLOWED: dict[str, set[str]] = {
 CONFINED: dict[str, set[str]] = {
     "kopf": {"reconcile/handlers.py"},
     "kubernetes_asyncio": {"reconcile/kube.py", "reconcile/peering.py"},
-    "hera": {"compiler/workflow.py"},
+    # The compiler writes plain dicts; the unit tests read them back through hera's models.
+    "hera": set(),
 }
 
 

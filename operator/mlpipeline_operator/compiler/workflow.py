@@ -1,20 +1,18 @@
-"""MLPipeline → Argo Workflow or CronWorkflow, built from hera's generated models.
+"""MLPipeline → Argo Workflow or CronWorkflow, as the plain dicts the Kubernetes API takes.
 
 One DAG task per step, one container template per step, and a final promotion task when
-`spec.promotion` is set. The result is a plain dict, ready for the Kubernetes API or YAML.
+`spec.promotion` is set. Every object has the shape and field order of hera's generated Argo
+models serialised by alias without unset fields (keys in alphabetical order); the tests check
+each render against those models. Writing dicts directly keeps hera's import (about half a
+second) and a second validation of what the API models already validated out of every command.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 
-from hera.workflows.models.io.argoproj.workflow import v1alpha1 as argo
-from hera.workflows.models.io.k8s.api.core import v1 as core
-from hera.workflows.models.io.k8s.apimachinery.pkg.api.resource import Quantity
-from hera.workflows.models.io.k8s.apimachinery.pkg.apis.meta import v1 as meta
-from hera.workflows.models.io.k8s.apimachinery.pkg.util.intstr import IntOrString
+import pydantic_core
 
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api import models as api
@@ -81,101 +79,111 @@ def _to_argo_text(text: str) -> str:
     return placeholders.PLACEHOLDER_RE.sub(lambda m: _argo_expression(m[1]), text)
 
 
-def _quantities(values: dict[str, str | int] | None) -> dict[str, Quantity] | None:
+def _present(fields: Manifest) -> Manifest:
+    """An Argo object with its unset (None) fields left out, as Kubernetes serialises it."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _quantities(values: dict[str, str | int] | None) -> dict[str, str] | None:
     if not values:
         return None
-    return {k: Quantity(str(v)) for k, v in values.items()}
+    return {k: str(v) for k, v in values.items()}
 
 
-def _resources(resources: api.Resources | None) -> core.ResourceRequirements | None:
+def _resources(resources: api.Resources | None) -> Manifest | None:
     if resources is None:
         return None
-    return core.ResourceRequirements(
-        requests=_quantities(resources.requests), limits=_quantities(resources.limits)
+    return _present(
+        {"limits": _quantities(resources.limits), "requests": _quantities(resources.requests)}
     )
 
 
-def _env(env: api.EnvVar) -> core.EnvVar:
+def _key_selector(selector: api.KeySelector | None) -> Manifest | None:
+    if selector is None:
+        return None
+    return _present({"key": selector.key, "name": selector.name, "optional": selector.optional})
+
+
+def _env(env: api.EnvVar) -> Manifest:
     if env.value_from is None:
         value = None if env.value is None else _to_argo_text(env.value)
-        return core.EnvVar(name=env.name, value=value)
+        return _present({"name": env.name, "value": value})
     src = env.value_from
     field_ref = resource_ref = None
-    if src.field_ref is not None:
-        field_ref = core.ObjectFieldSelector(
-            field_path=src.field_ref.field_path, api_version=src.field_ref.api_version
+    if (f := src.field_ref) is not None:
+        field_ref = _present({"apiVersion": f.api_version, "fieldPath": f.field_path})
+    if (r := src.resource_field_ref) is not None:
+        resource_ref = _present(
+            {
+                "containerName": r.container_name,
+                "divisor": None if r.divisor is None else str(r.divisor),
+                "resource": r.resource,
+            }
         )
-    if src.resource_field_ref is not None:
-        r = src.resource_field_ref
-        resource_ref = core.ResourceFieldSelector(
-            resource=r.resource,
-            container_name=r.container_name,
-            divisor=None if r.divisor is None else Quantity(str(r.divisor)),
-        )
-    return core.EnvVar(
-        name=env.name,
-        value_from=core.EnvVarSource(
-            secret_key_ref=None
-            if (s := src.secret_key_ref) is None
-            else core.SecretKeySelector(name=s.name, key=s.key, optional=s.optional),
-            config_map_key_ref=None
-            if (c := src.config_map_key_ref) is None
-            else core.ConfigMapKeySelector(name=c.name, key=c.key, optional=c.optional),
-            field_ref=field_ref,
-            resource_field_ref=resource_ref,
-        ),
-    )
+    source = {
+        "configMapKeyRef": _key_selector(src.config_map_key_ref),
+        "fieldRef": field_ref,
+        "resourceFieldRef": resource_ref,
+        "secretKeyRef": _key_selector(src.secret_key_ref),
+    }
+    return {"name": env.name, "valueFrom": _present(source)}
 
 
-def _retry(retry: api.Retry | None) -> argo.RetryStrategy | None:
+def _retry(retry: api.Retry | None) -> Manifest | None:
     if retry is None:
         return None
     backoff = None
-    if retry.backoff is not None:
-        b = retry.backoff
-        backoff = argo.Backoff(
-            duration=b.duration,
-            factor=None if b.factor is None else IntOrString(b.factor),
-            max_duration=b.max_duration,
+    if (b := retry.backoff) is not None:
+        backoff = _present(
+            {"duration": b.duration, "factor": b.factor, "maxDuration": b.max_duration}
         )
-    return argo.RetryStrategy(
-        limit=IntOrString(retry.limit), retry_policy=retry.policy, backoff=backoff
-    )
+    return _present({"backoff": backoff, "limit": retry.limit, "retryPolicy": retry.policy})
 
 
-def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> argo.Template:
+def _io(artifacts: list[Manifest], parameters: list[Manifest]) -> Manifest | None:
+    """Inputs, outputs or arguments: artifacts, then parameters, each only when there are some."""
+    io: Manifest = {}
+    if artifacts:
+        io["artifacts"] = artifacts
+    if parameters:
+        io["parameters"] = parameters
+    return io or None
+
+
+def _artifact(artifact: api.InputArtifact | api.OutputArtifact) -> Manifest:
+    return {"name": artifact.name, "path": artifact.path}
+
+
+def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> Manifest:
+    # Keys are added in alphabetical order, and only when set; this runs once per step.
     defaults = spec.defaults
-    timeout = step.timeout or defaults.timeout
-    inputs = step.inputs
-    outputs = step.outputs
-    return argo.Template(
-        name=step.name,
-        inputs=argo.Inputs(
-            parameters=[argo.Parameter(name=p.name) for p in inputs.parameters] or None,
-            artifacts=[argo.Artifact(name=a.name, path=a.path) for a in inputs.artifacts] or None,
+    container: Manifest = {}
+    if step.args:
+        container["args"] = [_to_argo_text(a) for a in step.args]
+    container["command"] = [_to_argo_text(c) for c in step.command]
+    if step.env:
+        container["env"] = [_env(e) for e in step.env]
+    container["image"] = step.image or spec.image
+    if (resources := _resources(step.resources or defaults.resources)) is not None:
+        container["resources"] = resources
+    template: Manifest = {}
+    if (timeout := step.timeout or defaults.timeout) is not None:
+        template["activeDeadlineSeconds"] = timeout_seconds(timeout)
+    template["container"] = container
+    inputs, outputs = step.inputs, step.outputs
+    if inputs.artifacts or inputs.parameters:
+        template["inputs"] = _io(
+            [_artifact(a) for a in inputs.artifacts], [{"name": p.name} for p in inputs.parameters]
         )
-        if inputs.parameters or inputs.artifacts
-        else None,
-        outputs=argo.Outputs(
-            parameters=[
-                argo.Parameter(name=p.name, value_from=argo.ValueFrom(path=p.path))
-                for p in outputs.parameters
-            ]
-            or None,
-            artifacts=[argo.Artifact(name=a.name, path=a.path) for a in outputs.artifacts] or None,
+    template["name"] = step.name
+    if outputs.artifacts or outputs.parameters:
+        template["outputs"] = _io(
+            [_artifact(a) for a in outputs.artifacts],
+            [{"name": p.name, "valueFrom": {"path": p.path}} for p in outputs.parameters],
         )
-        if outputs.parameters or outputs.artifacts
-        else None,
-        container=core.Container(
-            image=step.image or spec.image,
-            command=[_to_argo_text(c) for c in step.command],
-            args=[_to_argo_text(a) for a in step.args] or None,
-            env=[_env(e) for e in step.env] or None,
-            resources=_resources(step.resources or defaults.resources),
-        ),
-        retry_strategy=_retry(step.retry or defaults.retry),
-        active_deadline_seconds=None if timeout is None else IntOrString(timeout_seconds(timeout)),
-    )
+    if (retry := _retry(step.retry or defaults.retry)) is not None:
+        template["retryStrategy"] = retry
+    return template
 
 
 def _task_argument(ref: str, kind: str) -> str:
@@ -183,33 +191,33 @@ def _task_argument(ref: str, kind: str) -> str:
     return f"{{{{tasks.{step}.outputs.{kind}.{name}}}}}"
 
 
-def _step_task(step: api.Step) -> argo.DAGTask:
-    params = [
-        argo.Parameter(
-            name=p.name,
-            value=_task_argument(p.from_, "parameters")
-            if p.from_
-            else _to_argo_text(p.value or ""),
+def _step_task(step: api.Step) -> Manifest:
+    task: Manifest = {}
+    inputs = step.inputs
+    if inputs.artifacts or inputs.parameters:
+        task["arguments"] = _io(
+            [
+                {"from": _task_argument(a.from_, "artifacts"), "name": a.name}
+                for a in inputs.artifacts
+            ],
+            [
+                {
+                    "name": p.name,
+                    "value": _task_argument(p.from_, "parameters")
+                    if p.from_
+                    else _to_argo_text(p.value or ""),
+                }
+                for p in inputs.parameters
+            ],
         )
-        for p in step.inputs.parameters
-    ]
-    artifacts = [
-        argo.Artifact(name=a.name, from_=_task_argument(a.from_, "artifacts"))
-        for a in step.inputs.artifacts
-    ]
-    return argo.DAGTask(
-        name=step.name,
-        template=step.name,
-        dependencies=step_dependencies(step) or None,
-        arguments=argo.Arguments(parameters=params or None, artifacts=artifacts or None)
-        if params or artifacts
-        else None,
-    )
+    if dependencies := step_dependencies(step):
+        task["dependencies"] = dependencies
+    task["name"] = step.name
+    task["template"] = step.name
+    return task
 
 
-def _promotion(
-    pipeline: api.MLPipeline, options: CompileOptions
-) -> tuple[argo.DAGTask, argo.Template]:
+def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manifest, Manifest]:
     spec = pipeline.spec
     promotion, mlflow = spec.promotion, spec.mlflow
     assert promotion is not None and mlflow is not None  # guaranteed by validation
@@ -223,54 +231,45 @@ def _promotion(
     )
     env_from = None
     if mlflow.credentials_secret:
-        env_from = [
-            core.EnvFromSource(secret_ref=core.SecretEnvSource(name=mlflow.credentials_secret))
-        ]
-    template = argo.Template(
-        name=PROMOTION_TASK,
-        inputs=argo.Inputs(parameters=[argo.Parameter(name="run-id")]),
-        outputs=argo.Outputs(
-            parameters=[
-                argo.Parameter(
-                    name=name, value_from=argo.ValueFrom(path=f"{OUTPUT_DIR}/{name}", default="")
-                )
+        env_from = [{"secretRef": {"name": mlflow.credentials_secret}}]
+    container = {
+        "args": request.to_args(),
+        "command": ["mlpipeline", "promote"],
+        "envFrom": env_from,
+        "image": options.promotion_image,
+        "resources": {
+            "limits": {"memory": "512Mi"},
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+        },
+    }
+    template = {
+        "container": _present(container),
+        "inputs": {"parameters": [{"name": "run-id"}]},
+        "name": PROMOTION_TASK,
+        "outputs": {
+            "parameters": [
+                {"name": name, "valueFrom": {"default": "", "path": f"{OUTPUT_DIR}/{name}"}}
                 for name in OUTPUT_NAMES
             ]
-        ),
-        container=core.Container(
-            image=options.promotion_image,
-            command=["mlpipeline", "promote"],
-            args=request.to_args(),
-            env_from=env_from,
-            resources=core.ResourceRequirements(
-                requests={"cpu": Quantity("100m"), "memory": Quantity("256Mi")},
-                limits={"memory": Quantity("512Mi")},
-            ),
-        ),
-    )
+        },
+    }
     # Promote only once every step has succeeded: depend on the source and on every last step.
     depended_on = {d for s in spec.steps for d in step_dependencies(s)}
     sinks = [s.name for s in spec.steps if s.name not in depended_on]
     deps = list(dict.fromkeys([promotion.from_.step, *sinks]))
-    task = argo.DAGTask(
-        name=PROMOTION_TASK,
-        template=PROMOTION_TASK,
-        dependencies=deps,
-        arguments=argo.Arguments(
-            parameters=[
-                argo.Parameter(
-                    name="run-id",
-                    value=_task_argument(
-                        f"{promotion.from_.step}.{promotion.from_.parameter}", "parameters"
-                    ),
-                )
-            ]
-        ),
-    )
+    source = f"{promotion.from_.step}.{promotion.from_.parameter}"
+    task = {
+        "arguments": {
+            "parameters": [{"name": "run-id", "value": _task_argument(source, "parameters")}]
+        },
+        "dependencies": deps,
+        "name": PROMOTION_TASK,
+        "template": PROMOTION_TASK,
+    }
     return task, template
 
 
-def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> argo.WorkflowSpec:
+def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
     tasks = [_step_task(s) for s in spec.steps]
     templates = [_step_template(s, spec) for s in spec.steps]
@@ -279,25 +278,21 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> argo.Wo
         tasks.append(task)
         templates.append(template)
     repo = spec.artifact_repository_ref
-    return argo.WorkflowSpec(
-        entrypoint=ENTRY_TEMPLATE,
-        service_account_name=spec.service_account_name or "default",
-        arguments=argo.Arguments(
-            parameters=[argo.Parameter(name=p.name, value=p.value) for p in spec.parameters]
-        )
+    workflow_spec = {
+        "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}
         if spec.parameters
         else None,
-        artifact_repository_ref=None
+        "artifactRepositoryRef": None
         if repo is None
-        else argo.ArtifactRepositoryRef(config_map=repo.config_map, key=repo.key),
-        pod_gc=argo.PodGC(strategy="OnPodSuccess"),
-        ttl_strategy=argo.TTLStrategy(seconds_after_completion=TTL_SECONDS_AFTER_COMPLETION),
-        pod_metadata=argo.Metadata(labels=pipeline_labels(pipeline)),
-        templates=[
-            argo.Template(name=ENTRY_TEMPLATE, dag=argo.DAGTemplate(tasks=tasks)),
-            *templates,
-        ],
-    )
+        else _present({"configMap": repo.config_map, "key": repo.key}),
+        "entrypoint": ENTRY_TEMPLATE,
+        "podGC": {"strategy": "OnPodSuccess"},
+        "podMetadata": {"labels": pipeline_labels(pipeline)},
+        "serviceAccountName": spec.service_account_name or "default",
+        "templates": [{"dag": {"tasks": tasks}, "name": ENTRY_TEMPLATE}, *templates],
+        "ttlStrategy": {"secondsAfterCompletion": TTL_SECONDS_AFTER_COMPLETION},
+    }
+    return _present(workflow_spec)
 
 
 def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = None) -> Manifest:
@@ -309,59 +304,55 @@ def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = 
 def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     meta_ = pipeline.metadata
     generation = meta_.generation or 1
-    labels = pipeline_labels(pipeline)
     annotations = {k: v for k, v in meta_.annotations.items() if k == ANNOTATION_GIT_REVISION}
     workflow_spec = _workflow_spec(pipeline, options)
     schedule = pipeline.spec.schedule
-    model: argo.Workflow | argo.CronWorkflow
     if schedule is None:
-        model = argo.Workflow(
-            api_version="argoproj.io/v1alpha1",
-            kind="Workflow",
-            metadata=meta.ObjectMeta(
-                name=run_name(meta_.namespace or "", meta_.name, generation, options.rerun),
-                namespace=meta_.namespace,
-                labels=labels,
-                annotations=annotations or None,
-            ),
-            spec=workflow_spec,
-        )
+        name = run_name(meta_.namespace or "", meta_.name, generation, options.rerun)
+        kind, spec = "Workflow", workflow_spec
     else:
         history = pipeline.spec.history
-        model = argo.CronWorkflow(
-            api_version="argoproj.io/v1alpha1",
-            kind="CronWorkflow",
-            metadata=meta.ObjectMeta(
-                name=meta_.name,
-                namespace=meta_.namespace,
-                labels=labels,
-                annotations=annotations or None,
-            ),
-            spec=argo.CronWorkflowSpec(
-                schedules=[schedule.cron],
-                timezone=schedule.timezone,
-                concurrency_policy=schedule.concurrency_policy,
-                suspend=schedule.suspend or None,
-                successful_jobs_history_limit=history.succeeded,
-                failed_jobs_history_limit=history.failed,
-                workflow_metadata=meta.ObjectMeta(labels=labels, annotations=annotations or None),
-                workflow_spec=workflow_spec,
-            ),
-        )
-    # Serialised once by pydantic's Rust core: the size check and the dict come from one pass.
-    raw = model.model_dump_json(by_alias=True, exclude_none=True)
-    if len(raw) > MAX_WORKFLOW_BYTES:
+        name, kind = meta_.name, "CronWorkflow"
+        workflow_metadata = {
+            "annotations": dict(annotations) or None,
+            "labels": pipeline_labels(pipeline),
+        }
+        cron_spec = {
+            "concurrencyPolicy": schedule.concurrency_policy,
+            "failedJobsHistoryLimit": history.failed,
+            "schedules": [schedule.cron],
+            "successfulJobsHistoryLimit": history.succeeded,
+            "suspend": schedule.suspend or None,
+            "timezone": schedule.timezone,
+            "workflowMetadata": _present(workflow_metadata),
+            "workflowSpec": workflow_spec,
+        }
+        spec = _present(cron_spec)
+    metadata = {
+        "annotations": annotations or None,
+        "labels": pipeline_labels(pipeline),
+        "name": name,
+        "namespace": meta_.namespace,
+    }
+    manifest = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": kind,
+        "metadata": _present(metadata),
+        "spec": spec,
+    }
+    # Measured on the compact JSON text that the API server stores.
+    size = len(pydantic_core.to_json(manifest).decode())
+    if size > MAX_WORKFLOW_BYTES:
         raise InvalidPipeline(
             [
                 Problem(
                     "spec",
-                    f"compiles to an Argo {model.kind} of {len(raw)} bytes, over the limit of "
+                    f"compiles to an Argo {kind} of {size} bytes, over the limit of "
                     f"{MAX_WORKFLOW_BYTES} bytes (etcd stores a run whole, with its status); "
                     "split the pipeline or shorten its steps",
                 )
             ]
         )
-    manifest: Manifest = json.loads(raw)
     return manifest
 
 
