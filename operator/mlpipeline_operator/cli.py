@@ -1,8 +1,9 @@
 """The `mlpipeline` command: validate, render, crd.
 
-`validate` does not import the compiler (and hera with it), so CI pays only for what it uses.
-Exit codes: 0 success, 1 invalid input, 2 bad usage, 3 a missing extra (the line names the
-`pip install` that adds it); `promote` has its own (docs/promotion.md).
+Each command imports what it uses only, when it runs (`validate` not the compiler, `render` not
+MLflow or kopf), so CI pays only for what it uses. Exit codes: 0 success, 1 invalid input,
+2 bad usage, 3 a missing extra (the line names the `pip install` that adds it); `promote` has
+its own (docs/promotion.md).
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mlpipeline_operator import __version__, yamlio
+from mlpipeline_operator import __version__
 from mlpipeline_operator.cli_types import ArgumentParser, positive_int
-from mlpipeline_operator.loading import load_pipelines
-from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
-from mlpipeline_operator.promotion.request import add_arguments as add_promote_arguments
+from mlpipeline_operator.perf import long_lived
 
 EXIT_MISSING_EXTRA = 3
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    with long_lived():  # imports: see `main`
+        from mlpipeline_operator.loading import load_pipelines
+
     failed = False
     for path in args.files:
         loaded = load_pipelines(path)
@@ -36,9 +38,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    # Imported here: the compiler pulls in hera, which `validate` does not need.
-    from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline
-    from mlpipeline_operator.core import InvalidPipeline
+    with long_lived():  # imports: see `main`
+        from mlpipeline_operator import yamlio
+        from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline
+        from mlpipeline_operator.core import InvalidPipeline
+        from mlpipeline_operator.loading import load_pipelines
 
     loaded = load_pipelines(args.file)
     if loaded.problems:
@@ -74,8 +78,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from mlpipeline_operator.api.crd import render_crd
-    from mlpipeline_operator.api.peering import render_peering_crds
+    with long_lived():  # imports: see `main`
+        from mlpipeline_operator.api.crd import render_crd
+        from mlpipeline_operator.api.peering import render_peering_crds
 
     sys.stdout.write(render_peering_crds() if args.peering else render_crd())
     return 0
@@ -98,7 +103,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
     try:
         # Imported here: kopf and the Kubernetes client are needed by this command only.
-        from mlpipeline_operator.reconcile import handlers
+        with long_lived():  # imports: see `main`
+            from mlpipeline_operator.reconcile import handlers
     except ImportError as error:
         print(f"mlpipeline operator: error: {missing_extra('operator', error)}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
@@ -108,7 +114,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     # Imported here: only `run` needs the local runner.
-    from mlpipeline_operator.local.command import run_command
+    with long_lived():  # imports: see `main`
+        from mlpipeline_operator.local.command import run_command
 
     return run_command(args)
 
@@ -120,7 +127,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     request = from_namespace(args)
     try:
         # Imported here: only `promote` needs the MLflow client.
-        from mlpipeline_operator.promotion.promote import promote
+        with long_lived():  # imports: see `main`
+            from mlpipeline_operator.promotion.promote import promote
     except ImportError as error:
         # Exit 7 and a Failed decision, as for a tracking URI this installation cannot use.
         from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure
@@ -133,7 +141,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return promote(request, retry_from_namespace(args))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. Given the arguments, it holds the flags of the command they
+    name only: those of `operator`, `run` and `promote` import modules the others do not use."""
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+
+    def wanted(command: str) -> bool:
+        return chosen is None or chosen == command
+
     parser = ArgumentParser(
         prog="mlpipeline",
         description="Validate and render MLPipeline resources; run the operator.",
@@ -166,28 +181,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crd.set_defaults(func=cmd_crd)
 
-    from mlpipeline_operator.reconcile.config import add_arguments as operator_arguments
-
+    # Imported only for the command chosen (in `main`'s `long_lived` block).
     operator = commands.add_parser(
         "operator", help="run the operator (flags default from MLPIPELINE_* variables)"
     )
-    operator_arguments(operator)
+    if wanted("operator"):
+        from mlpipeline_operator.reconcile.config import add_arguments as operator_arguments
+
+        operator_arguments(operator)
     operator.set_defaults(func=cmd_operator)
 
     run = commands.add_parser("run", help="run a pipeline on this machine, as local processes")
-    add_run_arguments(run)
+    if wanted("run"):
+        from mlpipeline_operator.local.arguments import add_arguments as add_run_arguments
+
+        add_run_arguments(run)
     run.set_defaults(func=cmd_run)
 
     promote = commands.add_parser(
         "promote", help="register a run's model in MLflow; move an alias if the gates pass"
     )
-    add_promote_arguments(promote)
+    if wanted("promote"):
+        from mlpipeline_operator.promotion.request import add_arguments as add_promote_arguments
+
+        add_promote_arguments(promote)
     promote.set_defaults(func=cmd_promote)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # Starting a command is mostly importing (pydantic; then the compiler, MLflow or kopf), which
+    # is done in `long_lived` blocks (here and in each command): see `perf.long_lived`.
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with long_lived():
+        args = build_parser(argv).parse_args(argv)
     result: int = args.func(args)
     return result
 

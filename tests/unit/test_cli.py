@@ -135,14 +135,42 @@ def test_crd_command_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
     assert yaml.safe_load(out)["kind"] == "CustomResourceDefinition"
 
 
-def test_validate_does_not_import_the_compiler(tmp_path: Path) -> None:
+# What a command must not import: hera (the compiler writes plain dicts); the MLflow client, kopf
+# and the Kubernetes clients, which only `promote` and `operator` use; other commands' code (the
+# compiler writes the promotion step's request, so `render` needs that part of `promote`).
+NOT_FOR_RENDER = (
+    *("hera", "mlflow", "kopf", "kubernetes", "kubernetes_asyncio"),
+    *("mlpipeline_operator.reconcile", "mlpipeline_operator.local"),
+)
+NOT_FOR_VALIDATE = (
+    *NOT_FOR_RENDER,
+    *("mlpipeline_operator.compiler", "mlpipeline_operator.promotion"),
+)
+LIST_IMPORTED = (
+    "imported = sorted(m for m in sys.modules for f in FORBIDDEN"
+    " if m == f or m.startswith(f + '.'))"
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "forbidden"),
+    [(["validate", "-q"], NOT_FOR_VALIDATE), (["render"], NOT_FOR_RENDER)],
+    ids=["validate", "render"],
+)
+def test_command_imports_only_what_it_uses(
+    tmp_path: Path, command: list[str], forbidden: tuple[str, ...]
+) -> None:
     path = write(tmp_path, "p.yaml", yaml.safe_dump(pipeline()))
     code = (
         "import sys\nfrom mlpipeline_operator.cli import main\n"
-        f"assert main(['validate', '-q', {path!r}]) == 0\n"
-        "assert not any(m.startswith('hera') for m in sys.modules), 'hera imported'\n"
+        f"FORBIDDEN = {forbidden!r}\n"
+        f"assert main({[*command, path]!r}) == 0\n"
+        f"{LIST_IMPORTED}\n"
+        "print('imported:', *imported)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "imported:"
 
 
 def test_console_script_usage_error_exits_2() -> None:
@@ -151,3 +179,25 @@ def test_console_script_usage_error_exits_2() -> None:
     )
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [("operator", "--standalone"), ("run", "--run-dir"), ("promote", "--tracking-uri")],
+)
+def test_help_of_a_command_lists_its_flags(
+    capsys: pytest.CaptureFixture[str], command: str, flag: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    assert flag in capsys.readouterr().out
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("validate", "render", "crd", "operator", "run", "promote"):
+        assert f"    {command} " in out

@@ -121,6 +121,8 @@ class ApiModel(BaseModel):
         validate_default=False,
         # Types as the CRD has them: "3" is not an integer, "true" not a boolean.
         strict=True,
+        # Validators are built on first use: `promote` needs two small models, not all of them.
+        defer_build=True,
     )
 
 
