@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit local test crd golden docs generate benchmark benchmark-operator demo
+.PHONY: help venv lint typecheck unit local test crd golden docs generate benchmark benchmark-operator benchmark-cli demo
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ benchmark: venv ## compile benchmark (prints medians)
 
 benchmark-operator: venv binaries ## operator benchmark on the real control plane
 	$(PY) -m benchmarks.operator_bench
+
+# REF: another checkout to compare with, e.g. `git worktree add --detach /tmp/main-ref main`.
+benchmark-cli: venv ## the command's speed (validate, render, promote), side by side with REF=DIR
+	$(PY) -m benchmarks.cli_speed $(REF)
 
 -include mk/*.mk
 
