@@ -220,6 +220,26 @@ def peering_record(kube: Kube, kind: str, namespace: str | None) -> dict[str, An
     return status
 
 
+def namespaced_release(kube: Kube, name: str) -> tuple[str, str, list[dict[str, Any]]]:
+    """The namespaced chart rendered as release `name` watching a namespace of its own: the
+    release's namespace, the watched one (both created) and the chart's objects."""
+    release_namespace = f"{name}-op-{uuid.uuid4().hex[:6]}"
+    watched = f"{name}-ml-{uuid.uuid4().hex[:6]}"
+    for namespace in (release_namespace, watched):
+        ensure_namespace(kube, namespace)
+    objects = render(
+        [CHART_DIR / "ci" / "namespaced-values.yaml"],
+        [
+            f"operator.watchNamespaces={{{watched}}}",
+            f"fullnameOverride={name}-operator",
+            "crds.install=false",
+        ],
+        namespace=release_namespace,
+        include_crds=False,
+    )
+    return release_namespace, watched, objects
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -407,20 +427,7 @@ def test_namespaced_mode_works_in_its_namespace_only(
     """The namespaced chart's Role, RoleBinding and KopfPeering: the operator runs a pipeline to
     success in its namespace, without a refused request; elsewhere it has no rights."""
     kube = chart_plane.kube
-    release_namespace = f"ns-op-{uuid.uuid4().hex[:6]}"
-    watched = f"ns-ml-{uuid.uuid4().hex[:6]}"
-    for namespace in (release_namespace, watched):
-        ensure_namespace(kube, namespace)
-    objects = render(
-        [CHART_DIR / "ci" / "namespaced-values.yaml"],
-        [
-            f"operator.watchNamespaces={{{watched}}}",
-            "fullnameOverride=ns-operator",
-            "crds.install=false",
-        ],
-        namespace=release_namespace,
-        include_crds=False,
-    )
+    release_namespace, watched, objects = namespaced_release(kube, "ns")
     for obj in objects:
         if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding", "KopfPeering"):
             kube.apply(obj)
@@ -463,20 +470,7 @@ def test_missing_peering_is_reported_until_the_operator_may_create_it(
     election at once and again at every retry, does nothing meanwhile, and goes on by itself
     once the right is granted."""
     kube = chart_plane.kube
-    release_namespace = f"np-op-{uuid.uuid4().hex[:6]}"
-    watched = f"np-ml-{uuid.uuid4().hex[:6]}"
-    for namespace in (release_namespace, watched):
-        ensure_namespace(kube, namespace)
-    objects = render(
-        [CHART_DIR / "ci" / "namespaced-values.yaml"],
-        [
-            f"operator.watchNamespaces={{{watched}}}",
-            "fullnameOverride=np-operator",
-            "crds.install=false",
-        ],
-        namespace=release_namespace,
-        include_crds=False,
-    )
+    release_namespace, watched, objects = namespaced_release(kube, "np")
     create_peering = {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["create"]}
     for obj in objects:
         if obj["kind"] == "Role":
