@@ -1,4 +1,4 @@
-"""The `mlpipeline` command: validate, render, crd.
+"""The `mlpipeline` command: validate, render, run, promote, operator, crd.
 
 Each command imports what it uses only, when it runs (`validate` not the compiler, `render` not
 MLflow or kopf), so CI pays only for what it uses. Exit codes: 0 success, 1 invalid input,
