@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar, overload
+from urllib.parse import urlsplit
 
 from mlpipeline_operator.messages import quoted
 
@@ -89,6 +90,23 @@ def one_of(choices: Sequence[str]) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def http_endpoint(text: str) -> str:
+    """An endpoint to serve, `http://HOST:PORT/PATH`; empty: none."""
+    if not text:
+        return text
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme == "http" and bool(parts.hostname and parts.port and parts.path)
+    except ValueError:  # a port that is not a number, a bracket left open
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text)}: expected http://HOST:PORT/PATH, e.g. http://0.0.0.0:9090/metrics,"
+            " or empty to disable"
+        )
+    return text
 
 
 def comma_list(text: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
 from mlpipeline_operator.cli_types import (
     EnvDefault,
     comma_list,
+    http_endpoint,
     integer,
     one_of,
     positive_int,
@@ -48,6 +49,10 @@ class OperatorConfig:
 
     liveness: str | None = "http://0.0.0.0:8080/healthz"
     """Liveness endpoint URL (`--liveness`; env `MLPIPELINE_LIVENESS`); empty to disable."""
+
+    metrics: str | None = "http://0.0.0.0:9090/metrics"
+    """Prometheus metrics endpoint URL (`--metrics`; env `MLPIPELINE_METRICS`), on a port of
+    its own; empty to disable. docs/metrics.md lists the series."""
 
     watch_timeout: int = 300
     """Seconds after which the API server ends a watch and kopf starts a new one
@@ -106,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         ),
     )
     parser.add_argument(
+        "--metrics",
+        # Empty: no metrics endpoint.
+        type=http_endpoint,
+        default=EnvDefault(
+            "MLPIPELINE_METRICS", http_endpoint, OperatorConfig.metrics, keep_empty=True, env=env
+        ),
+    )
+    parser.add_argument(
         "--watch-timeout",
         type=positive_int,
         default=EnvDefault(
@@ -146,6 +159,7 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         peering_retry_interval=args.peering_retry_interval,
         priority=args.priority if args.priority is not None else random.randint(1, 32767),
         liveness=args.liveness or None,
+        metrics=args.metrics or None,
         watch_timeout=args.watch_timeout,
         inactivity_timeout=args.inactivity_timeout,
         log_format=args.log_format,

@@ -24,8 +24,9 @@ from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline
 from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
+from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
-from mlpipeline_operator.reconcile.reconciler import Reconciler
+from mlpipeline_operator.reconcile.reconciler import Emit, Reconciler
 from mlpipeline_operator.reconcile.status import Event
 
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
@@ -39,7 +40,7 @@ async def configure(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     """Production settings: our own annotations for kopf's state, watch timeouts, events; the
-    peering object that leader election needs."""
+    peering object that leader election needs; the metrics endpoint."""
     config: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     # A prefix of its own: kopf ignores annotations under it, and ours (rerun) must count.
@@ -56,7 +57,11 @@ async def configure(
     settings.scanning.disabled = True
     settings.peering.mandatory = config.peering is not None
     settings.peering.clusterwide = config.clusterwide
-    memo.kube = Kube(await connect())
+    metrics: Metrics = memo.metrics
+    if config.metrics is not None:
+        memo.metrics_server = MetricsServer(metrics, config.metrics)
+        await memo.metrics_server.start()
+    memo.kube = Kube(await connect(), count_error=metrics.count_api_error)
     if config.peering is not None:
         # In the background: until the object exists, kopf pauses every handler anyway.
         memo.peering_task = asyncio.create_task(
@@ -68,21 +73,31 @@ async def configure(
         kube=memo.kube,
         options=CompileOptions(promotion_image=config.promotion_image),
     )
+    memo.post_event = event_poster(metrics)
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Stop creating peering objects; close the API client."""
+    """Stop creating peering objects; close the API client and the metrics endpoint."""
     task: asyncio.Task[None] | None = memo.get("peering_task")
     if task is not None:
         task.cancel()
     await memo.kube.api.close()
+    server: MetricsServer | None = memo.get("metrics_server")
+    if server is not None:
+        await server.stop()
 
 
-async def post_event(pipeline: Mapping[str, Any], event: Event) -> None:
-    """Queue a Kubernetes Event on the pipeline (kopf posts it in the background)."""
-    body = cast(kopf.Body, pipeline)  # kopf reads only apiVersion, kind and metadata
-    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+def event_poster(metrics: Metrics) -> Emit:
+    """What the reconciler emits: counted in the metrics, then posted as a Kubernetes Event."""
+
+    async def post_event(pipeline: Mapping[str, Any], event: Event) -> None:
+        """Queue a Kubernetes Event on the pipeline (kopf posts it in the background)."""
+        metrics.count_event(event)
+        body = cast(kopf.Body, pipeline)  # kopf reads only apiVersion, kind and metadata
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+    return post_event
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -91,7 +106,8 @@ async def post_event(pipeline: Mapping[str, Any], event: Event) -> None:
 async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Validate, compile and submit the run of the current generation; write the status."""
     try:
-        await memo.reconciler.reconcile(body, post_event)
+        with memo.metrics.reconciling():
+            await memo.reconciler.reconcile(body, memo.post_event)
     except InvalidPipeline as error:
         raise kopf.PermanentError(f"invalid spec: {error}") from None
     except Retryable as error:
@@ -106,7 +122,8 @@ async def run_changed(
 ) -> None:
     """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
     try:
-        await memo.reconciler.refresh_for_run(body, post_event, type)
+        with memo.metrics.handling("run_changed"):
+            await memo.reconciler.refresh_for_run(body, memo.post_event, type)
     except (Retryable, Refused) as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
 
@@ -124,6 +141,6 @@ def run(config: OperatorConfig) -> None:
             peering_name=config.peering,
             priority=config.priority,
             liveness_endpoint=config.liveness,
-            memo=kopf.Memo(config=config),
+            memo=kopf.Memo(config=config, metrics=Metrics()),
         )
     )

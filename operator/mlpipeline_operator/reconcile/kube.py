@@ -8,7 +8,7 @@ object: re-read and recompute), `Retryable` (the API server is busy or unreachab
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from kubernetes_asyncio import client, config
@@ -98,6 +98,10 @@ class KubeApi(Protocol):
         ...
 
 
+def _count_nothing(_: int | None) -> None:
+    pass
+
+
 async def connect() -> client.ApiClient:
     """An API client from the pod's service account, else from the kubeconfig."""
     try:
@@ -110,16 +114,22 @@ async def connect() -> client.ApiClient:
 class Kube:
     """Typed access to MLPipelines and the Argo objects they own."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(
+        self, api: client.ApiClient, count_error: Callable[[int | None], None] | None = None
+    ) -> None:
+        """`count_error`: told the HTTP status of every failed request (None: no answer)."""
         self.api = api
         self.custom = client.CustomObjectsApi(api)
+        self.count_error = count_error or _count_nothing
 
     async def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await method(*args, **kwargs)
         except ApiException as error:
+            self.count_error(error.status)
             raise _translate(error, what) from None
         except OSError as error:  # connection refused, reset, DNS...
+            self.count_error(None)
             raise Retryable(f"{what}: {error}") from None
 
     async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
