@@ -8,6 +8,11 @@ from mlpipeline_operator.cli_types import ArgumentParser
 from mlpipeline_operator.reconcile.config import OperatorConfig, add_arguments, from_arguments
 
 
+METRICS_EXPECTED = (
+    "expected http://HOST:PORT/PATH, e.g. http://0.0.0.0:9090/metrics, or empty to disable"
+)
+
+
 def parse(argv: list[str], env: dict[str, str]) -> OperatorConfig:
     parser = ArgumentParser(prog="mlpipeline operator")
     add_arguments(parser, env)
@@ -20,6 +25,7 @@ def test_defaults_watch_every_namespace_with_peering() -> None:
     assert config.peering == "mlpipeline-operator"
     assert 1 <= config.priority <= 32767
     assert config.liveness == "http://0.0.0.0:8080/healthz"
+    assert config.metrics == "http://0.0.0.0:9090/metrics"
     assert config.log_format == "full"
 
 
@@ -33,6 +39,7 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         "MLPIPELINE_WATCH_TIMEOUT": "60",
         "MLPIPELINE_INACTIVITY_TIMEOUT": "30",
         "MLPIPELINE_LIVENESS": "",
+        "MLPIPELINE_METRICS": "",
     }
     config = parse([], env)
     assert config.namespaces == ("ml", "staging") and not config.clusterwide
@@ -41,12 +48,16 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         "example/op:2",
         "json",
     )
-    assert config.peering is None and config.liveness is None
+    assert config.peering is None and config.liveness is None and config.metrics is None
     assert (config.watch_timeout, config.inactivity_timeout) == (60, 30.0)
     flags = parse(
         ["-n", "other", "--priority", "9", "--standalone"], {"MLPIPELINE_NAMESPACES": "ml"}
     )
     assert flags.namespaces == ("other",) and flags.priority == 9 and flags.peering is None
+    served = parse(
+        ["--metrics", "http://127.0.0.1:9100/m"], {"MLPIPELINE_METRICS": "http://0.0.0.0:1/x"}
+    )
+    assert served.metrics == "http://127.0.0.1:9100/m"
 
 
 @pytest.mark.parametrize(
@@ -65,6 +76,16 @@ def test_environment_sets_defaults_and_flags_win() -> None:
             "expected a number of seconds > 0, e.g. 30 or 0.5",
         ),
         ("MLPIPELINE_LOG_FORMAT", "xml", "expected one of full, plain, json"),
+        *[
+            ("MLPIPELINE_METRICS", url, METRICS_EXPECTED)
+            for url in (
+                "9090",
+                "https://0.0.0.0:9090/metrics",
+                "http://0.0.0.0/metrics",
+                "http://0.0.0.0:90x/metrics",
+                "http://0.0.0.0:9090",
+            )
+        ],
     ],
 )
 def test_a_bad_variable_is_named(
@@ -74,3 +95,12 @@ def test_a_bad_variable_is_named(
         parse([], {name: value})
     assert caught.value.code == 2
     assert capsys.readouterr().err == f'mlpipeline operator: {name}="{value}": {expected}\n'
+
+
+def test_a_bad_metrics_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse(["--metrics", "localhost:9090"], {})
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f'mlpipeline operator: error: argument --metrics: "localhost:9090": {METRICS_EXPECTED}'
+    )

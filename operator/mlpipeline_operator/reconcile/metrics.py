@@ -51,7 +51,7 @@ class Metrics:
 
     def __init__(self, process: bool = True) -> None:
         # No `_created` series (the time each series began): Prometheus does not need them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # (no annotations)
         self.registry = CollectorRegistry()
         if process:
             ProcessCollector(registry=self.registry)
