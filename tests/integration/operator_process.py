@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.controlplane.harness import ApiException, ControlPlane, Kube, ManagedProcess, free_port
 from tests.unit.pipelines import pipeline
 
@@ -38,6 +40,7 @@ class OperatorProcess:
         self.args = list(args)
         self.name = name
         self.port = free_port()
+        self.metrics_port = free_port()
         self.process: ManagedProcess | None = None
         self.starts = 0
         self.env = dict(env or {})
@@ -57,6 +60,8 @@ class OperatorProcess:
             "operator",
             "--liveness",
             f"http://127.0.0.1:{self.port}/healthz",
+            "--metrics",
+            f"http://127.0.0.1:{self.metrics_port}/metrics",
             "--promotion-image",
             "example.com/mlpipeline-operator:test",
             *self.args,
@@ -78,6 +83,23 @@ class OperatorProcess:
             return False
         finally:
             conn.close()
+
+    def metrics(self) -> dict[str, float]:
+        """The operator's series now, as `name{label="value",...}` (labels sorted): value."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            assert response.status == 200, response.status
+            text = response.read().decode()
+        finally:
+            conn.close()
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return samples
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything."""
