@@ -91,6 +91,7 @@ def test_default_values_cluster_wide_with_peering() -> None:
             "ClusterRole",  # -edit, aggregated to admin and edit
             "ClusterRole",  # -view, aggregated to view
             "Deployment",  # the operator creates its ClusterKopfPeering itself
+            "Service",  # -metrics
         ]
     )
     crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
@@ -112,7 +113,11 @@ def test_default_values_cluster_wide_with_peering() -> None:
     assert "MLPIPELINE_PRIORITY" not in env  # every replica draws its own
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    assert env["MLPIPELINE_METRICS"] == "http://0.0.0.0:9090/metrics"
 
 
 def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
@@ -192,6 +197,45 @@ def test_scheduling_and_tuning_values() -> None:
     assert pod["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
 
 
+def test_metrics_service_and_service_monitor() -> None:
+    service = find(_render(None), "Service", "mlpipeline-operator-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    selector = find(_render(None), "Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    assert not of_kind(_render(None), "ServiceMonitor")  # off by default
+
+    objects = _render(
+        None,
+        "metrics.port=9100",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.release=prometheus",
+        "metrics.serviceMonitor.interval=15s",
+    )
+    monitor = find(objects, "ServiceMonitor", "mlpipeline-operator")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"] == {"matchLabels": selector}
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["mlpipeline-system"]}
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s"}
+    ]
+    service = find(objects, "Service", "mlpipeline-operator-metrics")
+    assert service["spec"]["ports"][0]["port"] == 9100
+    assert _container(objects)["ports"][1] == {
+        "name": "metrics",
+        "containerPort": 9100,
+        "protocol": "TCP",
+    }
+    assert _env(objects)["MLPIPELINE_METRICS"] == "http://0.0.0.0:9100/metrics"
+
+    off = _render(None, "metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
+    assert not of_kind(off, "Service") and not of_kind(off, "ServiceMonitor")
+    assert [p["name"] for p in _container(off)["ports"]] == ["health"]
+    assert _env(off)["MLPIPELINE_METRICS"] == ""
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
@@ -201,6 +245,8 @@ def test_scheduling_and_tuning_values() -> None:
         (["operator.watchNamespaces={Not_A_Namespace}"], "watchNamespaces"),
         (["operator.logFormat=xml"], "logFormat"),
         (["operator.watchTimeout=2.5"], "watchTimeout"),
+        (["metrics.port=0"], "metrics.port"),
+        (["metrics.serviceMonitor.interval=soon"], "interval"),
         (["replicaCount=2", "operator.peering.enabled=false"], "needs operator.peering.enabled"),
         (["replicaCount=2", "operator.priority=5"], "operator.priority must stay empty"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
