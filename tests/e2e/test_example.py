@@ -1,6 +1,7 @@
 """The product on the real cluster, as a user meets it: the operator installed by its chart
 (by the cluster fixture), the fraud-detection example applied with kubectl, run by Argo, its
-model promoted in MLflow; then a worse model that the champion/challenger gate rejects."""
+model promoted in MLflow; then a worse model that the champion/challenger gate rejects; and the
+operator's metrics, scraped through the API server, counting what happened."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.chart.helm import NAMESPACE as OPERATOR_NAMESPACE
 from tests.controlplane.harness import REPO_ROOT
 from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
 from tests.e2e.pipelines import (
@@ -95,3 +98,45 @@ def test_worse_model_is_rejected(cluster: NodeCluster, first_run: dict[str, Any]
     assert champion_version(cluster, "fraud-detection") == champion
     history = {run["name"]: run for run in status["history"]}
     assert history[first_run["status"]["lastRun"]["name"]]["phase"] == "Succeeded"
+
+
+def operator_metrics(cluster: NodeCluster) -> dict[str, float]:
+    """The operator's series summed over its pods (the chart's metrics port, through the API
+    server's proxy): only the leader acts, the replica standing by counts zeros."""
+    assert cluster.control_plane is not None
+    pods = cluster.control_plane.kube.list_objects("v1", "Pod", OPERATOR_NAMESPACE)
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    total: dict[str, float] = {}
+    for pod in pods:
+        path = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{pod['metadata']['name']}:9090"
+        text = cluster.kubectl("get", "--raw", f"{path}/proxy/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                key = f"{sample.name}{{{labels}}}" if labels else sample.name
+                total[key] = total.get(key, 0) + sample.value
+    return total
+
+
+def test_operator_metrics_count_the_example(
+    cluster: NodeCluster, first_run: dict[str, Any]
+) -> None:
+    """At least what the example did (the scenarios above, whichever ran): one run submitted
+    for each run in the pipeline's history, each decision seen counted."""
+    assert cluster.control_plane is not None
+    now = cluster.control_plane.kube.get(
+        "mlops.gitops.dev/v1alpha1", "MLPipeline", "fraud-detection", PIPELINE_NAMESPACE
+    )
+    runs = len(now["status"]["history"])
+    succeeded = sum(run["phase"] == "Succeeded" for run in now["status"]["history"])
+    decisions = {first_run["status"]["promotion"]["decision"]}
+    decisions.add(now["status"]["promotion"]["decision"])
+    found = operator_metrics(cluster)
+    p = "mlpipeline_operator_"
+    assert found[f"{p}runs_submitted_total"] >= runs >= 1, found
+    assert found[f'{p}runs_finished_total{{phase="Succeeded"}}'] >= succeeded >= 1, found
+    for decision in decisions:
+        assert found[f'{p}promotions_total{{decision="{decision}"}}'] >= 1, found
+    assert found[f'{p}promotions_total{{decision="Promoted"}}'] >= 1, found
+    assert found[f'{p}reconciles_total{{result="success"}}'] >= runs, found
+    assert found[f'{p}handlers_in_progress{{handler="reconcile"}}'] == 0, found
