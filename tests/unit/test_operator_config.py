@@ -7,7 +7,6 @@ import pytest
 from mlpipeline_operator.cli_types import ArgumentParser
 from mlpipeline_operator.reconcile.config import OperatorConfig, add_arguments, from_arguments
 
-
 METRICS_EXPECTED = (
     "expected http://HOST:PORT/PATH, e.g. http://0.0.0.0:9090/metrics, or empty to disable"
 )
