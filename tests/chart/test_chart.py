@@ -188,7 +188,11 @@ def test_scheduling_and_tuning_values() -> None:
     assert "annotations" not in crd["metadata"]  # crds.keep: false
     container = _container(objects)
     assert container["args"] == ["operator", "--watch-timeout", "600"]
-    assert container["ports"][0]["containerPort"] == 9090
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+        ("health", 9090),
+        ("metrics", 9091),
+    ]
+    assert _env(objects)["MLPIPELINE_METRICS"] == "http://0.0.0.0:9091/metrics"
     assert _env(objects)["MLPIPELINE_LIVENESS"] == "http://0.0.0.0:9090/healthz"
     assert _env(objects)["HTTPS_PROXY"] == "http://proxy.example.com:3128"
     pod = deployment["spec"]["template"]
@@ -246,6 +250,7 @@ def test_metrics_service_and_service_monitor() -> None:
         (["operator.logFormat=xml"], "logFormat"),
         (["operator.watchTimeout=2.5"], "watchTimeout"),
         (["metrics.port=0"], "metrics.port"),
+        (["metrics.port=8080"], "metrics.port must differ from operator.healthPort"),
         (["metrics.serviceMonitor.interval=soon"], "interval"),
         (["replicaCount=2", "operator.peering.enabled=false"], "needs operator.peering.enabled"),
         (["replicaCount=2", "operator.priority=5"], "operator.priority must stay empty"),
