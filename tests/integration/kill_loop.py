@@ -9,6 +9,7 @@ activity: after k lines of its log, or after the next Workflow it creates.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
@@ -66,7 +67,8 @@ class KillLoopResult:
     @property
     def missing_current(self) -> list[str]:
         return sorted(
-            name for name, generation in self.generations.items()
+            name
+            for name, generation in self.generations.items()
             if (name, generation) not in self.runs
         )
 
@@ -114,13 +116,14 @@ class KillLoop:
         )
         self.changes: Counter[str] = Counter()
         self.workflows_seen = 0  # Workflows that existed at the last kill
+        self.started_lines = 0  # lines in the log of the running operator when it answered
 
     def _apply(self, operation: Operation) -> None:
         if operation.kind == "create":
             self.kube.create(make_pipeline(self.namespace, name=operation.name))
         else:
             self.changes[operation.name] += 1
-            value = f"0.{self.changes[operation.name]}"
+            value = f"0.{100 + self.changes[operation.name]}"  # never the base value, 0.1
             self.kube.patch(
                 PIPELINE_API,
                 "MLPipeline",
@@ -142,7 +145,7 @@ class KillLoop:
         try:
             for chunk in chunks[:-1]:
                 self._start_during(chunk)
-                self._kill()
+                self._kill(chunk)
             last_kill = time.monotonic()
             self._start_during(chunks[-1])
             self._wait_converged()
@@ -168,18 +171,25 @@ class KillLoop:
         for operation in chunk[:half]:
             self._apply(operation)
         self.operator.start()
+        self.started_lines = self._log_lines()
         for operation in chunk[half:]:
             self._apply(operation)
 
-    def _kill(self) -> None:
+    def _kill(self, chunk: list[Operation]) -> None:
         """SIGKILL at a moment drawn relative to what the operator does."""
         if self.rng.random() < 0.5:
-            # The start-up writes a few lines, and each operation of the chunk at least one once
-            # handled: k lines always come.
-            lines = self.rng.randint(1, len(self.operations) // (self.kills + 1))
+            # After k lines past the start-up: each operation applied since the start logs at
+            # least three once handled (submitted, handler succeeded, processed), and half the
+            # chunk (rounded up) was applied since, so k <= len(chunk) lines always come.
+            lines = self.rng.randint(1, len(chunk))
             self.result.triggers["after k log lines"] += 1
             self.log(f"kill {self.operator.starts}: after {lines} log lines")
-            wait(lambda: self._log_lines() >= lines, TIMEOUT, f"{lines} log lines", self.operator)
+            wait(
+                lambda: self._log_lines() - self.started_lines >= lines,
+                TIMEOUT,
+                f"{lines} log lines",
+                self.operator,
+            )
         else:
             # The chunk held a creation or a spec change, whose run the operator has not yet
             # created (it was down): a new Workflow always comes.
@@ -255,10 +265,8 @@ class KillLoop:
 
         # Statuses settle on their own; a wrong one that stays is reported, not waited on past
         # the guard.
-        try:
+        with contextlib.suppress(AssertionError):
             wait(lambda: not wrong(), TIMEOUT, "every status Succeeded", self.operator)
-        except AssertionError:
-            pass
         self.result.wrong = wrong()
         self.result.statuses_right = len(expected) - len(self.result.wrong)
 
