@@ -21,6 +21,7 @@ def test_defaults_watch_every_namespace_with_peering() -> None:
     assert 1 <= config.priority <= 32767
     assert config.liveness == "http://0.0.0.0:8080/healthz"
     assert config.log_format == "full"
+    assert config.peering_lifetime == 10
 
 
 def test_environment_sets_defaults_and_flags_win() -> None:
@@ -33,8 +34,10 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         "MLPIPELINE_WATCH_TIMEOUT": "60",
         "MLPIPELINE_INACTIVITY_TIMEOUT": "30",
         "MLPIPELINE_LIVENESS": "",
+        "MLPIPELINE_PEERING_LIFETIME": "30",
     }
     config = parse([], env)
+    assert config.peering_lifetime == 30
     assert config.namespaces == ("ml", "staging") and not config.clusterwide
     assert (config.priority, config.promotion_image, config.log_format) == (
         7,
@@ -65,6 +68,7 @@ def test_environment_sets_defaults_and_flags_win() -> None:
             "expected a number of seconds > 0, e.g. 30 or 0.5",
         ),
         ("MLPIPELINE_LOG_FORMAT", "xml", "expected one of full, plain, json"),
+        ("MLPIPELINE_PEERING_LIFETIME", "2.5", "expected a positive integer"),
     ],
 )
 def test_a_bad_variable_is_named(
