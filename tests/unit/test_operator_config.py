@@ -26,6 +26,7 @@ def test_defaults_watch_every_namespace_with_peering() -> None:
     assert config.liveness == "http://0.0.0.0:8080/healthz"
     assert config.metrics == "http://0.0.0.0:9090/metrics"
     assert config.log_format == "full"
+    assert config.peering_lifetime == 10
 
 
 def test_environment_sets_defaults_and_flags_win() -> None:
@@ -39,8 +40,10 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         "MLPIPELINE_INACTIVITY_TIMEOUT": "30",
         "MLPIPELINE_LIVENESS": "",
         "MLPIPELINE_METRICS": "",
+        "MLPIPELINE_PEERING_LIFETIME": "30",
     }
     config = parse([], env)
+    assert config.peering_lifetime == 30
     assert config.namespaces == ("ml", "staging") and not config.clusterwide
     assert (config.priority, config.promotion_image, config.log_format) == (
         7,
@@ -85,6 +88,7 @@ def test_environment_sets_defaults_and_flags_win() -> None:
                 "http://0.0.0.0:9090",
             )
         ],
+        ("MLPIPELINE_PEERING_LIFETIME", "2.5", "expected a positive integer"),
     ],
 )
 def test_a_bad_variable_is_named(

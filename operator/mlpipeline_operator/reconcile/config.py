@@ -43,6 +43,13 @@ class OperatorConfig:
     """Seconds between attempts to create a missing peering object, each failure logged with
     what would fix it (env `MLPIPELINE_PEERING_RETRY_INTERVAL`)."""
 
+    peering_lifetime: int = 10
+    """Seconds a replica's record in the peering object stays valid (env
+    `MLPIPELINE_PEERING_LIFETIME`). kopf renews it 5 to 10 seconds before it expires (at least
+    every second); when the leader dies, the others take over once its record has expired, so
+    this bounds the failover. kopf's own default, 60 s, would leave pipelines unhandled for up
+    to a minute."""
+
     priority: int = 0
     """Peering priority (`--priority`; env `MLPIPELINE_PRIORITY`). Replicas must differ: the one
     with the highest priority acts and the others pause. Default: random in 1..32767."""
@@ -146,6 +153,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             OperatorConfig.peering_retry_interval,
             env=env,
         ),
+        peering_lifetime=EnvDefault(
+            "MLPIPELINE_PEERING_LIFETIME", positive_int, OperatorConfig.peering_lifetime, env=env
+        ),
     )
 
 
@@ -157,6 +167,7 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         promotion_image=args.promotion_image,
         peering=peering,
         peering_retry_interval=args.peering_retry_interval,
+        peering_lifetime=args.peering_lifetime,
         priority=args.priority if args.priority is not None else random.randint(1, 32767),
         liveness=args.liveness or None,
         metrics=args.metrics or None,

@@ -57,6 +57,10 @@ async def configure(
     settings.scanning.disabled = True
     settings.peering.mandatory = config.peering is not None
     settings.peering.clusterwide = config.clusterwide
+    # The failover bound: a dead leader's record expires after this long (kopf renews it
+    # 5-10 s before that). Keep-alives are not logged: with a short lifetime they are frequent.
+    settings.peering.lifetime = config.peering_lifetime
+    settings.peering.stealth = True
     metrics: Metrics = memo.metrics
     if config.metrics is not None:
         memo.metrics_server = MetricsServer(metrics, config.metrics)
