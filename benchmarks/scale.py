@@ -1,0 +1,438 @@
+"""The operator at scale on the real control plane, optionally side by side with another checkout.
+
+Run: `make benchmark-scale` (`python -m benchmarks.scale [--ref DIR]`; needs `make binaries`).
+For each tree (this one, and the checkout at --ref when given, each on a fresh control plane):
+
+1. --pipelines MLPipelines of --steps steps, each with --history finished runs: Workflows of
+   that many steps written by the benchmark with a finished status (as Argo leaves them), with
+   the operator's labels and owner references; the newest is the run of generation 1, which
+   the operator adopts when it starts;
+2. the operator starts (one process, `--standalone`, the image's packages only) and settles:
+   every pipeline has a status for generation 1;
+3. a burst: every pipeline gets a new generation at once (16 client threads), so --pipelines
+   fresh runs are submitted: time until every Workflow exists and every status names its run;
+4. status lag: for --lag-samples of the new runs, one after the other, the benchmark writes the
+   Workflow's status the way Argo does (Running, then Succeeded) and times until the
+   pipeline's status shows the phase.
+
+Figures: those times, the operator's peak RSS (VmHWM) and CPU seconds, and its API requests
+from the API server's audit log (the operator runs as a user of its own, the only one audited),
+by kind, per fresh run of the burst and per status change of step 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import datetime
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, watch
+
+from benchmarks.e2e_bench import now_rfc3339
+from benchmarks.operator_bench import hide_sync_client, peak_rss_mib, percentile
+from mlpipeline_operator.compiler.workflow import compile_run
+from mlpipeline_operator.core import run_name
+from mlpipeline_operator.validation import validate_document
+from tests.controlplane.harness import (
+    ControlPlane,
+    issue_client_certificate,
+    running_control_plane,
+    write_kubeconfig,
+)
+from tests.integration.operator_process import OperatorProcess
+from tests.unit.argo_runs import StepRun, workflow_status
+from tests.unit.pipelines import chain
+
+NAMESPACE = "scale"
+OPERATOR_USER = "mlpipeline-operator"
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}],
+}
+PIPELINE = ("mlops.gitops.dev", "v1alpha1", "mlpipelines")
+WORKFLOW = ("argoproj.io", "v1alpha1", "workflows")
+# Requests by kind, in the order they are printed.
+KINDS = {
+    "create workflows": "Workflow create",
+    "update mlpipelines/status": "status write",
+    "create events": "Event",
+    "patch mlpipelines": "kopf's patch",
+    "get mlpipelines": "get MLPipeline",
+    "get workflows": "get Workflow",
+    "list workflows": "list Workflows",
+    "list mlpipelines": "list MLPipelines",
+    "delete workflows": "delete Workflow",
+}
+
+
+@dataclass
+class Figures:
+    settle: float = 0.0
+    all_workflows: float = 0.0
+    all_status: float = 0.0
+    lag_p50: float = 0.0
+    lag_p95: float = 0.0
+    rss: float = 0.0
+    cpu_start: float = 0.0
+    cpu_burst: float = 0.0
+    cpu_lag: float = 0.0
+    per_run: dict[str, float] = field(default_factory=dict)
+    per_change: dict[str, float] = field(default_factory=dict)
+
+
+def audited(audit_log: Path, since: str, until: str) -> collections.Counter[str]:
+    """The operator's requests received between two RFC 3339 times, by verb and resource
+    (a watch counts once, when it starts)."""
+    counts: collections.Counter[str] = collections.Counter()
+    with audit_log.open() as lines:
+        for line in lines:
+            event = json.loads(line)
+            is_watch = event["verb"] == "watch"
+            if event["stage"] != ("ResponseStarted" if is_watch else "ResponseComplete"):
+                continue
+            if not since <= event["requestReceivedTimestamp"] < until:
+                continue
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "?") + (
+                f"/{ref['subresource']}" if "subresource" in ref else ""
+            )
+            counts[f"{event['verb']} {resource}"] += 1
+    return counts
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class FirstSeen:
+    """Records when each object of a watched collection first satisfies a predicate."""
+
+    def __init__(
+        self,
+        plane: ControlPlane,
+        resource: tuple[str, str, str],
+        key: Callable[[Mapping[str, Any]], str | None],
+        label_selector: str = "",
+    ) -> None:
+        self.api = client.CustomObjectsApi(plane.kube.api_client)
+        self.resource = resource
+        self.key = key
+        self.label_selector = label_selector
+        self.seen: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        group, version, plural = self.resource
+        while not self.stop:
+            stream = watch.Watch().stream(
+                self.api.list_namespaced_custom_object,
+                group,
+                version,
+                NAMESPACE,
+                plural,
+                label_selector=self.label_selector,
+                timeout_seconds=30,
+            )
+            try:
+                for event in stream:
+                    name = self.key(event["object"])
+                    if name is not None:
+                        with self.lock:
+                            self.seen.setdefault(name, time.perf_counter())
+                    if self.stop:
+                        break
+            except urllib3.exceptions.HTTPError:
+                continue  # the server ended the watch: watch again (events are keyed by name)
+
+    def wait_all(self, names: set[str], timeout: float) -> float:
+        """The time the last of `names` was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if names <= self.seen.keys():
+                    return max(self.seen[n] for n in names)
+            time.sleep(0.01)
+        with self.lock:
+            missing = len(names - self.seen.keys())
+        raise TimeoutError(f"{missing} of {len(names)} {self.resource[2]} not seen")
+
+
+def pipeline_doc(name: str, steps: int, generation_marker: str) -> dict[str, Any]:
+    doc = chain(steps)
+    doc["metadata"] = {"name": name, "namespace": NAMESPACE}
+    doc["spec"]["parameters"] = [{"name": "marker", "value": generation_marker}]
+    return doc
+
+
+def history_workflows(body: Mapping[str, Any], history: int) -> list[dict[str, Any]]:
+    """The pipeline's finished runs: the compiled run, named and labelled as the operator
+    names them, with the status Argo leaves on a run whose every step succeeded. The newest is
+    the run of generation 1; the older ones have names of their own."""
+    meta = body["metadata"]
+    pipeline, problems = validate_document(copy.deepcopy(dict(body)))
+    assert pipeline is not None, problems
+    manifest = compile_run(pipeline).manifest
+    steps = {s["name"]: StepRun("Succeeded") for s in body["spec"]["steps"]}
+    owner = {
+        "apiVersion": "mlops.gitops.dev/v1alpha1",
+        "kind": "MLPipeline",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    runs = []
+    for index in range(history):
+        newest = index == history - 1
+        name = run_name(NAMESPACE, meta["name"], 1) if newest else f"{meta['name']}-old-{index}"
+        wf = copy.deepcopy(manifest)
+        wf["metadata"].update(name=name, namespace=NAMESPACE, ownerReferences=[owner])
+        started = f"2026-01-01T0{index}:00:00Z"
+        finished = f"2026-01-01T0{index}:30:00Z"
+        wf["status"] = workflow_status(name, "Succeeded", steps, started=started, finished=finished)
+        runs.append(wf)
+    return runs
+
+
+def argo_status(kube: Any, name: str, phase: str) -> None:
+    """Write a Workflow's status as Argo's controller does: the whole object, replaced."""
+    api = client.CustomObjectsApi(kube.api_client)
+    wf = api.get_namespaced_custom_object(*WORKFLOW[:2], NAMESPACE, WORKFLOW[2], name)
+    steps = {t["name"]: StepRun(phase) for t in _tasks(wf)}
+    finished = "2026-01-02T00:30:00Z" if phase != "Running" else None
+    wf["status"] = workflow_status(
+        name, phase, steps, started="2026-01-02T00:00:00Z", finished=finished
+    )
+    api.replace_namespaced_custom_object(*WORKFLOW[:2], NAMESPACE, WORKFLOW[2], name, wf)
+
+
+def _tasks(wf: Mapping[str, Any]) -> list[dict[str, Any]]:
+    for template in wf["spec"]["templates"]:
+        if "dag" in template:
+            tasks: list[dict[str, Any]] = template["dag"]["tasks"]
+            return tasks
+    return []
+
+
+@contextmanager
+def operator_running(
+    plane: ControlPlane, tree: Path | None, work: Path
+) -> Iterator[OperatorProcess]:
+    """The operator of `tree` (None: this checkout) as the audited user."""
+    assert plane.pki is not None
+    cert, key = issue_client_certificate(plane.pki, "operator", OPERATOR_USER, "system:masters")
+    kubeconfig = write_kubeconfig(
+        work / "operator.kubeconfig", plane.server, plane.pki.ca_cert, cert, key
+    )
+    env = {}
+    if tree is not None:  # its package first on the path
+        env["PYTHONPATH"] = os.pathsep.join([str(tree / "operator"), os.environ["PYTHONPATH"]])
+    operator = OperatorProcess(
+        plane,
+        work,
+        ["--standalone", "--namespace", NAMESPACE],
+        kubeconfig=kubeconfig,
+        env=env,
+    )
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples: int) -> Figures:
+    figures = Figures()
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
+        work = Path(tmp)
+        (work / "policy.yaml").write_text(json.dumps(AUDIT_POLICY))
+        audit_log = work / "audit.log"
+        audit_args = [
+            f"--audit-policy-file={work / 'policy.yaml'}",
+            f"--audit-log-path={audit_log}",
+            "--audit-log-format=json",
+        ]
+        hide_sync_client(work)
+        with running_control_plane(extra_apiserver_args=audit_args) as plane:
+            kube = plane.kube
+            kube.create_namespace(NAMESPACE)
+            names = [f"p{i:04d}" for i in range(pipelines)]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(16) as pool:
+                bodies = list(pool.map(lambda n: kube.create(pipeline_doc(n, steps, "1")), names))
+                list(
+                    pool.map(
+                        kube.create,
+                        (wf for body in bodies for wf in history_workflows(body, history)),
+                    )
+                )
+            print(
+                f"  {pipelines} pipelines and {pipelines * history} finished runs of {steps} "
+                f"steps written in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+
+            def settled(generation: int) -> Callable[[Mapping[str, Any]], str | None]:
+                def key(obj: Mapping[str, Any]) -> str | None:
+                    name: str = obj["metadata"]["name"]
+                    last = ((obj.get("status") or {}).get("lastRun") or {}).get("name")
+                    return name if last == run_name(NAMESPACE, name, generation) else None
+
+                return key
+
+            everyone = set(names)
+            status_1 = FirstSeen(plane, PIPELINE, settled(1))
+            started = time.perf_counter()
+            with operator_running(plane, tree, work) as operator:
+                assert operator.process is not None
+                pid = operator.process.pid
+                figures.settle = status_1.wait_all(everyone, 900) - started
+                status_1.stop = True
+                time.sleep(3)  # the resume's last requests
+                cpu = cpu_seconds(pid)
+                figures.cpu_start = cpu
+                print(f"  operator settled in {figures.settle:.1f} s", flush=True)
+
+                new_runs = FirstSeen(
+                    plane,
+                    WORKFLOW,
+                    lambda o: o["metadata"]["labels"]["mlops.gitops.dev/pipeline"],
+                    label_selector="mlops.gitops.dev/generation=2",
+                )
+                status_2 = FirstSeen(plane, PIPELINE, settled(2))
+                time.sleep(1)
+                since = now_rfc3339()
+                started = time.perf_counter()
+                with ThreadPoolExecutor(16) as pool:
+                    list(
+                        pool.map(
+                            lambda n: kube.patch(
+                                "mlops.gitops.dev/v1alpha1",
+                                "MLPipeline",
+                                n,
+                                {"spec": {"parameters": [{"name": "marker", "value": "2"}]}},
+                                NAMESPACE,
+                            ),
+                            names,
+                        )
+                    )
+                figures.all_workflows = new_runs.wait_all(everyone, 900) - started
+                figures.all_status = status_2.wait_all(everyone, 900) - started
+                new_runs.stop = status_2.stop = True
+                time.sleep(3)  # requests still under way
+                counts = audited(audit_log, since, now_rfc3339())
+                figures.per_run = {k: v / pipelines for k, v in counts.items()}
+                figures.cpu_burst = cpu_seconds(pid) - cpu
+                cpu = cpu_seconds(pid)
+
+                lags = []
+                since = now_rfc3339()
+                api = client.CustomObjectsApi(kube.api_client)
+                for name in names[:samples]:
+                    run = run_name(NAMESPACE, name, 2)
+                    for phase in ("Running", "Succeeded"):
+                        start = time.perf_counter()
+                        argo_status(kube, run, phase)
+                        while True:
+                            body = api.get_namespaced_custom_object(*PIPELINE[:2], NAMESPACE, PIPELINE[2], name)
+                            last = (body.get("status") or {}).get("lastRun") or {}
+                            if last.get("name") == run and last.get("phase") == phase:
+                                break
+                            time.sleep(0.005)
+                        lags.append(time.perf_counter() - start)
+                time.sleep(3)
+                counts = audited(audit_log, since, now_rfc3339())
+                figures.per_change = {k: v / len(lags) for k, v in counts.items()} if lags else {}
+                figures.cpu_lag = cpu_seconds(pid) - cpu
+                if lags:
+                    figures.lag_p50 = statistics.median(lags)
+                    figures.lag_p95 = percentile(lags, 0.95)
+                figures.rss = peak_rss_mib(pid)
+    return figures
+
+
+def report(results: dict[str, Figures]) -> None:
+    labels = list(results)
+    width = 34
+
+    def row(what: str, values: list[str]) -> None:
+        print(f"  {what:<{width}}" + "".join(f"{v:>12}" for v in values))
+
+    row("", labels + (["this/ref"] if len(labels) == 2 else []))
+
+    def figure(what: str, values: list[float], unit: str) -> None:
+        cells = [f"{v:.1f}{unit}" if unit else f"{v:.2f}" for v in values]
+        if len(values) == 2:
+            cells.append(f"{values[0] / values[1]:.2f}" if values[1] else "-")
+        row(what, cells)
+
+    def get(attr: str) -> list[float]:
+        return [float(getattr(results[label], attr)) for label in labels]
+
+    figure("operator settled after start", get("settle"), " s")
+    figure("burst: every Workflow", get("all_workflows"), " s")
+    figure("burst: every status", get("all_status"), " s")
+    figure("status lag p50", [v * 1000 for v in get("lag_p50")], " ms")
+    figure("status lag p95", [v * 1000 for v in get("lag_p95")], " ms")
+    figure("peak RSS (VmHWM)", get("rss"), " MiB")
+    figure("CPU: start and settle", get("cpu_start"), " s")
+    figure("CPU: burst", get("cpu_burst"), " s")
+    figure("CPU: status changes", get("cpu_lag"), " s")
+    for title, attr in (("per fresh run", "per_run"), ("per status change", "per_change")):
+        print(f"  API requests {title}:")
+        tables: list[dict[str, float]] = [getattr(results[label], attr) for label in labels]
+        kinds = sorted(set().union(*tables), key=lambda k: list(KINDS).index(k) if k in KINDS else 99)
+        for kind in kinds:
+            figure(f"  {KINDS.get(kind, kind)}", [t.get(kind, 0.0) for t in tables], "")
+        figure("  all", [sum(t.values()) for t in tables], "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pipelines", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=5, help="finished runs per pipeline")
+    parser.add_argument("--steps", type=int, default=100, help="steps per pipeline")
+    parser.add_argument("--lag-samples", type=int, default=50)
+    parser.add_argument("--ref", type=Path, help="another checkout to compare with")
+    args = parser.parse_args()
+    trees: dict[str, Path | None] = {"this": None}
+    if args.ref is not None:
+        trees["ref"] = args.ref.resolve()
+    results: dict[str, Figures] = {}
+    for label, tree in trees.items():
+        print(f"{label}: {tree or 'this checkout'}", flush=True)
+        results[label] = measure(tree, args.pipelines, args.history, args.steps, args.lag_samples)
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    print(
+        f"{args.pipelines} pipelines × {args.history} finished runs of {args.steps} steps, "
+        f"burst of {args.pipelines} fresh runs ({started}):"
+    )
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
