@@ -354,7 +354,9 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                         start = time.perf_counter()
                         argo_status(kube, run, phase)
                         while True:
-                            body = api.get_namespaced_custom_object(*PIPELINE[:2], NAMESPACE, PIPELINE[2], name)
+                            body = api.get_namespaced_custom_object(
+                                *PIPELINE[:2], NAMESPACE, PIPELINE[2], name
+                            )
                             last = (body.get("status") or {}).get("lastRun") or {}
                             if last.get("name") == run and last.get("phase") == phase:
                                 break
@@ -401,7 +403,9 @@ def report(results: dict[str, Figures]) -> None:
     for title, attr in (("per fresh run", "per_run"), ("per status change", "per_change")):
         print(f"  API requests {title}:")
         tables: list[dict[str, float]] = [getattr(results[label], attr) for label in labels]
-        kinds = sorted(set().union(*tables), key=lambda k: list(KINDS).index(k) if k in KINDS else 99)
+        kinds = sorted(
+            set().union(*tables), key=lambda k: list(KINDS).index(k) if k in KINDS else 99
+        )
         for kind in kinds:
             figure(f"  {KINDS.get(kind, kind)}", [t.get(kind, 0.0) for t in tables], "")
         figure("  all", [sum(t.values()) for t in tables], "")
@@ -428,7 +432,7 @@ def main() -> None:
         results[label] = measure(tree, args.pipelines, args.history, args.steps, args.lag_samples)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     print(
-        f"{args.pipelines} pipelines × {args.history} finished runs of {args.steps} steps, "
+        f"{args.pipelines} pipelines x {args.history} finished runs of {args.steps} steps, "
         f"burst of {args.pipelines} fresh runs ({started}):"
     )
     report(results)

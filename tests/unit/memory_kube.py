@@ -35,13 +35,15 @@ def _not_found(what: str, key: Key) -> Refused:
 
 
 class MemoryKube:
-    """Objects in memory; `writes` lists every change made, in order."""
+    """Objects in memory; `writes` lists every change made, in order; `reads` every list and
+    get."""
 
     def __init__(self, conflicts: int = 0) -> None:
         """`conflicts`: how many status writes in a row find the MLPipeline changed by
         someone else (its resourceVersion moved on) and fail with Conflict."""
         self.objects: dict[Key, Obj] = {}
         self.writes: list[str] = []
+        self.reads: list[str] = []
         self.conflicts = conflicts
         self._version = 0
 
@@ -80,6 +82,7 @@ class MemoryKube:
         return self.add(manifest)
 
     async def get_child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        self.reads.append(f"get {kind} {name}")
         return copy.deepcopy(self.objects.get((kind, namespace, name)))
 
     async def replace_child(self, manifest: Mapping[str, Any]) -> None:
@@ -92,6 +95,7 @@ class MemoryKube:
             self.writes.append(f"delete {kind} {name}")
 
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
+        self.reads.append(f"list runs of {pipeline}")
         return [
             copy.deepcopy(obj)
             for (kind, ns, _), obj in self.objects.items()
@@ -101,6 +105,7 @@ class MemoryKube:
         ]
 
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
+        self.reads.append(f"get MLPipeline {name}")
         return copy.deepcopy(self.objects.get(("MLPipeline", namespace, name)))
 
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:

@@ -17,8 +17,9 @@ import pytest
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
 from mlpipeline_operator.reconcile.kube import Kube, KubeApi, Retryable
-from mlpipeline_operator.reconcile.reconciler import STATUS_ATTEMPTS, Reconciler
+from mlpipeline_operator.reconcile.reconciler import STATUS_ATTEMPTS, Emit, Reconciler, Target
 from mlpipeline_operator.reconcile.status import Event
+from tests.unit.argo_runs import StepRun, workflow_status
 from tests.unit.memory_kube import MemoryKube
 from tests.unit.pipelines import pipeline
 
@@ -45,11 +46,15 @@ def setup(conflicts: int = 0, **changes: Any) -> tuple[MemoryKube, Reconciler, O
     return kube, reconciler, doc, events
 
 
-def run(reconciler: Reconciler, body: Obj, events: list[Event]) -> None:
+def record(events: list[Event]) -> Emit:
     async def emit(_: Mapping[str, Any], event: Event) -> None:
         events.append(event)
 
-    asyncio.run(reconciler.reconcile(body, emit))
+    return emit
+
+
+def run(reconciler: Reconciler, body: Obj, events: list[Event]) -> None:
+    asyncio.run(reconciler.reconcile(body, record(events)))
 
 
 def children(kube: MemoryKube) -> list[tuple[str, str, str]]:
@@ -64,9 +69,40 @@ def test_first_pass_submits_and_writes_status_then_nothing_more() -> None:
     owner = kube.child("Workflow", name)["metadata"]["ownerReferences"][0]
     assert owner["uid"] == "uid-1" and owner["blockOwnerDeletion"] is True
     assert [e.reason for e in events] == ["Submitted"]
+    assert kube.reads == []  # the status comes from the run just created, not from a list
     kube.writes.clear()
     run(reconciler, kube.pipeline(), events)  # the object as it is now
     assert kube.writes == []
+
+
+def test_the_status_after_a_submit_is_the_one_a_list_of_the_runs_gives() -> None:
+    kube, reconciler, doc, events = setup()
+    run(reconciler, copy.deepcopy(doc), events)
+    first = run_name("ml", "demo", 1)
+    finished = kube.child("Workflow", first)
+    finished["status"] = workflow_status(
+        first, "Succeeded", {"train": StepRun("Succeeded")}, finished="2026-01-01T00:10:00Z"
+    )
+    asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
+    changed = copy.deepcopy(kube.pipeline())
+    changed["spec"]["parameters"][0]["value"] = "0.2"
+    changed["metadata"]["generation"] = 2
+    changed = kube.add(changed)
+    kube.writes.clear()
+    kube.reads.clear()
+    run(reconciler, changed, events)
+    second = run_name("ml", "demo", 2)
+    assert kube.writes == [f"create Workflow {second}", "status"]
+    assert kube.reads == []
+    status = kube.pipeline()["status"]
+    assert [(h["name"], h["phase"]) for h in status["history"]] == [
+        (second, "Pending"),
+        (first, "Succeeded"),
+    ]
+    # Recomputed from a list of the runs: the same status, so nothing is written.
+    asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
+    assert kube.reads == ["list runs of demo"]
+    assert kube.writes == [f"create Workflow {second}", "status"]
 
 
 def test_status_conflict_is_reread_and_written() -> None:

@@ -26,8 +26,10 @@ from mlpipeline_operator.reconcile.status import (
     build_status,
     invalid_status,
     parse_status,
+    run_summary,
     status_patch,
     transitions,
+    with_new_run,
 )
 from mlpipeline_operator.validation import validate_document
 
@@ -133,11 +135,12 @@ class Reconciler:
             except InvalidPipeline as error:
                 await self.refresh(target, emit, problems=error.problems)
                 raise
-        else:
-            if _was_scheduled(target):
-                await self._drop_schedule(target)
-            await self._submit(target, compiled, emit)
-        await self.refresh(target, emit)
+            await self.refresh(target, emit)
+            return
+        if _was_scheduled(target):
+            await self._drop_schedule(target)
+        submitted = await self._submit(target, compiled, emit)
+        await self.refresh(target, emit, submitted=submitted)
 
     def _compile(self, target: Target) -> CompiledRun:
         pipeline, problems = validate_document(dict(target.body))
@@ -146,19 +149,21 @@ class Reconciler:
         options = CompileOptions(promotion_image=self.options.promotion_image, rerun=target.rerun)
         return compile_run(pipeline, options)
 
-    async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
+    async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> Obj | None:
+        """Create the generation's run; return it when this call created it."""
         run = compiled.name
         known = parse_status(target.body.get("status"))
         if (known.last_run and known.last_run.name == run) or any(
             h.name == run for h in known.history
         ):
-            return  # already submitted and seen: nothing to write
+            return None  # already submitted and seen: nothing to write
         created = await self.kube.create_child(compiled.manifest)
         if created is None:
             self.logger.info("%s: run %s already exists: adopted", target.ref, run)
-            return
+            return None
         self.logger.info("%s: submitted run %s", target.ref, run)
         await emit(target.body, Event("Normal", "Submitted", f"submitted run {run}"))
+        return created
 
     async def _apply_schedule(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
         manifest, name = compiled.manifest, compiled.name
@@ -204,29 +209,47 @@ class Reconciler:
             self.logger.info("%s: schedule removed: deleted CronWorkflow", target.ref)
 
     async def refresh(
-        self, target: Target, emit: Emit, problems: list[Problem] | None = None
+        self,
+        target: Target,
+        emit: Emit,
+        problems: list[Problem] | None = None,
+        submitted: Obj | None = None,
     ) -> None:
         """Recompute the status from the pipeline's runs and write it if it changed; then
-        delete the finished runs beyond the history limits."""
+        delete the finished runs beyond the history limits.
+
+        `submitted`: the run this pass has just created. The status then needs no list of the
+        runs: it is the status read with the pipeline plus that run, which is newer than every
+        run listed there (the run's next change lists them all again).
+        """
         for _ in range(STATUS_ATTEMPTS):
             try:
-                runs = await self._write_status(target, emit, problems)
+                runs = await self._write_status(target, emit, problems, submitted)
                 break
             except Conflict:
                 body = await self.kube.get_pipeline(target.namespace, target.name)
                 if body is None:
                     return  # deleted meanwhile
                 target = Target.of(body)
+                submitted = None  # the pipeline changed: its status is no base to add to
         else:
             raise Retryable("the MLPipeline kept changing while its status was written", delay=1)
         await self._prune(target, runs)
 
     async def _write_status(
-        self, target: Target, emit: Emit, problems: list[Problem] | None
+        self,
+        target: Target,
+        emit: Emit,
+        problems: list[Problem] | None,
+        submitted: Obj | None = None,
     ) -> list[Obj]:
-        """Write the status computed from the runs listed now; return those runs."""
+        """Write the status computed from the runs listed now (or from the previous status and
+        the run just submitted); return the runs it was computed from."""
         previous = parse_status(target.body.get("status"))
-        runs = await self.kube.list_runs(target.namespace, target.name)
+        if submitted is None:
+            runs = await self.kube.list_runs(target.namespace, target.name)
+        else:
+            runs = [submitted]
         now = self.clock()
         status = build_status(
             generation=target.generation,
@@ -236,6 +259,10 @@ class Reconciler:
             now=now,
             model=target.model,
         )
+        if submitted is not None:
+            status = status.model_copy(
+                update={"history": with_new_run(previous.history, run_summary(submitted))}
+            )
         if problems is not None:
             fresh_runs = status.model_copy(update={"conditions": previous.conditions})
             status = invalid_status(

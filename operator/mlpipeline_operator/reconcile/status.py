@@ -253,6 +253,11 @@ def build_status(
     )
 
 
+def with_new_run(history: Sequence[RunSummary], run: RunSummary) -> list[RunSummary]:
+    """The history with a run newer than every run in it (newest first, at most MAX_HISTORY)."""
+    return [run, *(h for h in history if h.name != run.name)][:MAX_HISTORY]
+
+
 def invalid_status(
     *, generation: int, problems: Sequence[Problem], previous: MLPipelineStatus, now: str
 ) -> MLPipelineStatus:
