@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint typecheck unit local test crd golden docs generate benchmark benchmark-operator benchmark-kill-loop benchmark-failover benchmark-cli demo
+.PHONY: help venv lint typecheck unit local test crd golden docs generate benchmark benchmark-operator benchmark-kill-loop benchmark-failover benchmark-scale benchmark-cli demo
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ benchmark-kill-loop: venv binaries ## the operator SIGKILLed 50 times during a b
 
 benchmark-failover: venv binaries ## two replicas: time until the follower acts after kill -9 of the leader
 	$(PY) -m benchmarks.failover
+
+# REF: another checkout to compare with (its operator runs with its `operator/` first on PYTHONPATH).
+benchmark-scale: venv binaries ## the operator with 1,000 pipelines and 5,000 finished runs; REF=DIR side by side
+	$(PY) -m benchmarks.scale $(if $(REF),--ref $(REF))
 
 # REF: another checkout to compare with, e.g. `git worktree add --detach /tmp/main-ref main`.
 benchmark-cli: venv ## the command's speed (validate, render, promote), side by side with REF=DIR
