@@ -26,8 +26,8 @@ from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
-from mlpipeline_operator.reconcile.reconciler import Emit, Reconciler
-from mlpipeline_operator.reconcile.status import Event
+from mlpipeline_operator.reconcile.reconciler import Emit, FinishedRuns, Reconciler
+from mlpipeline_operator.reconcile.status import Event, finished_runs
 
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
@@ -120,14 +120,27 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_DELAY) from None
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+async def pipeline_finished_runs(
+    namespace: str | None, name: str, status: kopf.Status, **_: Any
+) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+    """The finished runs each pipeline's status records (kept in memory from the watch)."""
+    return {(namespace or "", name): finished_runs(status)}
+
+
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
 async def run_changed(
-    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body,
+    type: str | None,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
+    finished: FinishedRuns = kwargs["pipeline_finished_runs"]  # the index above, by its name
     try:
         with memo.metrics.handling("run_changed"):
-            await memo.reconciler.refresh_for_run(body, memo.post_event, type)
+            await memo.reconciler.refresh_for_run(body, memo.post_event, type, finished)
     except (Retryable, Refused) as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,9 @@ from mlpipeline_operator.validation import validate_document
 
 Obj = dict[str, Any]
 Emit = Callable[[Mapping[str, Any], Event], Awaitable[None]]
+# Per pipeline (namespace, name): what its statuses record of finished runs, as
+# `status.finished_runs` gives it (the operator's index of the MLPipelines it watches).
+FinishedRuns = Mapping[tuple[str, str], Iterable[frozenset[tuple[str, str]]]]
 LOGGER = logging.getLogger("mlpipeline_operator")
 # Rereads after a status conflict before giving up to a later retry.
 STATUS_ATTEMPTS = 4
@@ -289,12 +292,18 @@ class Reconciler:
             self.logger.info("%s: deleted run %s (history limit)", target.ref, name)
 
     async def refresh_for_run(
-        self, run: Mapping[str, Any], emit: Emit, event_type: str | None = None
+        self,
+        run: Mapping[str, Any],
+        emit: Emit,
+        event_type: str | None = None,
+        finished: FinishedRuns | None = None,
     ) -> None:
         """A run changed: refresh the status of the pipeline it belongs to.
 
-        A run just added and not yet started tells nothing new: the status written right after
-        submitting it already lists it (and a resume recomputes everything after a restart).
+        Two kinds of event tell nothing new, and cost no request: a run just added and not yet
+        started (the status written right after submitting it already lists it), and a run in
+        a finished phase that the pipeline's status already records (`finished`), as every run
+        is seen again when the operator starts; a resume recomputes everything anyway.
         """
         if event_type == "ADDED" and not run.get("status"):
             return
@@ -303,6 +312,11 @@ class Reconciler:
         labels = meta.get("labels") or {}
         name = owner["name"] if owner else labels.get(LABEL_PIPELINE)
         if not name:
+            return
+        phase = (run.get("status") or {}).get("phase")
+        if finished is not None and any(
+            (meta["name"], phase) in runs for runs in finished.get((meta["namespace"], name), ())
+        ):
             return
         pipeline = await self.kube.get_pipeline(meta["namespace"], name)
         if pipeline is None:

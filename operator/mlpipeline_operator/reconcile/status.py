@@ -253,6 +253,17 @@ def build_status(
     )
 
 
+FINISHED = frozenset({"Succeeded", "Failed", "Error"})
+
+
+def finished_runs(raw: Mapping[str, Any] | None) -> frozenset[tuple[str, str]]:
+    """The finished runs a status records, as (name, phase): a run in one of these does not
+    change any more, so an event repeating it tells nothing new."""
+    status = parse_status(raw)
+    runs = [*status.history, *([status.last_run] if status.last_run else [])]
+    return frozenset((r.name, r.phase) for r in runs if r.phase in FINISHED)
+
+
 def with_new_run(history: Sequence[RunSummary], run: RunSummary) -> list[RunSummary]:
     """The history with a run newer than every run in it (newest first, at most MAX_HISTORY)."""
     return [run, *(h for h in history if h.name != run.name)][:MAX_HISTORY]
