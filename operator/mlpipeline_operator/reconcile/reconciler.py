@@ -7,10 +7,11 @@ generation, an existing child is adopted, and the status is recomputed whole fro
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +117,9 @@ class Reconciler:
     options: CompileOptions
     clock: Callable[[], str] = utc_now
     logger: logging.Logger = LOGGER
+    # Status computations at once: each holds every run of its pipeline, whole (a start
+    # recomputes every pipeline's status at the same time).
+    refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
     async def reconcile(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
         """Bring the child of the current generation into being, then refresh the status.
@@ -227,7 +231,8 @@ class Reconciler:
         """
         for _ in range(STATUS_ATTEMPTS):
             try:
-                runs = await self._write_status(target, emit, problems, submitted)
+                async with self.refreshes:
+                    runs = await self._write_status(target, emit, problems, submitted)
                 break
             except Conflict:
                 body = await self.kube.get_pipeline(target.namespace, target.name)
