@@ -204,3 +204,23 @@ def test_a_run_event_repeating_a_recorded_finished_run_costs_no_request() -> Non
     asyncio.run(reconciler.refresh_for_run(workflow, record(events), None, index))  # a restart
     assert kube.reads == []
     assert kube.writes == []
+
+
+def test_a_submit_past_the_history_limits_lists_the_runs_and_deletes_the_oldest() -> None:
+    kube, reconciler, doc, events = setup(history={"succeeded": 0})
+    run(reconciler, copy.deepcopy(doc), events)
+    first = run_name("ml", "demo", 1)
+    kube.child("Workflow", first)["status"] = workflow_status(
+        first, "Succeeded", {"train": StepRun("Succeeded")}, finished="2026-01-01T00:10:00Z"
+    )
+    asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
+    changed = copy.deepcopy(kube.pipeline())
+    changed["spec"]["parameters"][0]["value"] = "0.2"
+    changed["metadata"]["generation"] = 2
+    changed = kube.add(changed)
+    kube.writes.clear()
+    kube.reads.clear()
+    run(reconciler, changed, events)
+    second = run_name("ml", "demo", 2)
+    assert kube.reads == ["list runs of demo"]
+    assert kube.writes == [f"create Workflow {second}", "status", f"delete Workflow {first}"]

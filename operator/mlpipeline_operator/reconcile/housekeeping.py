@@ -7,6 +7,15 @@ from typing import Any
 
 from mlpipeline_operator.api.constants import ARGO_LABEL_CRON
 from mlpipeline_operator.api.models import History
+from mlpipeline_operator.api.status import MAX_HISTORY, RunSummary
+
+
+def may_exceed(recorded: Sequence[RunSummary], history: History) -> bool:
+    """Whether the runs a status records (newest first, at most MAX_HISTORY) may hold finished
+    runs beyond the limits: too many of a kind, or a list cut short."""
+    succeeded = sum(1 for r in recorded if r.phase == "Succeeded")
+    failed = sum(1 for r in recorded if r.phase in ("Failed", "Error"))
+    return len(recorded) >= MAX_HISTORY or succeeded > history.succeeded or failed > history.failed
 
 
 def runs_to_delete(

@@ -20,7 +20,7 @@ from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
 from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
-from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
+from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
 from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Retryable
 from mlpipeline_operator.reconcile.status import (
     Event,
@@ -147,6 +147,9 @@ class Reconciler:
         if _was_scheduled(target):
             await self._drop_schedule(target)
         submitted = await self._submit(target, compiled, emit)
+        recorded = parse_status(target.body.get("status")).history
+        if submitted is not None and may_exceed(recorded, target.history):
+            submitted = None  # a list of the runs tells which ones to delete
         await self.refresh(target, emit, submitted=submitted)
 
     def _compile(self, target: Target) -> CompiledRun:
@@ -225,9 +228,10 @@ class Reconciler:
         """Recompute the status from the pipeline's runs and write it if it changed; then
         delete the finished runs beyond the history limits.
 
-        `submitted`: the run this pass has just created. The status then needs no list of the
-        runs: it is the status read with the pipeline plus that run, which is newer than every
-        run listed there (the run's next change lists them all again).
+        `submitted`: the run this pass has just created, when the runs the status records leave
+        nothing to delete. The status then needs no list of the runs: it is the status read
+        with the pipeline plus that run, which is newer than every run listed there (the run's
+        next change lists them all again).
         """
         for _ in range(STATUS_ATTEMPTS):
             try:
