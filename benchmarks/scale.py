@@ -238,6 +238,25 @@ def store(plane: ControlPlane, obj: dict[str, Any]) -> None:
         raise RuntimeError(f"etcd refused {key}: {response.status} {response.data[:200]!r}")
 
 
+def served(plane: ControlPlane, count: int) -> None:
+    """Wait until the API server serves `count` Workflows: its watch cache catches up with
+    what was written into etcd (meanwhile it answers 429, "storage is (re)initializing")."""
+    api = client.CustomObjectsApi(plane.kube.api_client)
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        try:
+            page = api.list_namespaced_custom_object(*WORKFLOW[:2], NAMESPACE, WORKFLOW[2], limit=1)
+        except ApiException as error:
+            if error.status != 429:
+                raise
+        else:
+            items = len(page.get("items", [])) + (page["metadata"].get("remainingItemCount") or 0)
+            if items >= count:
+                return
+        time.sleep(1)
+    raise TimeoutError(f"the API server does not serve the {count} Workflows written")
+
+
 def argo_status(kube: Any, name: str, phase: str) -> None:
     """Write a Workflow's status as Argo's controller does: the whole object, replaced."""
     api = client.CustomObjectsApi(kube.api_client)
@@ -307,6 +326,7 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
             for body in bodies:
                 for wf in history_workflows(body, history):
                     store(plane, wf)
+            served(plane, pipelines * history)
             print(
                 f"  {pipelines} pipelines and {pipelines * history} finished runs of {steps} "
                 f"steps written in {time.perf_counter() - started:.0f} s",
