@@ -239,8 +239,9 @@ def store(plane: ControlPlane, obj: dict[str, Any]) -> None:
 
 
 def served(plane: ControlPlane, count: int) -> None:
-    """Wait until the API server serves `count` Workflows: its watch cache catches up with
-    what was written into etcd (meanwhile it answers 429, "storage is (re)initializing")."""
+    """Wait until a list of the Workflows counts `count` of them (read from etcd; the API
+    server's watch cache may still be filling, answering other lists 429, "storage is
+    (re)initializing", for a while: that time is part of the operator's settling)."""
     api = client.CustomObjectsApi(plane.kube.api_client)
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
