@@ -215,7 +215,13 @@ def invalid_spec(kube: Kube, namespace: str, op: OperatorProcess) -> None:
 
 
 def peering_record(kube: Kube, kind: str, namespace: str | None) -> dict[str, Any]:
-    obj = kube.get("kopf.dev/v1", kind, "mlpipeline-operator", namespace)
+    """The records in the peering object; none while the operator has not created it yet."""
+    try:
+        obj = kube.get("kopf.dev/v1", kind, "mlpipeline-operator", namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return {}
+        raise
     status: dict[str, Any] = obj.get("status") or {}
     return status
 
