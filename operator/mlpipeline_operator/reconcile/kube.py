@@ -28,12 +28,14 @@ from mlpipeline_operator.api.constants import (
 Obj = dict[str, Any]
 _PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's leader election
+# Seconds before retrying a request the API server could not answer, unless it said how long.
+RETRY_DELAY = 5.0
 
 
 class Retryable(Exception):
     """A failure worth retrying after a delay (API server busy, unreachable, throttling)."""
 
-    def __init__(self, message: str, delay: float = 5.0) -> None:
+    def __init__(self, message: str, delay: float = RETRY_DELAY) -> None:
         super().__init__(message)
         self.delay = delay
 
@@ -55,12 +57,23 @@ def _translate(error: ApiException, what: str) -> Exception:
     if error.status == 409:
         return Conflict(f"{what}: conflict")
     if error.status in (429, 500, 502, 503, 504) or error.status == 0:
-        return Retryable(f"{what}: API server answered {error.status} {error.reason}")
+        message = f"{what}: API server answered {error.status} {error.reason}"
+        retry_after = _retry_after(error)
+        return Retryable(message, delay=RETRY_DELAY if retry_after is None else retry_after)
     try:  # a Status object says why: "... cannot create resource ..."
         reason = str(json.loads(error.body or b"")["message"])
     except (TypeError, ValueError, KeyError):
         reason = str(error.reason)
     return Refused(what, error.status, reason)
+
+
+def _retry_after(error: ApiException) -> float | None:
+    """The seconds to wait that the API server asked for (`Retry-After`, sent with 429 and
+    some 503 answers), if any."""
+    try:
+        return max(float((error.headers or {})["Retry-After"]), 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class KubeApi(Protocol):
