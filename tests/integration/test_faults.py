@@ -205,14 +205,14 @@ FAULTS: dict[str, list[Rule]] = {
         Rule("410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), limit=6),
     ],
     "throttled": [
-        Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.3),
+        Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.15),
     ],
     "server-errors": [
-        Rule("500", Reply(500), ANY - {"watch"}, probability=0.15),
-        Rule("503", Reply(503), ANY - {"watch"}, probability=0.15),
+        Rule("500", Reply(500), ANY - {"watch"}, probability=0.07),
+        Rule("503", Reply(503), ANY - {"watch"}, probability=0.07),
     ],
     "resets": [
-        Rule("connection reset", Reset(), ANY, probability=0.15),
+        Rule("connection reset", Reset(), ANY, probability=0.1),
     ],
     "stalled-watch": [
         Rule("stalled watch", Stall(), frozenset({"watch"}), limit=3),
@@ -221,7 +221,9 @@ FAULTS: dict[str, list[Rule]] = {
 FAULTS["mixed"] = [
     Rule("409 on status writes", Reply(409), frozenset({"update"}), r".*/status", 0.2),
     Rule("410 answering a watch", Reply(410), frozenset({"watch"}), probability=0.1, limit=2),
-    Rule("410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), 0.2, limit=3),
+    Rule(
+        "410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), probability=0.2, limit=3
+    ),
     Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.08),
     Rule("500", Reply(500), ANY - {"watch"}, probability=0.05),
     Rule("503", Reply(503), ANY - {"watch"}, probability=0.05),

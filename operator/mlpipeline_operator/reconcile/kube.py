@@ -70,9 +70,10 @@ def _translate(error: ApiException, what: str) -> Exception:
 def _retry_after(error: ApiException) -> float | None:
     """The seconds to wait that the API server asked for (`Retry-After`, sent with 429 and
     some 503 answers), if any."""
+    value = error.headers.get("Retry-After") if error.headers is not None else None
     try:
-        return max(float((error.headers or {})["Retry-After"]), 0.0)
-    except (KeyError, TypeError, ValueError):
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
         return None
 
 
