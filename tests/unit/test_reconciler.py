@@ -12,7 +12,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import pytest
+from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -290,3 +292,20 @@ def test_the_api_servers_retry_after_sets_the_delay(
     assert isinstance(translated, Retryable)
     assert translated.delay == delay
     assert str(translated) == f"list runs of ml/demo: API server answered {status} busy"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [aiohttp.ServerDisconnectedError(), ConnectionResetError(104, "reset"), TimeoutError()],
+    ids=["server-disconnected", "reset", "timeout"],
+)
+def test_a_broken_connection_is_retryable(error: Exception) -> None:
+    async def call() -> None:
+        async def broken() -> None:
+            raise error
+
+        async with ApiClient() as api:
+            await Kube(api)._call("list runs of ml/demo", broken)
+
+    with pytest.raises(Retryable, match=r"^list runs of ml/demo: \w+"):
+        asyncio.run(call())

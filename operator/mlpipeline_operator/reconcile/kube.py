@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -142,9 +143,11 @@ class Kube:
         except ApiException as error:
             self.count_error(error.status)
             raise _translate(error, what) from None
-        except OSError as error:  # connection refused, reset, DNS...
+        # Connection refused, reset or closed by the server, DNS, timeout (kubernetes_asyncio
+        # raises aiohttp's errors, and not all of them are OSErrors).
+        except (OSError, aiohttp.ClientError, TimeoutError) as error:
             self.count_error(None)
-            raise Retryable(f"{what}: {error}") from None
+            raise Retryable(f"{what}: {type(error).__name__}: {error}") from None
 
     async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
         """Create a Workflow or CronWorkflow; None when it already exists."""
