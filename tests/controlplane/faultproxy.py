@@ -9,6 +9,7 @@ responses are streamed line by line, unless a rule injects a fault:
 - `Reply(status, retry_after)`: an API `Status` answer (409 Conflict, 410 Gone, 429 with
   `Retry-After`, 500, 503) instead of forwarding;
 - `Reset()`: the connection is reset (SO_LINGER 0, then closed) before any answer;
+  `Reset(graceful=True)`: closed before any answer;
 - `Stall()`: a watch is answered 200 and then sends nothing, until the client gives up;
 - `GoneEvent(after)`: a watch is forwarded, and after `after` events the stream gets
   `{"type": "ERROR", "object": {"kind": "Status", "code": 410, ...}}` and ends, as the API
@@ -67,7 +68,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class Reset:
-    """Reset the connection before answering."""
+    """Reset the connection before answering (`graceful`: close it, as a server going away
+    does; the client reads an end of stream instead of a reset)."""
+
+    graceful: bool = False
 
 
 @dataclass(frozen=True)
@@ -266,7 +270,7 @@ class FaultProxy:
                 headers=headers,
             )
         if isinstance(fault, Reset):
-            _reset(request)
+            _reset(request, fault.graceful)
             raise asyncio.CancelledError  # nothing more to say on a closed connection
         if isinstance(fault, Stall):
             stalled = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
@@ -317,11 +321,11 @@ class FaultProxy:
             return reply
 
 
-def _reset(request: web.Request) -> None:
-    """Close the client's connection with a TCP reset (RST), not a graceful close."""
+def _reset(request: web.Request, graceful: bool) -> None:
+    """Close the client's connection: with a TCP reset (RST), or a graceful close."""
     transport = request.transport
     assert transport is not None
     sock = transport.get_extra_info("socket")
-    if sock is not None:
+    if sock is not None and not graceful:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()

@@ -212,7 +212,8 @@ FAULTS: dict[str, list[Rule]] = {
         Rule("503", Reply(503), ANY - {"watch"}, probability=0.07),
     ],
     "resets": [
-        Rule("connection reset", Reset(), ANY, probability=0.1),
+        Rule("connection reset", Reset(), ANY, probability=0.05),
+        Rule("connection closed", Reset(graceful=True), ANY, probability=0.05),
     ],
     "stalled-watch": [
         Rule("stalled watch", Stall(), frozenset({"watch"}), limit=3),
@@ -227,7 +228,8 @@ FAULTS["mixed"] = [
     Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.08),
     Rule("500", Reply(500), ANY - {"watch"}, probability=0.05),
     Rule("503", Reply(503), ANY - {"watch"}, probability=0.05),
-    Rule("connection reset", Reset(), ANY, probability=0.05),
+    Rule("connection reset", Reset(), ANY, probability=0.03),
+    Rule("connection closed", Reset(graceful=True), ANY, probability=0.03),
     Rule("stalled watch", Stall(), frozenset({"watch"}), probability=0.2, limit=2),
 ]
 
