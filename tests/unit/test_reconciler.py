@@ -296,8 +296,13 @@ def test_the_api_servers_retry_after_sets_the_delay(
 
 @pytest.mark.parametrize(
     "error",
-    [aiohttp.ServerDisconnectedError(), ConnectionResetError(104, "reset"), TimeoutError()],
-    ids=["server-disconnected", "reset", "timeout"],
+    [
+        aiohttp.ServerDisconnectedError(),
+        ConnectionResetError(104, "reset"),
+        TimeoutError(),
+        RuntimeError("Session is closed"),
+    ],
+    ids=["server-disconnected", "reset", "timeout", "client-closed"],
 )
 def test_a_broken_connection_is_retryable(error: Exception) -> None:
     async def call() -> None:

@@ -148,6 +148,8 @@ class Kube:
         except (OSError, aiohttp.ClientError, TimeoutError) as error:
             self.count_error(None)
             raise Retryable(f"{what}: {type(error).__name__}: {error}") from None
+        except RuntimeError as error:  # "Session is closed": the operator is stopping
+            raise Retryable(f"{what}: {error}", delay=1) from None
 
     async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
         """Create a Workflow or CronWorkflow; None when it already exists."""
