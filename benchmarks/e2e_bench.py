@@ -50,18 +50,19 @@ def operator_requests(audit_log: Path, since: str, until: str) -> collections.Co
     """The operator's requests received between two RFC 3339 times, by verb and resource
     (a watch counts once, when it starts)."""
     counts: collections.Counter[str] = collections.Counter()
-    for line in audit_log.read_text().splitlines():
-        event = json.loads(line)
-        watch = event["verb"] == "watch"
-        if event["stage"] != ("ResponseStarted" if watch else "ResponseComplete"):
-            continue
-        if not since <= event["requestReceivedTimestamp"] < until:
-            continue
-        ref = event.get("objectRef") or {}
-        resource = ref.get("resource", "?") + (
-            f"/{ref['subresource']}" if "subresource" in ref else ""
-        )
-        counts[f"{event['verb']} {resource}"] += 1
+    with audit_log.open() as lines:  # streamed: the log of a scale run is large
+        for line in lines:
+            event = json.loads(line)
+            watch = event["verb"] == "watch"
+            if event["stage"] != ("ResponseStarted" if watch else "ResponseComplete"):
+                continue
+            if not since <= event["requestReceivedTimestamp"] < until:
+                continue
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "?") + (
+                f"/{ref['subresource']}" if "subresource" in ref else ""
+            )
+            counts[f"{event['verb']} {resource}"] += 1
     return counts
 
 

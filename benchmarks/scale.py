@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
 import copy
 import datetime
 import json
@@ -45,7 +44,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from benchmarks.e2e_bench import now_rfc3339
+from benchmarks.e2e_bench import now_rfc3339, operator_requests
 from benchmarks.operator_bench import hide_sync_client, peak_rss_mib, percentile
 from mlpipeline_operator.compiler.workflow import compile_run
 from mlpipeline_operator.core import run_name
@@ -97,26 +96,6 @@ class Figures:
     cpu_lag: float = 0.0
     per_run: dict[str, float] = field(default_factory=dict)
     per_change: dict[str, float] = field(default_factory=dict)
-
-
-def audited(audit_log: Path, since: str, until: str) -> collections.Counter[str]:
-    """The operator's requests received between two RFC 3339 times, by verb and resource
-    (a watch counts once, when it starts)."""
-    counts: collections.Counter[str] = collections.Counter()
-    with audit_log.open() as lines:
-        for line in lines:
-            event = json.loads(line)
-            is_watch = event["verb"] == "watch"
-            if event["stage"] != ("ResponseStarted" if is_watch else "ResponseComplete"):
-                continue
-            if not since <= event["requestReceivedTimestamp"] < until:
-                continue
-            ref = event.get("objectRef") or {}
-            resource = ref.get("resource", "?") + (
-                f"/{ref['subresource']}" if "subresource" in ref else ""
-            )
-            counts[f"{event['verb']} {resource}"] += 1
-    return counts
 
 
 def cpu_seconds(pid: int) -> float:
@@ -382,7 +361,7 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                 figures.all_status = status_2.wait_all(everyone, 900) - started
                 new_runs.stop = status_2.stop = True
                 time.sleep(3)  # requests still under way
-                counts = audited(audit_log, since, now_rfc3339())
+                counts = operator_requests(audit_log, since, now_rfc3339())
                 figures.per_run = {k: v / pipelines for k, v in counts.items()}
                 figures.cpu_burst = cpu_seconds(pid) - cpu
                 cpu = cpu_seconds(pid)
@@ -405,7 +384,7 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                             time.sleep(0.005)
                         lags.append(time.perf_counter() - start)
                 time.sleep(3)
-                counts = audited(audit_log, since, now_rfc3339())
+                counts = operator_requests(audit_log, since, now_rfc3339())
                 figures.per_change = {k: v / len(lags) for k, v in counts.items()} if lags else {}
                 figures.cpu_lag = cpu_seconds(pid) - cpu
                 if lags:
