@@ -75,12 +75,14 @@ def test_first_pass_submits_and_writes_status_then_nothing_more() -> None:
     assert kube.writes == []
 
 
-def test_the_status_after_a_submit_is_the_one_a_list_of_the_runs_gives() -> None:
-    kube, reconciler, doc, events = setup()
+def submit_a_second_generation(
+    kube: MemoryKube, reconciler: Reconciler, doc: Obj, events: list[Event]
+) -> tuple[str, str]:
+    """Generation 1 submitted and finished, then generation 2 submitted with the API calls
+    recorded from there on; the names of both runs."""
     run(reconciler, copy.deepcopy(doc), events)
     first = run_name("ml", "demo", 1)
-    finished = kube.child("Workflow", first)
-    finished["status"] = workflow_status(
+    kube.child("Workflow", first)["status"] = workflow_status(
         first, "Succeeded", {"train": StepRun("Succeeded")}, finished="2026-01-01T00:10:00Z"
     )
     asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
@@ -91,7 +93,12 @@ def test_the_status_after_a_submit_is_the_one_a_list_of_the_runs_gives() -> None
     kube.writes.clear()
     kube.reads.clear()
     run(reconciler, changed, events)
-    second = run_name("ml", "demo", 2)
+    return first, run_name("ml", "demo", 2)
+
+
+def test_the_status_after_a_submit_is_the_one_a_list_of_the_runs_gives() -> None:
+    kube, reconciler, doc, events = setup()
+    first, second = submit_a_second_generation(kube, reconciler, doc, events)
     assert kube.writes == [f"create Workflow {second}", "status"]
     assert kube.reads == []
     status = kube.pipeline()["status"]
@@ -208,19 +215,6 @@ def test_a_run_event_repeating_a_recorded_finished_run_costs_no_request() -> Non
 
 def test_a_submit_past_the_history_limits_lists_the_runs_and_deletes_the_oldest() -> None:
     kube, reconciler, doc, events = setup(history={"succeeded": 0})
-    run(reconciler, copy.deepcopy(doc), events)
-    first = run_name("ml", "demo", 1)
-    kube.child("Workflow", first)["status"] = workflow_status(
-        first, "Succeeded", {"train": StepRun("Succeeded")}, finished="2026-01-01T00:10:00Z"
-    )
-    asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
-    changed = copy.deepcopy(kube.pipeline())
-    changed["spec"]["parameters"][0]["value"] = "0.2"
-    changed["metadata"]["generation"] = 2
-    changed = kube.add(changed)
-    kube.writes.clear()
-    kube.reads.clear()
-    run(reconciler, changed, events)
-    second = run_name("ml", "demo", 2)
+    first, second = submit_a_second_generation(kube, reconciler, doc, events)
     assert kube.reads == ["list runs of demo"]
     assert kube.writes == [f"create Workflow {second}", "status", f"delete Workflow {first}"]
