@@ -21,6 +21,7 @@ from tests.controlplane.harness import (
     find_binary,
     running_control_plane,
 )
+from tests.integration.operator_process import OperatorProcess
 
 _HERE = Path(__file__).resolve().parent
 
@@ -104,3 +105,14 @@ def namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
 def argo_validate() -> Path:
     """The argo-validate binary (Argo's own workflow validator)."""
     return find_binary("argo-validate")
+
+
+@pytest.fixture
+def operator(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator watching the test's namespace, standalone (no peering)."""
+    process = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
+    process.start()
+    yield process
+    process.stop()

@@ -3,13 +3,10 @@ against the real kube-apiserver: the counts follow what happened, exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from mlpipeline_operator.core import run_name
-from tests.controlplane.harness import ControlPlane, Kube
+from tests.controlplane.harness import Kube
 from tests.integration.operator_process import (
     OperatorProcess,
     make_pipeline,
@@ -23,16 +20,6 @@ pytestmark = pytest.mark.integration
 
 TIMEOUT = 30
 P = "mlpipeline_operator_"
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
-    process.start()
-    yield process
-    process.stop()
 
 
 def wait_metrics(operator: OperatorProcess, **expected: float) -> dict[str, float]:

@@ -7,11 +7,8 @@ way it does (see tests/unit/argo_runs.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.core import run_name
@@ -31,17 +28,6 @@ from tests.integration.operator_process import (
 from tests.unit.argo_runs import StepRun, workflow_status
 
 TIMEOUT = 30
-
-
-@pytest.fixture
-def operator(
-    control_plane: ControlPlane, namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """The operator watching the test's namespace, standalone (no peering)."""
-    process = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
-    process.start()
-    yield process
-    process.stop()
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
