@@ -261,7 +261,6 @@ def test_a_bad_placeholder_in_an_override_is_a_usage_error(
 
 
 def test_run_json_says_why_a_run_failed_before_its_steps(tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
     regular = tmp_path / "regular"
     regular.write_text("")
     uri = f"sqlite:///{regular}/mlflow.db"
@@ -277,7 +276,6 @@ def test_run_json_says_why_a_run_failed_before_its_steps(tmp_path: Path) -> None
 
 
 def test_run_json_says_a_run_was_interrupted_before_its_steps(tmp_path: Path) -> None:
-    pytest.importorskip("mlflow")
     file = write(tmp_path, pipeline([step("a", "pass")]))
     # A tracking server that never answers: the runner waits for it before any step starts.
     with socket.create_server(("127.0.0.1", 0)) as server:
