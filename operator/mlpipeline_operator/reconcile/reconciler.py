@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,11 @@ class Target:
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @functools.cached_property
+    def status(self) -> MLPipelineStatus:
+        """The status as read, parsed once per pass."""
+        return parse_status(self.body.get("status"))
+
     @property
     def expected_run(self) -> str | None:
         """The name of the current generation's run (the name the compiler gives it); None
@@ -147,7 +153,7 @@ class Reconciler:
         if _was_scheduled(target):
             await self._drop_schedule(target)
         submitted = await self._submit(target, compiled, emit)
-        recorded = parse_status(target.body.get("status")).history
+        recorded = target.status.history
         if submitted is not None and may_exceed(recorded, target.history):
             submitted = None  # a list of the runs tells which ones to delete
         await self.refresh(target, emit, submitted=submitted)
@@ -162,7 +168,7 @@ class Reconciler:
     async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> Obj | None:
         """Create the generation's run; return it when this call created it."""
         run = compiled.name
-        known = parse_status(target.body.get("status"))
+        known = target.status
         if (known.last_run and known.last_run.name == run) or any(
             h.name == run for h in known.history
         ):
@@ -257,7 +263,7 @@ class Reconciler:
     ) -> list[Obj]:
         """Write the status computed from the runs listed now (or from the previous status and
         the run just submitted); return the runs it was computed from."""
-        previous = parse_status(target.body.get("status"))
+        previous = target.status
         if submitted is None:
             runs = await self.kube.list_runs(target.namespace, target.name)
         else:
@@ -335,7 +341,7 @@ class Reconciler:
 
 def _was_scheduled(target: Target) -> bool:
     """Whether the status says a CronWorkflow was in place (so that it may need deleting)."""
-    status = parse_status(target.body.get("status"))
+    status = target.status
     return any(c.type == "Ready" and c.reason == "Scheduled" for c in status.conditions)
 
 
