@@ -225,6 +225,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_promotion(spec, steps)
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
+    problems += _check_suspend(spec)
     return sorted(problems, key=_path_order)
 
 
@@ -395,6 +396,15 @@ def _check_schedule(schedule: Schedule) -> Iterator[Problem]:
             "spec.schedule.timezone",
             f"unknown time zone {quoted(schedule.timezone)}; use an "
             'IANA name such as "UTC" or "Europe/Paris"',
+        )
+
+
+def _check_suspend(spec: MLPipelineSpec) -> Iterator[Problem]:
+    # One switch per kind of pipeline: a CronWorkflow has its own (spec.schedule.suspend).
+    if spec.suspend and spec.schedule is not None:
+        yield Problem(
+            "spec.suspend",
+            "a scheduled pipeline is suspended with spec.schedule.suspend, not spec.suspend",
         )
 
 

@@ -94,6 +94,34 @@ def test_replace_child_as_of_its_resource_version(
     against(check)
 
 
+def test_patch_child_merges_as_of_its_resource_version(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = workflow(make_pipeline(namespace))
+        name = manifest["metadata"]["name"]
+        created = await api.create_child(manifest)
+        assert created is not None
+        version = created["metadata"]["resourceVersion"]
+        patch: Obj = {
+            "metadata": {"resourceVersion": version, "annotations": {"example.com/a": "1"}},
+            "spec": {"shutdown": "Stop"},
+        }
+        await api.patch_child("Workflow", namespace, name, patch)
+        patched = await api.get_child("Workflow", namespace, name)
+        assert patched is not None
+        assert patched["spec"]["shutdown"] == "Stop"
+        assert patched["metadata"]["annotations"]["example.com/a"] == "1"
+        assert patched["spec"]["templates"] == created["spec"]["templates"]  # merged, not replaced
+        with pytest.raises(Conflict):
+            await api.patch_child("Workflow", namespace, name, patch)  # stale resourceVersion
+        with pytest.raises(Refused) as refused:
+            await api.patch_child("Workflow", namespace, "never-created", {"spec": {}})
+        assert refused.value.status == 404
+
+    against(check)
+
+
 def test_list_runs_of_one_pipeline(against: Callable[[Check], None], namespace: str) -> None:
     async def check(api: KubeApi, seed: Seed) -> None:
         demo = workflow(make_pipeline(namespace, "demo"))

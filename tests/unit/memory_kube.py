@@ -34,6 +34,17 @@ def _not_found(what: str, key: Key) -> Refused:
     return Refused(f"{what} {kind} {namespace}/{name}", 404, f'{kind} "{name}" not found')
 
 
+def _merge(target: Obj, patch: Mapping[str, Any]) -> None:
+    """JSON merge patch (RFC 7386): objects merge, null deletes, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
 class MemoryKube:
     """Objects in memory; `writes` lists every change made, in order; `reads` every list and
     get."""
@@ -93,6 +104,18 @@ class MemoryKube:
     async def delete_child(self, kind: str, namespace: str, name: str) -> None:
         if self.objects.pop((kind, namespace, name), None) is not None:
             self.writes.append(f"delete {kind} {name}")
+
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Obj) -> None:
+        key = (kind, namespace, name)
+        stored = self.objects.get(key)
+        if stored is None:
+            raise _not_found("patch", key)
+        version = (patch.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != stored["metadata"]["resourceVersion"]:
+            raise Conflict(f"patch {kind} {namespace}/{name}: conflict")
+        self.writes.append(f"patch {kind} {name}")
+        _merge(stored, patch)
+        stored["metadata"]["resourceVersion"] = self._next_version()
 
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         self.reads.append(f"list runs of {pipeline}")

@@ -55,6 +55,10 @@ def _duplicate(doc: Doc) -> None:
     steps(doc)[2]["name"] = "train"
 
 
+def _suspended_schedule(doc: Doc) -> None:
+    doc["spec"].update(suspend=True, schedule={"cron": "@daily"})
+
+
 def _too_large(doc: Doc) -> None:
     doc["spec"] = chain(1000, command_length=600)["spec"]
 
@@ -205,6 +209,12 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
         _set("spec.schedule", {"cron": "@daily", "concurrencyPolicy": "Never"}),
         "spec.schedule.concurrencyPolicy",
         "Input should be 'Allow', 'Forbid' or 'Replace'",
+    ),
+    (
+        "spec.suspend on a scheduled pipeline",
+        _suspended_schedule,
+        "spec.suspend",
+        "a scheduled pipeline is suspended with spec.schedule.suspend, not spec.suspend",
     ),
     (
         "step name Kubernetes refuses",

@@ -33,6 +33,15 @@ MAX_SCHEDULED_NAME = 52
 MAX_WORKFLOW_BYTES = 768 * 1024
 # Set to any new value to start a new run of the current generation.
 ANNOTATION_RERUN = f"{GROUP}/rerun"
+# Set on an MLPipeline to the name of one of its runs, or to "current", to stop that run as Argo
+# stops a workflow (`spec.shutdown: Stop`: no new step starts, running pods are stopped, exit
+# handlers still run). Acted upon when its value changes.
+ANNOTATION_STOP = f"{GROUP}/stop"
+STOP_CURRENT = "current"
+# Written by the operator on a run it stopped: the field manager that set ANNOTATION_STOP, and
+# when the operator set `spec.shutdown` (the status reads them back).
+ANNOTATION_STOPPED_BY = f"{GROUP}/stopped-by"
+ANNOTATION_STOPPED_AT = f"{GROUP}/stopped-at"
 # Labels that Argo puts on the runs it creates from a CronWorkflow.
 ARGO_LABEL_CRON = "workflows.argoproj.io/cron-workflow"
 ARGO_GROUP = "argoproj.io"

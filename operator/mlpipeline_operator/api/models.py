@@ -605,6 +605,11 @@ class MLPipelineSpec(ApiModel):
                     "self.steps.exists(s, s.name == self.promotion.from.step)",
                     "message": "spec.promotion.from.step must name one of spec.steps",
                 },
+                {
+                    "rule": "!has(self.schedule) || !has(self.suspend) || !self.suspend",
+                    "message": "spec.suspend: a scheduled pipeline is suspended with "
+                    "spec.schedule.suspend",
+                },
             ]
         }
     )
@@ -638,6 +643,12 @@ class MLPipelineSpec(ApiModel):
         default=None, description="Run on a cron schedule instead of once per spec change."
     )
     history: History = Field(default_factory=History, description="Finished runs kept.")
+    suspend: bool = Field(
+        default=False,
+        description="Submit no run while true; the current generation's run is submitted once "
+        "it is false again. A run already going on is not stopped (the mlops.gitops.dev/stop "
+        "annotation stops it). A scheduled pipeline uses spec.schedule.suspend instead.",
+    )
 
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

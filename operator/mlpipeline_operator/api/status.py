@@ -58,6 +58,15 @@ class RunSummary(StatusModel):
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
     message: Message | None = None
+    stopped_by: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None,
+        description="When the operator stopped the run (the mlops.gitops.dev/stop annotation): "
+        "the field manager that set the annotation, such as kubectl-annotate or "
+        "argocd-controller (not the user; the API server's audit log has the user).",
+    )
+    stopped_at: Timestamp | None = Field(
+        default=None, description="When the operator stopped the run (set spec.shutdown: Stop)."
+    )
 
 
 class RunStatus(RunSummary):

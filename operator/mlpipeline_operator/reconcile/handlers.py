@@ -12,6 +12,7 @@ from typing import Any, cast
 import kopf
 
 from mlpipeline_operator.api.constants import (
+    ANNOTATION_STOP,
     ARGO_GROUP,
     ARGO_VERSION,
     GROUP,
@@ -117,6 +118,22 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     except Retryable as error:
         raise kopf.TemporaryError(str(error), delay=error.delay) from None
     except Refused as error:  # rights or CRDs missing: a fix outside the operator, retried slowly
+        raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_DELAY) from None
+
+
+# Registered after `reconcile`: kopf runs them in this order, so that a pipeline created with
+# `stop: current` has its run submitted before it is stopped.
+@kopf.on.field(
+    GROUP, VERSION, PLURAL, id="stop", field=("metadata", "annotations", ANNOTATION_STOP)
+)
+async def stop_requested(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The stop annotation took a new value: stop the run it names (once per value)."""
+    try:
+        with memo.metrics.handling("stop"):
+            await memo.reconciler.stop(body, memo.post_event)
+    except Retryable as error:
+        raise kopf.TemporaryError(str(error), delay=error.delay) from None
+    except Refused as error:  # rights missing (patch on workflows): retried slowly
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_DELAY) from None
 
 

@@ -85,6 +85,11 @@ class KubeApi(Protocol):
         """Delete a Workflow or CronWorkflow; nothing when it is already gone."""
         ...
 
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Obj) -> None:
+        """Apply a JSON merge patch to a Workflow or CronWorkflow (a `metadata.resourceVersion`
+        in the patch makes it conditional: Conflict if the object changed since)."""
+        ...
+
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         """Every Workflow of the namespace labelled with the pipeline's name."""
         ...
@@ -200,6 +205,19 @@ class Kube:
         except Refused as error:
             if error.status != 404:
                 raise
+
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Obj) -> None:
+        await self._call(
+            f"patch {kind} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            ARGO_GROUP,
+            ARGO_VERSION,
+            namespace,
+            _PLURALS[kind],
+            name,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
 
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         """Every Workflow labelled with the pipeline's name."""

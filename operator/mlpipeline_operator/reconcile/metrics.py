@@ -2,9 +2,9 @@
 
 What is counted, and where: reconciliations by result and their duration, and the handlers in
 progress (handlers.py); API errors by HTTP code (kube.py); and what the reconciler tells in its
-Events (a run submitted or finished, a promotion decision, a spec found invalid), counted as the
-Events are posted, so that the counts follow exactly what users see with `kubectl describe`.
-docs/metrics.md lists every series.
+Events (a run submitted, stopped or finished, a promotion decision, a spec found invalid),
+counted as the Events are posted, so that the counts follow exactly what users see with
+`kubectl describe`. docs/metrics.md lists every series.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PREFIX: Final = "mlpipeline_operator_"
 RESULTS: Final = ("success", "invalid", "retry", "error")
 RUN_PHASES: Final = ("Succeeded", "Failed")
 DECISIONS: Final = ("Promoted", "Rejected", "Failed")
-HANDLERS: Final = ("reconcile", "run_changed")
+HANDLERS: Final = ("reconcile", "run_changed", "stop")
 # Reconciliations take milliseconds when the API server answers at once, seconds when it is
 # loaded; the buckets span both.
 DURATION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -72,6 +72,11 @@ class Metrics:
         self.runs_submitted = Counter(
             PREFIX + "runs_submitted",
             "Workflows the operator created for a generation of an MLPipeline.",
+            registry=self.registry,
+        )
+        self.runs_stopped = Counter(
+            PREFIX + "runs_stopped",
+            "Runs the operator stopped (spec.shutdown: Stop) on a mlops.gitops.dev/stop request.",
             registry=self.registry,
         )
         self.runs_finished = Counter(
@@ -145,6 +150,8 @@ class Metrics:
         reason = event.reason
         if reason == "Submitted":
             self.runs_submitted.inc()
+        elif reason == "Stopped":
+            self.runs_stopped.inc()
         elif reason in _RUN_EVENTS:
             self.runs_finished.labels(_RUN_EVENTS[reason]).inc()
         elif reason in DECISIONS:

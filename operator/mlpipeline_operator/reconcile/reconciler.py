@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mlpipeline_operator.api.constants import ANNOTATION_RERUN, API_VERSION, KIND, LABEL_PIPELINE
+from mlpipeline_operator.api.constants import (
+    ANNOTATION_RERUN,
+    ANNOTATION_STOP,
+    API_VERSION,
+    KIND,
+    LABEL_PIPELINE,
+    STOP_CURRENT,
+)
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
@@ -24,14 +31,23 @@ from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
 from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Retryable
 from mlpipeline_operator.reconcile.status import (
+    FINISHED,
     Event,
     build_status,
     invalid_status,
+    newest_run,
     parse_status,
     run_summary,
     status_patch,
     transitions,
     with_new_run,
+)
+from mlpipeline_operator.reconcile.stop import (
+    labelled_for,
+    owned_by,
+    owner_of,
+    stop_patch,
+    stop_requester,
 )
 from mlpipeline_operator.validation import validate_document
 
@@ -66,6 +82,7 @@ class Target:
     scheduled: bool
     model: str | None  # spec.promotion.model, for the status
     history: History
+    suspended: bool = False  # spec.suspend (a scheduled pipeline has schedule.suspend instead)
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> Target:
@@ -85,6 +102,7 @@ class Target:
             scheduled=bool(spec.get("schedule")),
             model=(spec.get("promotion") or {}).get("model"),
             history=history,
+            suspended=spec.get("suspend") is True,
         )
 
     @property
@@ -152,6 +170,9 @@ class Reconciler:
             return
         if _was_scheduled(target):
             await self._drop_schedule(target)
+        if target.suspended:  # nothing is submitted until spec.suspend is false again
+            await self.refresh(target, emit)
+            return
         submitted = await self._submit(target, compiled, emit)
         recorded = target.status.history
         if submitted is not None and may_exceed(recorded, target.history):
@@ -276,6 +297,7 @@ class Reconciler:
             previous=previous,
             now=now,
             model=target.model,
+            suspended=target.suspended,
         )
         if submitted is not None:
             status = status.model_copy(
@@ -305,6 +327,74 @@ class Reconciler:
         for name in runs_to_delete(runs, target.history, keep):
             await self.kube.delete_child("Workflow", target.namespace, name)
             self.logger.info("%s: deleted run %s (history limit)", target.ref, name)
+
+    async def stop(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
+        """Stop the run that the pipeline's stop annotation names (`current`: the current
+        generation's run, or the newest run of a scheduled pipeline), if it is one of the
+        pipeline's runs and still going. Every outcome is told in an Event; none is retried
+        but a failure to reach the API server."""
+        target = Target.of(pipeline)
+        meta = target.body["metadata"]
+        requested = ((meta.get("annotations") or {}).get(ANNOTATION_STOP) or "").strip()
+        if not requested:
+            return  # the annotation was removed: nothing to stop
+        name = await self._current_run(target) if requested == STOP_CURRENT else requested
+        if name is None:
+            await emit(
+                target.body,
+                Event("Warning", "StopRejected", f"{ANNOTATION_STOP}: no current run to stop"),
+            )
+            return
+        run = await self.kube.get_child("Workflow", target.namespace, name)
+        if run is None or not await self._owns(target, run):
+            reason = f'no run "{name}"' if run is None else f'run "{name}" is not one of its runs'
+            await emit(
+                target.body,
+                Event("Warning", "StopRejected", f"{ANNOTATION_STOP}: {reason}"),
+            )
+            return
+        phase = (run.get("status") or {}).get("phase")
+        if phase in FINISHED:
+            await emit(
+                target.body,
+                Event("Normal", "NothingToStop", f"run {name} already finished ({phase})"),
+            )
+            return
+        if (run.get("spec") or {}).get("shutdown"):
+            self.logger.info("%s: run %s is already being stopped", target.ref, name)
+            return
+        by = stop_requester(meta)
+        try:
+            patch = stop_patch(run, by=by, at=self.clock())
+            await self.kube.patch_child("Workflow", target.namespace, name, patch)
+        except Conflict:
+            raise Retryable(f"run {name} changed while being stopped", delay=1) from None
+        self.logger.info("%s: stopped run %s (asked by %s)", target.ref, name, by)
+        await emit(target.body, Event("Normal", "Stopped", f"stopping run {name} (asked by {by})"))
+
+    async def _current_run(self, target: Target) -> str | None:
+        """The run `current` names: the current generation's, or a schedule's newest."""
+        if target.expected_run is not None:
+            return target.expected_run
+        newest = newest_run(await self.kube.list_runs(target.namespace, target.name))
+        return None if newest is None else str(newest["metadata"]["name"])
+
+    async def _owns(self, target: Target, run: Mapping[str, Any]) -> bool:
+        """Whether the run is the pipeline's: its label, and an owner reference to the pipeline
+        or to the pipeline's own CronWorkflow (which creates the runs of a schedule)."""
+        if not labelled_for(run, target.name):
+            return False
+        if owned_by(run, target.uid):
+            return True
+        cron = owner_of(run, "CronWorkflow")
+        if cron is None or cron.get("name") != target.name:
+            return False
+        schedule = await self.kube.get_child("CronWorkflow", target.namespace, target.name)
+        return (
+            schedule is not None
+            and schedule["metadata"].get("uid") == cron.get("uid")
+            and owned_by(schedule, target.uid)
+        )
 
     async def refresh_for_run(
         self,

@@ -10,7 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlpipeline_operator.api.constants import LABEL_GENERATION
+from mlpipeline_operator.api.constants import (
+    ANNOTATION_STOPPED_AT,
+    ANNOTATION_STOPPED_BY,
+    LABEL_GENERATION,
+)
 from mlpipeline_operator.api.status import (
     MAX_HISTORY,
     Condition,
@@ -63,8 +67,20 @@ def _newest_first(workflows: Sequence[Obj]) -> list[Obj]:
     return sorted(workflows, key=key, reverse=True)
 
 
+def _annotation(annotations: Mapping[str, str], key: str, limit: int) -> str | None:
+    value = annotations.get(key)
+    return str(value)[:limit] if value else None
+
+
+def newest_run(workflows: Sequence[Obj]) -> Obj | None:
+    """The run created last (the one that speaks for a scheduled pipeline)."""
+    runs = _newest_first(workflows)
+    return runs[0] if runs else None
+
+
 def run_summary(workflow: Obj) -> RunSummary:
     status = workflow.get("status") or {}
+    annotations = workflow["metadata"].get("annotations") or {}
     return RunSummary(
         name=workflow["metadata"]["name"],
         generation=run_generation(workflow),
@@ -72,6 +88,9 @@ def run_summary(workflow: Obj) -> RunSummary:
         started_at=status.get("startedAt"),
         finished_at=status.get("finishedAt"),
         message=_clip(status["message"]) if status.get("message") else None,
+        # Written by the operator; clipped to their schema's bounds should anyone else write them.
+        stopped_by=_annotation(annotations, ANNOTATION_STOPPED_BY, 128),
+        stopped_at=_annotation(annotations, ANNOTATION_STOPPED_AT, 64),
     )
 
 
@@ -171,12 +190,14 @@ def build_status(
     previous: MLPipelineStatus,
     now: str,
     model: str | None = None,
+    suspended: bool = False,
 ) -> MLPipelineStatus:
     """The status of a valid pipeline from its runs.
 
     `expected_run` is the run of the current generation (None for a scheduled pipeline, whose
     runs come from its CronWorkflow: then the newest run speaks for the pipeline). `model` is
-    `spec.promotion.model`, recorded with the promotion decision.
+    `spec.promotion.model`, recorded with the promotion decision. `suspended`: `spec.suspend`,
+    under which the current generation's run is not submitted.
     """
     runs = _newest_first(workflows)
     current = (
@@ -204,6 +225,11 @@ def build_status(
     if expected_run is None:
         message = "waiting for the schedule" if run is None else f"last run {run.name}: {run.phase}"
         conditions.append(_condition(conds, "Ready", "True", "Scheduled", message, generation, now))
+    elif run is None and suspended:
+        message = f"suspended (spec.suspend): run {expected_run} is not submitted"
+        conditions.append(
+            _condition(conds, "Ready", "False", "Suspended", message, generation, now)
+        )
     elif run is None:
         message = f"run {expected_run} submitted"
         conditions.append(
@@ -213,6 +239,11 @@ def build_status(
         message = f"run {run.name} succeeded"
         conditions.append(
             _condition(conds, "Ready", "True", "RunSucceeded", message, generation, now)
+        )
+    elif phase == "Failed" and run.stopped_at is not None:
+        message = f"run {run.name} stopped by {run.stopped_by or 'unknown'} at {run.stopped_at}"
+        conditions.append(
+            _condition(conds, "Ready", "False", "RunStopped", message, generation, now)
         )
     elif phase == "Failed":
         message = _failure_message(run)
