@@ -379,7 +379,6 @@ DENIED = [
     ("create", "mlops.gitops.dev", "mlpipelines", True, {}),
     ("update", "mlops.gitops.dev", "mlpipelines", True, {}),
     ("deletecollection", "mlops.gitops.dev", "mlpipelines", True, {}),
-    ("patch", "argoproj.io", "workflows", True, {}),
     ("update", "argoproj.io", "workflows", True, {}),
     ("get", "argoproj.io", "workflowtemplates", True, {}),
     ("create", "argoproj.io", "workflowtemplates", True, {}),
@@ -421,6 +420,7 @@ def test_granted_rights_answer_yes(
     """The counterpart of test_denied: the SubjectAccessReviews are not denying everything."""
     kube = chart_plane.kube
     assert access(kube, "create", "argoproj.io", "workflows", "ml")
+    assert access(kube, "patch", "argoproj.io", "workflows", "ml")  # a stop request
     assert access(kube, "update", "mlops.gitops.dev", "mlpipelines", "ml", subresource="status")
     assert access(kube, "update", "mlops.gitops.dev", "mlpipelines", "ml", subresource="finalizers")
     assert access(kube, "patch", "kopf.dev", "clusterkopfpeerings", name="mlpipeline-operator")

@@ -40,12 +40,14 @@ def test_every_series_starts_at_zero_with_its_labels() -> None:
         (P + "reconcile_duration_seconds_count", ()),
         (P + "reconcile_duration_seconds_sum", ()),
         (P + "runs_submitted_total", ()),
+        (P + "runs_stopped_total", ()),
         (P + "runs_finished_total", (("phase", "Succeeded"),)),
         (P + "runs_finished_total", (("phase", "Failed"),)),
         *((P + "promotions_total", (("decision", d),)) for d in ("Promoted", "Rejected", "Failed")),
         (P + "invalid_pipelines_total", ()),
         (P + "handlers_in_progress", (("handler", "reconcile"),)),
         (P + "handlers_in_progress", (("handler", "run_changed"),)),
+        (P + "handlers_in_progress", (("handler", "stop"),)),
     }
     assert all(
         sample.value == 0
@@ -93,6 +95,8 @@ def test_events_count_runs_promotions_and_invalid_specs() -> None:
     reasons = [
         "Submitted",
         "Submitted",
+        "Stopped",
+        "NothingToStop",
         "RunSucceeded",
         "RunFailed",
         "RunFailed",
@@ -107,6 +111,7 @@ def test_events_count_runs_promotions_and_invalid_specs() -> None:
     for reason in reasons:
         metrics.count_event(Event("Normal", reason, "message"))
     assert value(metrics, "runs_submitted_total") == 2
+    assert value(metrics, "runs_stopped_total") == 1
     assert value(metrics, "runs_finished_total", phase="Succeeded") == 1
     assert value(metrics, "runs_finished_total", phase="Failed") == 2
     assert value(metrics, "promotions_total", decision="Promoted") == 1

@@ -119,10 +119,11 @@ Arguments: (dict "peerings" PLURAL "peeringName" NAME "peering" BOOL).
   resources: [mlpipelines/finalizers]
   verbs: [update]
 # Runs: kopf watches the operator's Workflows; the operator creates the run of a generation,
-# lists a pipeline's runs for its status, and deletes the oldest beyond spec.history.
+# lists a pipeline's runs for its status, deletes the oldest beyond spec.history, and reads then
+# patches (spec.shutdown: Stop) the run that a mlops.gitops.dev/stop annotation names.
 - apiGroups: [argoproj.io]
   resources: [workflows]
-  verbs: [list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Schedules: one CronWorkflow per scheduled pipeline, read, created, updated in place, and
 # deleted when the schedule is removed.
 - apiGroups: [argoproj.io]
