@@ -223,6 +223,21 @@ def test_a_pipeline_name_never_makes_a_path_outside_the_runs(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_a_suspended_pipeline_runs_only_with_ignore_suspend(tmp_path: Path) -> None:
+    file = write(tmp_path, pipeline([step("a", "print('ran')")], suspend=True))
+    refused = run_local(file, tmp_path / "refused")
+    assert (refused.code, refused.err) == (
+        2,
+        f"mlpipeline run: {file}: spec.suspend is true: no run is started "
+        "(--ignore-suspend runs it anyway)\n",
+    )
+    assert not (tmp_path / "refused").exists()
+    ran = run_local(file, tmp_path / "ran", "--ignore-suspend")
+    assert ran.code == 0, ran.err
+    assert "spec.suspend ignored (--ignore-suspend): the pipeline runs" in ran.out
+    assert ran.summary["phase"] == "Succeeded"
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_backoff_scale_must_be_a_finite_number(tmp_path: Path, value: str) -> None:
     file = write(tmp_path, pipeline([step("a", "pass")]))

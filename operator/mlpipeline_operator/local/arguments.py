@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: RUN_DIR/mlflow.db, new for each run)",
     )
     parser.add_argument(
+        "--ignore-suspend",
+        action="store_true",
+        help="run a pipeline whose spec.suspend is true (refused otherwise)",
+    )
+    parser.add_argument(
         "--skip-promotion",
         action="store_true",
         help="run the steps only, not the promotion step",

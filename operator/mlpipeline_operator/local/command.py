@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a step failed, the pipeline is invalid, or the MLflow store cannot be
 used; 2 bad usage (a bad flag value, an unknown `-p` name or a bad placeholder in its value, a
-file with several pipelines, a run directory in use or that cannot be made or written); 130
+file with several pipelines, a suspended pipeline without --ignore-suspend, a run directory in
+use or that cannot be made or written); 130
 interrupted (SIGINT, SIGTERM). Once the run directory is made, run.json says how the run ended,
 whatever ends it.
 """
@@ -106,6 +107,8 @@ def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> li
         )
     if spec.schedule is not None:
         notes.append(f'schedule "{spec.schedule.cron}" ignored: the pipeline runs once, now')
+    if spec.suspend:
+        notes.append("spec.suspend ignored (--ignore-suspend): the pipeline runs")
     if overrides:
         shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
         notes.append(f"parameters overridden: {shown}")
@@ -182,6 +185,12 @@ def _run(args: argparse.Namespace) -> int:
     if len(loaded.pipelines) != 1:
         raise UsageError(f"{loaded.label} holds {len(loaded.pipelines)} pipelines; run takes one")
     pipeline = loaded.pipelines[0]
+    if pipeline.spec.suspend and not args.ignore_suspend:
+        # The operator submits no run of a suspended pipeline: neither do we, unless told.
+        raise UsageError(
+            f"{loaded.label}: spec.suspend is true: no run is started "
+            "(--ignore-suspend runs it anyway)"
+        )
     # The operator would refuse a pipeline that does not compile (too large, for one): so do we.
     from mlpipeline_operator.compiler.workflow import compile_pipeline
 

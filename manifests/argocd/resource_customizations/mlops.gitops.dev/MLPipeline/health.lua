@@ -4,7 +4,8 @@
 --                Pending or Running
 --   Degraded     the spec is invalid (condition Valid=False, phase Invalid), the run failed, or
 --                the run succeeded but promoting its model failed
---   Suspended    the schedule is suspended (spec.schedule.suspend: true)
+--   Suspended    the schedule is suspended (spec.schedule.suspend: true), or the pipeline is
+--                (spec.suspend: true: no run is submitted)
 --   Healthy      the run of this generation succeeded (the model may have been promoted or
 --                rejected by its gates), or the schedule is in place and its newest run did
 --                not fail
@@ -64,6 +65,11 @@ end
 if schedule ~= nil and schedule.suspend == true then
   hs.status = "Suspended"
   hs.message = "Schedule suspended"
+  return hs
+end
+if obj.spec ~= nil and obj.spec.suspend == true then
+  hs.status = "Suspended"
+  hs.message = "Suspended (spec.suspend): no run is submitted"
   return hs
 end
 
