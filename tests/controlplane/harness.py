@@ -805,18 +805,24 @@ class Kube:
         subresource: str | None = None,
         content_type: str = "application/merge-patch+json",
         field_validation: str = "Strict",
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
-        """A merge patch by default; ``subresource="status"`` patches the status subresource."""
+        """A merge patch by default; ``subresource="status"`` patches the status subresource.
+        ``field_manager``: the name the change is recorded under in managedFields (the API
+        server derives one from the User-Agent otherwise)."""
         info = self.resource(api_version, kind)
         path = info.path(namespace if info.namespaced else None, name)
         if subresource:
             path += f"/{subresource}"
         body: object = [dict(p) for p in patch] if isinstance(patch, Sequence) else dict(patch)
+        query = [("fieldValidation", field_validation)]
+        if field_manager is not None:
+            query.append(("fieldManager", field_manager))
         return self.request(
             "PATCH",
             path,
             body=body,
-            query=[("fieldValidation", field_validation)],
+            query=query,
             content_type=content_type,
         )
 
