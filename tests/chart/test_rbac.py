@@ -168,6 +168,26 @@ def run_to_success(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     )
 
 
+def stop_a_run(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+    """A running run stopped by the mlops.gitops.dev/stop annotation (get, then patch)."""
+    kube.create(make_pipeline(namespace, "stoppable"))
+    run = run_name(namespace, "stoppable", 1)
+    wait(lambda: get_or_none(kube, "Workflow", namespace, run), TIMEOUT, "run", op)
+    running = workflow_status(run, "Running", {"extract": StepRun("Running")})
+    kube.patch(ARGO_API, "Workflow", run, {"status": running}, namespace)
+    annotation = {"metadata": {"annotations": {"mlops.gitops.dev/stop": "current"}}}
+    kube.patch(PIPELINE_API, "MLPipeline", "stoppable", annotation, namespace)
+    wait(
+        lambda: (
+            (get_or_none(kube, "Workflow", namespace, run) or {}).get("spec", {}).get("shutdown")
+            == "Stop"
+        ),
+        TIMEOUT,
+        "the run stopped",
+        op,
+    )
+
+
 def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     """A CronWorkflow created, updated in place, deleted when the schedule goes."""
     kube.create(make_pipeline(namespace, "nightly", schedule={"cron": "0 2 * * *"}))
@@ -270,6 +290,7 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
             op,
         )
         run_to_success(kube, namespace, op)
+        stop_a_run(kube, namespace, op)
         schedule_lifecycle(kube, namespace, op)
         invalid_spec(kube, namespace, op)
     finally:
