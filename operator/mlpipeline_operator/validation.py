@@ -24,7 +24,9 @@ from mlpipeline_operator.api.models import (
     MLPipelineSpec,
     Schedule,
     Step,
+    duration_nanoseconds,
 )
+from mlpipeline_operator.caching import step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
     PROMOTION_TASK,
@@ -226,6 +228,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
+    problems += _check_cache(spec, steps)
     return sorted(problems, key=_path_order)
 
 
@@ -383,6 +386,31 @@ def _check_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[P
                 [p.name for p in step.outputs.parameters],
             ),
         )
+
+
+def _check_cache(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Problem]:
+    """A cached step's key stands for its upstream steps' results only when those are cached
+    too: a step that runs every time may give other outputs each time."""
+    default = spec.defaults.cache
+    if default is not None and duration_nanoseconds(default.max_age) == 0:
+        yield Problem(
+            "spec.defaults.cache.maxAge",
+            f"{quoted(default.max_age)} caches nothing; set a longer maxAge, or remove "
+            "spec.defaults.cache (a step turns caching off with cache: {maxAge: 0s})",
+        )
+    for i, step in enumerate(spec.steps):
+        if step_max_age(step, spec) is None:
+            continue
+        for dep in step_dependencies(step):
+            upstream = steps.get(dep)
+            if upstream is not None and step_max_age(upstream, spec) is None:
+                origin = "its cache" if step.cache is not None else "spec.defaults.cache"
+                yield Problem(
+                    f"spec.steps[{i}].cache",
+                    f'cached ({origin}) but depends on step "{dep}", which is not cached and '
+                    f'may give other outputs at each run; cache "{dep}" too, or set '
+                    "cache: {maxAge: 0s} on this step",
+                )
 
 
 def _check_schedule(schedule: Schedule) -> Iterator[Problem]:

@@ -303,6 +303,38 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
         "spec.steps[0].outputs.artifacts[0].path",
         "must be an absolute path",
     ),
+    (
+        "bad cache maxAge",
+        _set("spec.steps.1.cache", {"maxAge": "1 day"}),
+        "spec.steps[1].cache.maxAge",
+        '"1 day" must be a duration such as "30s"',
+    ),
+    (
+        "cache without maxAge",
+        _set("spec.defaults", {"cache": {}}),
+        "spec.defaults.cache.maxAge",
+        "required",
+    ),
+    (
+        "unknown cache field",
+        _set("spec.steps.0.cache", {"maxAge": "1h", "enabled": False}),
+        "spec.steps[0].cache.enabled",
+        "unknown field",
+    ),
+    (
+        "default cache of 0s",
+        _set("spec.defaults", {"cache": {"maxAge": "0s"}}),
+        "spec.defaults.cache.maxAge",
+        '"0s" caches nothing; set a longer maxAge, or remove spec.defaults.cache '
+        "(a step turns caching off with cache: {maxAge: 0s})",
+    ),
+    (
+        "cached step after an uncached one",
+        _set("spec.steps.1.cache", {"maxAge": "1h"}),
+        "spec.steps[1].cache",
+        'cached (its cache) but depends on step "extract", which is not cached and may give '
+        'other outputs at each run; cache "extract" too, or set cache: {maxAge: 0s} on this step',
+    ),
     ("no image", _del("spec.image"), "spec.steps[0].image", "set the step's image or spec.image"),
     ("no steps", _set("spec.steps", []), "spec.steps", "at least 1 item"),
     (

@@ -283,6 +283,18 @@ class Retry(ApiModel):
     backoff: Backoff | None = Field(default=None, description="Wait between attempts.")
 
 
+class Cache(ApiModel):
+    """Reuse a step's earlier result instead of running it again (Argo's memoization)."""
+
+    max_age: Duration = Field(
+        description=(
+            'How long a result is reused, e.g. "24h": a step whose definition, parameters and '
+            "upstream steps are unchanged is not run again within this time. "
+            '"0s" turns caching off for a step (overriding spec.defaults.cache).'
+        )
+    )
+
+
 class Defaults(ApiModel):
     """Settings that apply to every step unless the step sets its own."""
 
@@ -292,6 +304,10 @@ class Defaults(ApiModel):
     )
     resources: Resources | None = Field(
         default=None, description="Default resources of every step's container."
+    )
+    cache: Cache | None = Field(
+        default=None,
+        description="Cache every step's result for maxAge (a step's own cache replaces it).",
     )
 
 
@@ -439,6 +455,10 @@ class Step(ApiModel):
     inputs: Inputs = Field(default_factory=Inputs, description="Parameters and artifacts received.")
     outputs: Outputs = Field(
         default_factory=Outputs, description="Parameters and artifacts produced."
+    )
+    cache: Cache | None = Field(
+        default=None,
+        description='Reuse the step\'s result; replaces spec.defaults.cache ("0s": not cached).',
     )
 
 

@@ -25,6 +25,7 @@ from mlpipeline_operator.api.constants import (
     MANAGER,
     MAX_WORKFLOW_BYTES,
 )
+from mlpipeline_operator.caching import cache_config_map_name, cache_keys, step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
     PROMOTION_TASK,
@@ -269,10 +270,28 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
     return task, template
 
 
+def _memoized(templates: list[Manifest], pipeline: api.MLPipeline) -> list[Manifest]:
+    """The step templates, with Argo's `memoize` on those of cached steps."""
+    spec = pipeline.spec
+    max_ages = [step_max_age(s, spec) for s in spec.steps]
+    if not any(max_ages):
+        return templates
+    keys = cache_keys(spec)
+    config_map = cache_config_map_name(pipeline.metadata.namespace or "", pipeline.metadata.name)
+    memoized = []
+    for step, template, max_age in zip(spec.steps, templates, max_ages, strict=True):
+        if max_age is not None:
+            memoize = {"cache": {"configMap": {"name": config_map}}, "key": keys[step.name]}
+            memoize["maxAge"] = max_age
+            template = dict(sorted({**template, "memoize": memoize}.items()))
+        memoized.append(template)
+    return memoized
+
+
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
     tasks = [_step_task(s) for s in spec.steps]
-    templates = [_step_template(s, spec) for s in spec.steps]
+    templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
     if spec.promotion is not None:
         task, template = _promotion(pipeline, options)
         tasks.append(task)

@@ -1,0 +1,127 @@
+"""Step caching: which steps are cached, for how long, and the key of a step's result.
+
+Shared by the compiler (Argo's `memoize`) and the local runner (its cache directory), so that
+both reuse a result under exactly the same conditions. Pure: the API models in, strings out.
+
+A step's key covers what the step is and what it is given, as the pipeline states them:
+its image, command, args, env (values as written; for `valueFrom`, the reference), its inputs
+and outputs (names, paths, literal values, where `from`), the values of the pipeline parameters
+it uses, and the keys of the steps it depends on, so that a change upstream changes the key of
+everything downstream. What the operator or the runner adds at run time (generation, run name,
+re-run token, lineage and MLflow variables) is not in it, nor what does not change a result
+(resources, retry, timeout, cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from mlpipeline_operator import placeholders
+from mlpipeline_operator.api.models import MLPipelineSpec, Step, duration_nanoseconds
+from mlpipeline_operator.core import step_dependencies
+
+# Argo's memoization keys match ^[a-zA-Z0-9][-a-zA-Z0-9]*$ (and are ConfigMap keys, at most
+# 253 characters): "<step>-<32 hex digits>" is at most 63 + 1 + 32 characters of that alphabet.
+KEY_DIGEST_CHARS = 32
+
+
+def step_max_age(step: Step, spec: MLPipelineSpec) -> str | None:
+    """How long the step's result is reused, or None when the step is not cached (no cache,
+    or a maxAge of 0s, which turns spec.defaults.cache off for the step)."""
+    cache = step.cache or spec.defaults.cache
+    if cache is None or duration_nanoseconds(cache.max_age) == 0:
+        return None
+    return cache.max_age
+
+
+def uses_cache(spec: MLPipelineSpec) -> bool:
+    """Whether any step of the pipeline is cached."""
+    return any(step_max_age(step, spec) is not None for step in spec.steps)
+
+
+def _pipeline_parameters(texts: Iterable[str], values: dict[str, str]) -> dict[str, str]:
+    """The pipeline parameters the texts use, with the values of those they use in turn."""
+    used: dict[str, str] = {}
+    pending = list(texts)
+    while pending:
+        text = pending.pop()
+        if "{{" not in text:
+            continue
+        for expression in placeholders.find(text):
+            ref = placeholders.parse(expression)
+            if ref.kind == "pipeline.parameters" and ref.name not in used:
+                used[ref.name] = values.get(ref.name, "")
+                pending.append(used[ref.name])
+    return dict(sorted(used.items()))
+
+
+def _definition(step: Step, spec: MLPipelineSpec, upstream: dict[str, str]) -> str:
+    """The canonical JSON text of what the step's key covers."""
+    inputs = step.inputs
+    texts = [*step.command, *step.args]
+    texts += [e.value for e in step.env if e.value is not None]
+    texts += [p.value for p in inputs.parameters if p.value is not None]
+    values = {p.name: p.value for p in spec.parameters}
+    definition = {
+        "name": step.name,
+        "image": step.image or spec.image,
+        "command": step.command,
+        "args": step.args,
+        "env": [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in step.env],
+        "inputs": inputs.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "outputs": step.outputs.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "parameters": _pipeline_parameters(texts, values),
+        "upstream": upstream,
+    }
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def cache_keys(spec: MLPipelineSpec) -> dict[str, str]:
+    """The cache key of every step of a valid (acyclic) pipeline, by step name."""
+    steps = {s.name: s for s in spec.steps}
+    keys: dict[str, str] = {}
+
+    def key_of(name: str) -> str:
+        if name not in keys:
+            step = steps[name]
+            upstream = {dep: key_of(dep) for dep in sorted(step_dependencies(step))}
+            digest = hashlib.sha256(_definition(step, spec, upstream).encode()).hexdigest()
+            keys[name] = f"{name}-{digest[:KEY_DIGEST_CHARS]}"
+        return keys[name]
+
+    # Iteratively from the roots so that long chains do not recurse deeply.
+    for name in _topological(spec.steps):
+        key_of(name)
+    return {s.name: keys[s.name] for s in spec.steps}
+
+
+def _topological(steps: list[Step]) -> list[str]:
+    """Step names, each after the steps it depends on (the pipeline is acyclic)."""
+    deps = {s.name: step_dependencies(s) for s in steps}
+    order: list[str] = []
+    done: set[str] = set()
+    for root in deps:
+        stack = [(root, iter(deps[root]))]
+        while stack:
+            name, children = stack[-1]
+            child = next((c for c in children if c not in done and c in deps), None)
+            if child is None:
+                stack.pop()
+                if name not in done:
+                    done.add(name)
+                    order.append(name)
+            else:
+                stack.append((child, iter(deps[child])))
+    return order
+
+
+def cache_config_map_name(namespace: str, pipeline: str) -> str:
+    """The name of the pipeline's cache ConfigMap.
+
+    Argo keeps every memoization ConfigMap in its controller's namespace, shared by the
+    pipelines of every namespace: the hash of namespace and name keeps them apart.
+    """
+    digest = hashlib.sha256(f"{namespace}/{pipeline}".encode()).hexdigest()[:8]
+    return f"mlpipeline-cache-{pipeline}-{digest}"
