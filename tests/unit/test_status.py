@@ -247,3 +247,23 @@ def test_a_stored_status_with_fields_of_another_version_keeps_what_is_known() ->
     written["lastRun"]["steps"][0]["futureStepField"] = "y"
     written["conditions"][0]["futureConditionField"] = True
     assert parse_status(written) == status
+
+
+def test_steps_served_from_the_cache_are_marked_cached() -> None:
+    run = recorded("fraud-detection-g1-running")
+    nodes = run["status"]["nodes"]
+    ingest = next(n for n in nodes.values() if n.get("displayName") == "ingest")
+    # As Argo marks a node whose outputs it took from the memoization cache.
+    ingest["memoizationStatus"] = {"hit": True, "key": "ingest-0123", "cacheName": "c"}
+    status = status_of([run], expected=run["metadata"]["name"], model="fraud-detection")
+    assert status.last_run is not None
+    assert [(s.name, s.cached) for s in status.last_run.steps] == [
+        ("ingest", True),
+        ("preprocess", False),
+        ("train", False),
+        ("evaluate", False),
+        ("promote-model", False),
+    ]
+    written = status_patch(status)["lastRun"]["steps"]
+    assert [s.get("cached") for s in written] == [True, None, None, None, None]
+    assert parse_status(status_patch(status)) == status

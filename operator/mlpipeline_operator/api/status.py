@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from mlpipeline_operator.api.constants import MAX_STEPS
 from mlpipeline_operator.api.models import ApiModel
@@ -45,6 +45,19 @@ class StepStatus(StatusModel):
     started_at: Timestamp | None = None
     finished_at: Timestamp | None = None
     message: Message | None = None
+    cached: bool = Field(
+        default=False,
+        description="Whether the step's result was reused from the cache instead of run "
+        "(written only when true).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_uncached(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Most steps of most runs are not cached: keep the status of large runs small.
+        data: dict[str, Any] = handler(self)
+        if not self.cached:
+            data.pop("cached", None)
+        return data
 
 
 class RunSummary(StatusModel):

@@ -130,6 +130,7 @@ def run_status(workflow: Obj) -> RunStatus:
             started_at=node.get("startedAt"),
             finished_at=node.get("finishedAt"),
             message=_clip(node["message"]) if node.get("message") else None,
+            cached=bool((node.get("memoizationStatus") or {}).get("hit")),
         )
         for name, node in sorted(
             nodes.items(),
