@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.models import MLPipelineSpec, Step, duration_nanoseconds
@@ -41,7 +41,7 @@ def uses_cache(spec: MLPipelineSpec) -> bool:
     return any(step_max_age(step, spec) is not None for step in spec.steps)
 
 
-def _pipeline_parameters(texts: Iterable[str], values: dict[str, str]) -> dict[str, str]:
+def _pipeline_parameters(texts: Iterable[str], values: Mapping[str, str]) -> dict[str, str]:
     """The pipeline parameters the texts use, with the values of those they use in turn."""
     used: dict[str, str] = {}
     pending = list(texts)
@@ -57,13 +57,14 @@ def _pipeline_parameters(texts: Iterable[str], values: dict[str, str]) -> dict[s
     return dict(sorted(used.items()))
 
 
-def _definition(step: Step, spec: MLPipelineSpec, upstream: dict[str, str]) -> str:
+def _definition(
+    step: Step, spec: MLPipelineSpec, values: Mapping[str, str], upstream: dict[str, str]
+) -> str:
     """The canonical JSON text of what the step's key covers."""
     inputs = step.inputs
     texts = [*step.command, *step.args]
     texts += [e.value for e in step.env if e.value is not None]
     texts += [p.value for p in inputs.parameters if p.value is not None]
-    values = {p.name: p.value for p in spec.parameters}
     definition = {
         "name": step.name,
         "image": step.image or spec.image,
@@ -78,8 +79,12 @@ def _definition(step: Step, spec: MLPipelineSpec, upstream: dict[str, str]) -> s
     return json.dumps(definition, sort_keys=True, separators=(",", ":"))
 
 
-def cache_keys(spec: MLPipelineSpec) -> dict[str, str]:
-    """The cache key of every step of a valid (acyclic) pipeline, by step name."""
+def cache_keys(spec: MLPipelineSpec, parameters: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The cache key of every step of a valid (acyclic) pipeline, by step name.
+
+    `parameters`: the values of the pipeline parameters when they are not those of the spec
+    (the local runner's overrides)."""
+    values = {p.name: p.value for p in spec.parameters} if parameters is None else parameters
     steps = {s.name: s for s in spec.steps}
     keys: dict[str, str] = {}
 
@@ -87,7 +92,7 @@ def cache_keys(spec: MLPipelineSpec) -> dict[str, str]:
         if name not in keys:
             step = steps[name]
             upstream = {dep: key_of(dep) for dep in sorted(step_dependencies(step))}
-            digest = hashlib.sha256(_definition(step, spec, upstream).encode()).hexdigest()
+            digest = hashlib.sha256(_definition(step, spec, values, upstream).encode()).hexdigest()
             keys[name] = f"{name}-{digest[:KEY_DIGEST_CHARS]}"
         return keys[name]
 

@@ -58,6 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run a pipeline whose spec.suspend is true (refused otherwise)",
     )
     parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where cached steps keep their results (default: ./.mlpipeline/cache/PIPELINE)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, cached or not, and keep no result",
+    )
+    parser.add_argument(
         "--skip-promotion",
         action="store_true",
         help="run the steps only, not the promotion step",

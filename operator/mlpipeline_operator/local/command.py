@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline
+from mlpipeline_operator.caching import uses_cache
 from mlpipeline_operator.core import PROMOTION_TASK, InvalidPipeline
 from mlpipeline_operator.loading import load_pipelines
 from mlpipeline_operator.local import mlflow_store
+from mlpipeline_operator.local.cache import LocalCache
 from mlpipeline_operator.local.plan import (
     OverrideError,
     RunLayout,
@@ -37,6 +39,8 @@ from mlpipeline_operator.local.report import Reporter, shown_path
 from mlpipeline_operator.local.runner import LocalRun, RunOptions
 
 DEFAULT_RUNS_DIR = Path(".mlpipeline") / "runs"
+# Results of cached steps, one directory per pipeline (local/cache.py).
+DEFAULT_CACHE_DIR = Path(".mlpipeline") / "cache"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -112,6 +116,8 @@ def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> li
     if overrides:
         shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
         notes.append(f"parameters overridden: {shown}")
+    if run.options.cache is not None:
+        notes.append(f"cached steps keep their results in {shown_path(run.options.cache.root)}")
     if spec.promotion is not None and run.options.skip_promotion:
         notes.append("--skip-promotion: the promotion step will not run")
     return notes
@@ -240,12 +246,17 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
     plans = build_plan(pipeline)
     needs_store = spec.promotion is not None or spec.mlflow is not None or bool(args.mlflow_uri)
     store = mlflow_store.local_store(layout.root, args.mlflow_uri) if needs_store else None
+    cache = None
+    if uses_cache(spec) and not args.no_cache:
+        cache_dir = Path(args.cache_dir) if args.cache_dir else DEFAULT_CACHE_DIR / file_name(name)
+        cache = LocalCache(cache_dir.resolve())
     options = RunOptions(
         parallel=args.parallel or os.cpu_count() or 1,
         backoff_scale=args.backoff_scale,
         skip_promotion=args.skip_promotion,
         store=store,
         experiment=name if store is not None else None,
+        cache=cache,
     )
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:

@@ -39,6 +39,7 @@ class StepResult:
     exit_code: int | None = None
     message: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # output parameter values
+    cached: bool = False  # served from the cache, not run
 
     @property
     def duration(self) -> float | None:
@@ -57,6 +58,7 @@ class StepResult:
             "message": self.message,
             "log": str(self.log),
             "outputs": self.outputs,
+            "cached": self.cached,
         }
 
 

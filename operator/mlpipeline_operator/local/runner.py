@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import PROMOTION_TASK, split_ref
 from mlpipeline_operator.local import mlflow_store, outputs, retry
+from mlpipeline_operator.local.cache import CacheError, LocalCache
 from mlpipeline_operator.local.plan import (
     RunLayout,
     StepPlan,
@@ -55,6 +57,8 @@ class RunOptions:
     store: mlflow_store.Store | None = None
     # The experiment the steps log to (MLFLOW_EXPERIMENT_NAME), when there is a store.
     experiment: str | None = None
+    # Where cached steps keep their results (None: no step is served from a cache).
+    cache: LocalCache | None = None
 
 
 def step_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -110,6 +114,8 @@ class LocalRun:
         # How the process of each step running when the run was interrupted ended.
         self.stopped: dict[str, str] = {}
         self.promotion: PromotionResult | None = None
+        # The cache key of each step, with this run's parameter values (as the cluster's).
+        self.cache_keys = cache_keys(pipeline.spec, self.values)
 
     @property
     def all_results(self) -> list[StepResult]:
@@ -188,9 +194,52 @@ class LocalRun:
             if unmet:
                 self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
                 return
+            if self._from_cache(plan, result):
+                return
             await self._attempts(plan, result)
+            if result.phase is StepPhase.SUCCEEDED:
+                self._keep_in_cache(plan, result)
         finally:
             self.done[plan.name].set()
+
+    def _max_age(self, step: Step) -> str | None:
+        """The step's maxAge when this run has a cache and the step is cached."""
+        if self.options.cache is None:
+            return None
+        return step_max_age(step, self.pipeline.spec)
+
+    def _from_cache(self, plan: StepPlan, result: StepResult) -> bool:
+        """Serve the step from the cache (as Argo's memoization does); False on a miss."""
+        cache, max_age = self.options.cache, self._max_age(plan.step)
+        if cache is None or max_age is None or self.failed_step is not None:
+            return False
+        now = time.time()
+        try:
+            entry = cache.lookup(self.cache_keys[plan.name], max_age, now)
+            if entry is None:
+                return False
+            cache.restore(entry, plan.step, self.layout)
+        except CacheError as error:
+            self.reporter.note(f"{plan.name}: {error}: the step runs")
+            return False
+        result.outputs = dict(entry.outputs)
+        result.cached = True
+        result.phase = StepPhase.SUCCEEDED
+        result.message = f"from the cache (kept {format_seconds(now - entry.created)} ago)"
+        result.started = result.finished = time.monotonic()
+        self._log_line(result, f"{result.message}: {entry.path}")
+        self.reporter.step(result, result.message)
+        return True
+
+    def _keep_in_cache(self, plan: StepPlan, result: StepResult) -> None:
+        cache = self.options.cache
+        if cache is None or self._max_age(plan.step) is None:
+            return
+        key = self.cache_keys[plan.name]
+        try:
+            cache.store(key, plan.step, self.layout, result.outputs, time.time())
+        except CacheError as error:
+            self.reporter.note(f"{plan.name}: {error}")
 
     async def _attempts(self, plan: StepPlan, result: StepResult) -> None:
         assert self.slots is not None
