@@ -17,8 +17,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from mlpipeline_operator import placeholders
+from mlpipeline_operator.api.constants import (
+    ANNOTATION_CACHE_OF,
+    ARGO_CACHE_LABEL,
+    ARGO_CACHE_LABEL_VALUE,
+    LABEL_MANAGED_BY,
+    LABEL_PIPELINE,
+    MANAGER,
+)
 from mlpipeline_operator.api.models import MLPipelineSpec, Step, duration_nanoseconds
 from mlpipeline_operator.core import step_dependencies
 
@@ -130,3 +139,26 @@ def cache_config_map_name(namespace: str, pipeline: str) -> str:
     """
     digest = hashlib.sha256(f"{namespace}/{pipeline}".encode()).hexdigest()[:8]
     return f"mlpipeline-cache-{pipeline}-{digest}"
+
+
+def cache_config_map(namespace: str, pipeline: str, cache_namespace: str) -> dict[str, Any]:
+    """The pipeline's empty cache ConfigMap, made in Argo's namespace before a run needs it.
+
+    Argo uses a ConfigMap as a cache only with its label `configmap-type: Cache`, and rewrites
+    the labels to that one label whenever it saves an entry: the pipeline it belongs to is in
+    an annotation, which Argo keeps.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": cache_config_map_name(namespace, pipeline),
+            "namespace": cache_namespace,
+            "labels": {
+                ARGO_CACHE_LABEL: ARGO_CACHE_LABEL_VALUE,
+                LABEL_MANAGED_BY: MANAGER,
+                LABEL_PIPELINE: pipeline,
+            },
+            "annotations": {ANNOTATION_CACHE_OF: f"{namespace}/{pipeline}"},
+        },
+    }

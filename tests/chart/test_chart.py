@@ -90,9 +90,19 @@ def test_default_values_cluster_wide_with_peering() -> None:
             "ClusterRoleBinding",
             "ClusterRole",  # -edit, aggregated to admin and edit
             "ClusterRole",  # -view, aggregated to view
+            "Role",  # -caches, in Argo's namespace
+            "RoleBinding",
             "Deployment",  # the operator creates its ClusterKopfPeering itself
             "Service",  # -metrics
         ]
+    )
+    caches = find(objects, "Role", "mlpipeline-operator-caches")
+    assert caches["metadata"]["namespace"] == "argo"
+    assert caches["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "delete"]}
+    ]
+    assert find(objects, "RoleBinding", "mlpipeline-operator-caches")["roleRef"]["name"] == (
+        "mlpipeline-operator-caches"
     )
     crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
@@ -106,6 +116,7 @@ def test_default_values_cluster_wide_with_peering() -> None:
     assert container["args"] == ["operator"]
     env = _env(objects)
     assert env["MLPIPELINE_PEERING"] == "mlpipeline-operator"
+    assert env["MLPIPELINE_ARGO_NAMESPACE"] == "argo"
     assert env["MLPIPELINE_PROMOTION_IMAGE"] == container["image"]
     assert env["MLPIPELINE_LIVENESS"] == "http://0.0.0.0:8080/healthz"
     assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -122,7 +133,7 @@ def test_default_values_cluster_wide_with_peering() -> None:
 
 def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
     objects = _render(CHART_DIR / "ci" / "namespaced-values.yaml")
-    namespaces = ["ml", "ml-staging"]
+    namespaces = ["argo", "ml", "ml-staging"]  # argo: the Role of the cache ConfigMaps
     assert sorted(r["metadata"]["namespace"] for r in of_kind(objects, "Role")) == namespaces
     assert sorted(b["metadata"]["namespace"] for b in of_kind(objects, "RoleBinding")) == namespaces
     assert not of_kind(objects, "KopfPeering") and not of_kind(objects, "ClusterKopfPeering")
@@ -132,7 +143,7 @@ def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
         "mlpipeline-operator-edit",
         "mlpipeline-operator-view",
     }
-    role = of_kind(objects, "Role")[0]
+    role = next(r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == "ml")
     cluster_role = find(_render(None), "ClusterRole", "mlpipeline-operator")
     swapped = yaml.safe_dump(cluster_role["rules"]).replace("clusterkopfpeerings", "kopfpeerings")
     assert yaml.safe_load(swapped) == role["rules"]

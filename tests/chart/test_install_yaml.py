@@ -1,6 +1,8 @@
 """`kubectl apply --server-side -f manifests/install.yaml` on a fresh cluster, with the real
 kubectl and no discovery cache: one pass installs everything (nothing in the file is of a
-kind whose CRD the same file creates; the operator creates its peering object itself)."""
+kind whose CRD the same file creates; the operator creates its peering object itself). The
+cluster has the namespace of Argo's controller, as Argo Workflows' install makes it: the file
+puts the Role of the step caches there."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.integration
 def test_one_pass_on_a_fresh_cluster(tmp_path: Path) -> None:
     docs = [d for d in yaml.safe_load_all(INSTALL_YAML.read_text()) if d]
     with running_control_plane(install_project_crds=False, install_argo_crds=False) as plane:
+        plane.kube.create_namespace("argo")
         applied = subprocess.run(
             [
                 str(find_binary("kubectl")),

@@ -127,6 +127,18 @@ class MemoryKube:
             and (obj["metadata"].get("labels") or {}).get(LABEL_PIPELINE) == pipeline
         ]
 
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> bool:
+        key = _key(manifest)
+        if key in self.objects:
+            return False
+        self.writes.append(f"create ConfigMap {key[1]}/{key[2]}")
+        self.add(manifest)
+        return True
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        if self.objects.pop(("ConfigMap", namespace, name), None) is not None:
+            self.writes.append(f"delete ConfigMap {namespace}/{name}")
+
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
         self.reads.append(f"get MLPipeline {name}")
         return copy.deepcopy(self.objects.get(("MLPipeline", namespace, name)))

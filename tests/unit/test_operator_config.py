@@ -27,6 +27,7 @@ def test_defaults_watch_every_namespace_with_peering() -> None:
     assert config.metrics == "http://0.0.0.0:9090/metrics"
     assert config.log_format == "full"
     assert config.peering_lifetime == 10
+    assert config.argo_namespace == "argo"
 
 
 def test_environment_sets_defaults_and_flags_win() -> None:
@@ -41,8 +42,11 @@ def test_environment_sets_defaults_and_flags_win() -> None:
         "MLPIPELINE_LIVENESS": "",
         "MLPIPELINE_METRICS": "",
         "MLPIPELINE_PEERING_LIFETIME": "30",
+        "MLPIPELINE_ARGO_NAMESPACE": "workflows",
     }
     config = parse([], env)
+    assert config.argo_namespace == "workflows"
+    assert parse(["--argo-namespace", "wf"], env).argo_namespace == "wf"
     assert config.peering_lifetime == 30
     assert config.namespaces == ("ml", "staging") and not config.clusterwide
     assert (config.priority, config.promotion_image, config.log_format) == (

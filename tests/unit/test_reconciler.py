@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mlpipeline_operator.caching import cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
 from mlpipeline_operator.reconcile.kube import Kube, KubeApi, Retryable
@@ -218,3 +219,42 @@ def test_a_submit_past_the_history_limits_lists_the_runs_and_deletes_the_oldest(
     first, second = submit_a_second_generation(kube, reconciler, doc, events)
     assert kube.reads == ["list runs of demo"]
     assert kube.writes == [f"create Workflow {second}", "status", f"delete Workflow {first}"]
+
+
+def test_a_caching_pipeline_gets_its_cache_before_its_run_and_loses_it_with_it() -> None:
+    kube, reconciler, doc, events = setup(defaults={"cache": {"maxAge": "24h"}})
+    run(reconciler, copy.deepcopy(doc), events)
+    cache = cache_config_map_name("ml", "demo")
+    name = run_name("ml", "demo", 1)
+    assert kube.writes == [f"create ConfigMap argo/{cache}", f"create Workflow {name}", "status"]
+    config_map = kube.child("ConfigMap", cache, namespace="argo")
+    assert config_map["metadata"]["labels"] == {
+        "workflows.argoproj.io/configmap-type": "Cache",
+        "app.kubernetes.io/managed-by": "mlpipeline-operator",
+        "mlops.gitops.dev/pipeline": "demo",
+    }
+    assert config_map["metadata"]["annotations"] == {"mlops.gitops.dev/cache-of": "ml/demo"}
+    assert "ownerReferences" not in config_map["metadata"]  # none can reach across namespaces
+    # A rerun of a pipeline whose cache is there: created once, the run submitted.
+    kube.writes.clear()
+    rerun = kube.pipeline()
+    rerun["metadata"]["annotations"] = {"mlops.gitops.dev/rerun": "1"}
+    run(reconciler, rerun, events)
+    assert kube.writes == [f"create Workflow {run_name('ml', 'demo', 1, '1')}", "status"]
+    kube.writes.clear()
+    asyncio.run(reconciler.forget(kube.pipeline()))
+    assert kube.writes == [f"delete ConfigMap argo/{cache}"]
+
+
+def test_the_cache_lives_in_the_namespace_of_argo_given() -> None:
+    kube, _, doc, events = setup(defaults={"cache": {"maxAge": "1h"}})
+    reconciler = Reconciler(kube=kube, options=CompileOptions(), cache_namespace="workflows")
+    run(reconciler, copy.deepcopy(doc), events)
+    assert ("ConfigMap", "workflows", cache_config_map_name("ml", "demo")) in kube.objects
+
+
+def test_a_pipeline_without_cached_steps_has_no_cache() -> None:
+    kube, reconciler, doc, events = setup(defaults={"cache": {"maxAge": "1h"}})
+    doc["spec"]["defaults"] = {}
+    run(reconciler, copy.deepcopy(doc), events)
+    assert [k for k in kube.objects if k[0] == "ConfigMap"] == []

@@ -45,6 +45,12 @@ ANNOTATION_STOPPED_AT = f"{GROUP}/stopped-at"
 # Labels that Argo puts on the runs it creates from a CronWorkflow.
 ARGO_LABEL_CRON = "workflows.argoproj.io/cron-workflow"
 ARGO_GROUP = "argoproj.io"
+# Argo's memoization caches: ConfigMaps with this label, in the namespace of Argo's controller.
+ARGO_CACHE_LABEL = "workflows.argoproj.io/configmap-type"
+ARGO_CACHE_LABEL_VALUE = "Cache"
+DEFAULT_ARGO_NAMESPACE = "argo"
+# On a cache ConfigMap: the "namespace/name" of the pipeline whose cache it is.
+ANNOTATION_CACHE_OF = f"{GROUP}/cache-of"
 ARGO_VERSION = "v1alpha1"
 
 # The operator's own image, which also runs the promotion step (`mlpipeline promote`).

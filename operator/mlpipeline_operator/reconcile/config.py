@@ -9,7 +9,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mlpipeline_operator.api.constants import DEFAULT_PROMOTION_IMAGE
+from mlpipeline_operator.api.constants import DEFAULT_ARGO_NAMESPACE, DEFAULT_PROMOTION_IMAGE
 from mlpipeline_operator.cli_types import (
     EnvDefault,
     comma_list,
@@ -32,6 +32,11 @@ class OperatorConfig:
     promotion_image: str = DEFAULT_PROMOTION_IMAGE
     """Image of the promotion step (`--promotion-image`; env `MLPIPELINE_PROMOTION_IMAGE`):
     the operator's own image, which has `mlpipeline promote`."""
+
+    argo_namespace: str = DEFAULT_ARGO_NAMESPACE
+    """Namespace of Argo's workflow-controller (`--argo-namespace`; env
+    `MLPIPELINE_ARGO_NAMESPACE`), where Argo keeps the memoization caches: the operator creates
+    each caching pipeline's cache ConfigMap there, and deletes it with the pipeline."""
 
     peering: str | None = PEERING_NAME
     """kopf peering object used for leader election between replicas (`--peering`; env
@@ -97,6 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
     parser.add_argument(
         "--promotion-image",
         default=EnvDefault("MLPIPELINE_PROMOTION_IMAGE", str, DEFAULT_PROMOTION_IMAGE, env=env),
+    )
+    parser.add_argument(
+        "--argo-namespace",
+        default=EnvDefault("MLPIPELINE_ARGO_NAMESPACE", str, DEFAULT_ARGO_NAMESPACE, env=env),
+        help="namespace of Argo's workflow-controller, where step caches are kept",
     )
     parser.add_argument(
         "--peering",
@@ -165,6 +175,7 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(
         namespaces=tuple(namespaces),
         promotion_image=args.promotion_image,
+        argo_namespace=args.argo_namespace,
         peering=peering,
         peering_retry_interval=args.peering_retry_interval,
         peering_lifetime=args.peering_lifetime,

@@ -77,6 +77,7 @@ async def configure(
     memo.reconciler = Reconciler(
         kube=memo.kube,
         options=CompileOptions(promotion_image=config.promotion_image),
+        cache_namespace=config.argo_namespace,
     )
     memo.post_event = event_poster(metrics)
 
@@ -135,6 +136,20 @@ async def stop_requested(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=error.delay) from None
     except Refused as error:  # rights missing (patch on workflows): retried slowly
         raise kopf.TemporaryError(str(error), delay=REFUSED_RETRY_DELAY) from None
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def pipeline_deleted(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A pipeline is gone: delete its cache ConfigMap. No finalizer: a deletion seen while the
+    operator runs is enough (a ConfigMap left by one unseen is deleted by hand)."""
+    if type != "DELETED":
+        return
+    try:
+        await memo.reconciler.forget(body)
+    except (Retryable, Refused) as error:
+        logger.warning("cache ConfigMap not deleted: %s", error)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

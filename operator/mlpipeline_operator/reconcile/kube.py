@@ -98,6 +98,14 @@ class KubeApi(Protocol):
         """An MLPipeline; None when it does not exist."""
         ...
 
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> bool:
+        """Create a ConfigMap; False when it already exists."""
+        ...
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete a ConfigMap; nothing when it is already gone."""
+        ...
+
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
         """Write the whole status as of `metadata.resourceVersion`."""
         ...
@@ -125,6 +133,7 @@ class Kube:
         """`count_error`: told the HTTP status of every failed request (None: no answer)."""
         self.api = api
         self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
         self.count_error = count_error or _count_nothing
 
     async def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
@@ -270,6 +279,31 @@ class Kube:
 
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
         return await self._get(GROUP, VERSION, PLURAL, namespace, name)
+
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> bool:
+        meta = manifest["metadata"]
+        try:
+            await self._call(
+                f"create ConfigMap {meta['namespace']}/{meta['name']}",
+                self.core.create_namespaced_config_map,
+                meta["namespace"],
+                dict(manifest),
+            )
+        except Conflict:  # 409 AlreadyExists
+            return False
+        return True
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        try:
+            await self._call(
+                f"delete ConfigMap {namespace}/{name}",
+                self.core.delete_namespaced_config_map,
+                name,
+                namespace,
+            )
+        except Refused as error:
+            if error.status != 404:
+                raise
 
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
         """Write the whole status through the status subresource.

@@ -20,12 +20,14 @@ from mlpipeline_operator.api.constants import (
     ANNOTATION_RERUN,
     ANNOTATION_STOP,
     API_VERSION,
+    DEFAULT_ARGO_NAMESPACE,
     KIND,
     LABEL_PIPELINE,
     STOP_CURRENT,
 )
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
+from mlpipeline_operator.caching import cache_config_map, cache_config_map_name, uses_cache
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
 from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
@@ -139,6 +141,8 @@ class Reconciler:
 
     kube: KubeApi
     options: CompileOptions
+    # Where Argo's controller keeps memoization caches: its own namespace.
+    cache_namespace: str = DEFAULT_ARGO_NAMESPACE
     clock: Callable[[], str] = utc_now
     logger: logging.Logger = LOGGER
     # Status computations at once: each holds every run of its pipeline, whole (a start
@@ -194,6 +198,7 @@ class Reconciler:
             h.name == run for h in known.history
         ):
             return None  # already submitted and seen: nothing to write
+        await self._ensure_cache(target, compiled)
         created = await self.kube.create_child(compiled.manifest)
         if created is None:
             self.logger.info("%s: run %s already exists: adopted", target.ref, run)
@@ -204,6 +209,7 @@ class Reconciler:
 
     async def _apply_schedule(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
         manifest, name = compiled.manifest, compiled.name
+        await self._ensure_cache(target, compiled)
         created = await self.kube.create_child(manifest)
         if created is not None:
             self.logger.info("%s: created CronWorkflow %s", target.ref, name)
@@ -234,6 +240,25 @@ class Reconciler:
             raise Retryable(f"CronWorkflow {name} changed while being updated", 1) from None
         self.logger.info("%s: updated CronWorkflow %s in place", target.ref, name)
         await emit(target.body, Event("Normal", "Updated", f"updated CronWorkflow {name}"))
+
+    async def _ensure_cache(self, target: Target, compiled: CompiledRun) -> None:
+        """The cache ConfigMap of a pipeline with cached steps, before a run uses it (made by
+        the operator, so that Argo's controller needs no right to create ConfigMaps)."""
+        if not uses_cache(compiled.pipeline.spec):
+            return
+        manifest = cache_config_map(target.namespace, target.name, self.cache_namespace)
+        if await self.kube.create_config_map(manifest):
+            name = manifest["metadata"]["name"]
+            self.logger.info(
+                "%s: created cache ConfigMap %s/%s", target.ref, self.cache_namespace, name
+            )
+
+    async def forget(self, pipeline: Mapping[str, Any]) -> None:
+        """The pipeline was deleted: delete its cache ConfigMap, which lives in Argo's
+        namespace, out of reach of an owner reference (its runs go by garbage collection)."""
+        meta = pipeline["metadata"]
+        name = cache_config_map_name(meta["namespace"], meta["name"])
+        await self.kube.delete_config_map(self.cache_namespace, name)
 
     async def _drop_schedule(self, target: Target) -> None:
         """Delete the CronWorkflow left from an earlier generation that had a schedule."""
