@@ -89,6 +89,7 @@ def installed_chart(chart_plane: ChartPlane) -> Iterator[list[dict[str, Any]]]:
     plane = chart_plane.plane
     kube = chart_plane.kube
     ensure_namespace(kube, NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
+    ensure_namespace(kube, "argo")  # Argo's, where the chart's Role of the step caches goes
     kubeconfig = ["--kubeconfig", str(plane.kubeconfig), "--namespace", NAMESPACE]
     helm("install", RELEASE, str(CHART_DIR), *kubeconfig)
     for crd in (

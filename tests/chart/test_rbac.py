@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from hack.delivery_files import CHART_DIR
+from mlpipeline_operator.caching import cache_config_map_name
 from mlpipeline_operator.core import run_name
 from tests.chart.conftest import ChartPlane, ensure_namespace
 from tests.chart.helm import NAMESPACE, find, of_kind, render
@@ -219,6 +220,22 @@ def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     wait(lambda: runs(kube, namespace, "nightly"), TIMEOUT, "a run instead", op)
 
 
+def cache_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+    """A caching pipeline's cache ConfigMap, created in Argo's namespace before its run and
+    deleted with the pipeline."""
+    kube.create(make_pipeline(namespace, "cached", defaults={"cache": {"maxAge": "1h"}}))
+    name = cache_config_map_name(namespace, "cached")
+    wait(lambda: get_or_none(kube, "ConfigMap", "argo", name, "v1"), TIMEOUT, "the cache", op)
+    wait(lambda: runs(kube, namespace, "cached"), TIMEOUT, "its run", op)
+    kube.delete(PIPELINE_API, "MLPipeline", "cached", namespace)
+    wait(
+        lambda: get_or_none(kube, "ConfigMap", "argo", name, "v1") is None,
+        TIMEOUT,
+        "the cache deleted with its pipeline",
+        op,
+    )
+
+
 def invalid_spec(kube: Kube, namespace: str, op: OperatorProcess) -> None:
     doc = make_pipeline(namespace, "broken")
     doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
@@ -292,10 +309,13 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
         run_to_success(kube, namespace, op)
         stop_a_run(kube, namespace, op)
         schedule_lifecycle(kube, namespace, op)
+        cache_lifecycle(kube, namespace, op)
         invalid_spec(kube, namespace, op)
     finally:
         op.stop()
     assert "Forbidden" not in op.log(), op.log()[-4000:]
+    caches = find(installed_chart, "Role", "mlpipeline-operator-caches")
+    rules = [*role["rules"], *caches["rules"]]
 
     events = chart_plane.audit_events(USERNAME)
     refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
@@ -308,10 +328,16 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
     assert peering_patches == {"mlpipeline-operator"}  # the resourceNames of the patch rule
     # Every verb granted was used, but mlpipelines/finalizers, which admission checks (below).
     finalizers = ("mlops.gitops.dev", "mlpipelines/finalizers", "update")
-    assert used(events) == granted(role["rules"]) - {finalizers}, (
-        f"used but not granted: {used(events) - granted(role['rules'])}; "
-        f"granted but unused: {granted(role['rules']) - used(events) - {finalizers}}"
+    assert used(events) == granted(rules) - {finalizers}, (
+        f"used but not granted: {used(events) - granted(rules)}; "
+        f"granted but unused: {granted(rules) - used(events) - {finalizers}}"
     )
+    configmaps = {
+        e["objectRef"].get("namespace")
+        for e in events
+        if e.get("objectRef", {}).get("resource") == "configmaps"
+    }
+    assert configmaps == {"argo"}
 
 
 def test_block_owner_deletion_needs_the_finalizers_rule(
@@ -388,6 +414,8 @@ DENIED = [
     ("list", "", "secrets", False, {}),
     ("watch", "", "secrets", True, {}),
     ("get", "", "configmaps", True, {}),
+    ("create", "", "configmaps", True, {}),  # in Argo's namespace only
+    ("delete", "", "configmaps", True, {}),
     ("create", "", "pods", True, {}),
     ("create", "", "pods", True, {"subresource": "exec"}),
     ("create", "", "serviceaccounts", True, {"subresource": "token"}),
@@ -446,6 +474,8 @@ def test_granted_rights_answer_yes(
     assert access(kube, "update", "mlops.gitops.dev", "mlpipelines", "ml", subresource="finalizers")
     assert access(kube, "patch", "kopf.dev", "clusterkopfpeerings", name="mlpipeline-operator")
     assert access(kube, "list", "mlops.gitops.dev", "mlpipelines")  # every namespace
+    assert access(kube, "create", "", "configmaps", "argo")  # the step caches
+    assert access(kube, "delete", "", "configmaps", "argo")
 
 
 def test_namespaced_mode_works_in_its_namespace_only(
@@ -486,7 +516,7 @@ def test_namespaced_mode_works_in_its_namespace_only(
     refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
     assert events and not refused, [(e["verb"], e.get("objectRef")) for e in refused]
     assert {e["objectRef"].get("namespace") for e in events if e.get("objectRef")} == {watched}
-    role = of_kind(objects, "Role")[0]
+    role = next(r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == watched)
     assert used(events) <= granted(role["rules"])
 
 
@@ -500,7 +530,7 @@ def test_missing_peering_is_reported_until_the_operator_may_create_it(
     release_namespace, watched, objects = namespaced_release(kube, "np")
     create_peering = {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": ["create"]}
     for obj in objects:
-        if obj["kind"] == "Role":
+        if obj["kind"] == "Role" and obj["metadata"]["namespace"] == watched:
             assert create_peering in obj["rules"]
             obj["rules"].remove(create_peering)
         if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding"):

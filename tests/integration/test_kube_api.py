@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import config
 
+from mlpipeline_operator.caching import cache_config_map
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.reconcile.kube import Conflict, Kube, KubeApi, Refused
 from tests.controlplane.harness import ControlPlane
@@ -165,5 +166,20 @@ def test_pipeline_status_as_of_its_resource_version(
         with pytest.raises(Refused) as refused:
             await api.replace_pipeline_status(found)
         assert refused.value.status == 404
+
+    against(check)
+
+
+def test_create_config_map_then_again_and_delete_twice(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = cache_config_map(namespace, "demo", namespace)
+        assert await api.create_config_map(manifest) is True
+        assert await api.create_config_map(manifest) is False  # already exists
+        name = manifest["metadata"]["name"]
+        await api.delete_config_map(namespace, name)
+        await api.delete_config_map(namespace, name)  # already gone: nothing
+        assert await api.create_config_map(manifest) is True  # it was gone
 
     against(check)
