@@ -18,6 +18,9 @@ from mlpipeline_operator.api.models import MLPipeline, Step, duration_nanosecond
 # Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
 ENTRY_TEMPLATE = "mlpipeline"
 PROMOTION_TASK = "promote-model"
+# The input parameter that carries the item into a fanned-out step's template; `{{item.KEY}}`
+# is carried by "item-KEY" (Argo's parameter names have no ".").
+ITEM_PARAMETER = "item"
 
 Manifest = dict[str, Any]
 
@@ -48,9 +51,12 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 
 def step_dependencies(step: Step) -> list[str]:
-    """Explicit dependencies, then those implied by inputs `from` other steps, without repeats."""
+    """Explicit dependencies, then those implied by inputs `from` other steps and by
+    `forEach.from`, without repeats."""
     deps = dict.fromkeys(step.depends_on)
     refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
+    if step.for_each is not None and step.for_each.from_ is not None:
+        refs.append(step.for_each.from_)
     for ref in refs:
         if ref is not None:
             deps.setdefault(split_ref(ref)[0])

@@ -7,6 +7,8 @@ A step may write, in its command, args, env values and input parameter values:
     {{inputs.artifacts.NAME.path}}    where an input artifact is placed
     {{outputs.artifacts.NAME.path}}   where the step must leave an output artifact
     {{outputs.parameters.NAME.path}}  the file whose content becomes an output parameter
+    {{item}}                          the current item of a step with forEach
+    {{item.KEY}}                      a key of the current item (an object)
 
 Anything else between `{{` and `}}` is an error.
 """
@@ -25,6 +27,7 @@ PlaceholderKind = Literal[
     "inputs.artifacts",
     "outputs.artifacts",
     "outputs.parameters",
+    "item",
 ]
 
 # Non-greedy, so "{{a}} and {{b}}" are two placeholders; an unclosed "{{" is reported apart.
@@ -33,6 +36,8 @@ _FORM_RE = re.compile(
     r"^(?P<kind>pipeline\.parameters|inputs\.parameters|inputs\.artifacts|outputs\.artifacts"
     r"|outputs\.parameters)\.(?P<name>[a-zA-Z0-9_][-a-zA-Z0-9_]*)(?P<suffix>\.path)?$"
 )
+# `{{item}}` (name "") and `{{item.KEY}}` (name KEY).
+_ITEM_RE = re.compile(r"^item(?:\.(?P<key>[a-zA-Z_][a-zA-Z0-9_]*))?$")
 _NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
 
 ALLOWED_FORMS = (
@@ -43,7 +48,7 @@ ALLOWED_FORMS = (
 
 @dataclass(frozen=True)
 class Placeholder:
-    """A parsed placeholder: what it refers to."""
+    """A parsed placeholder: what it refers to (for "item": the key, or "" for the item)."""
 
     kind: PlaceholderKind
     name: str
@@ -56,6 +61,9 @@ class PlaceholderError(ValueError):
 @functools.lru_cache(maxsize=4096)
 def parse(expression: str) -> Placeholder:
     """Parse the inside of `{{...}}` (surrounding spaces allowed)."""
+    item = _ITEM_RE.match(expression.strip())
+    if item is not None:
+        return Placeholder("item", item["key"] or "")
     match = _FORM_RE.match(expression.strip())
     if match is None:
         raise PlaceholderError(

@@ -29,6 +29,7 @@ from mlpipeline_operator.api.models import (
 from mlpipeline_operator.caching import step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
+    ITEM_PARAMETER,
     PROMOTION_TASK,
     Problem,
     split_ref,
@@ -222,6 +223,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_text(param.value, f"spec.parameters[{i}].value", None, parameters)
     for i, step in enumerate(spec.steps):
         problems += _check_step(spec, step, f"spec.steps[{i}]", steps, parameters)
+        problems += _check_fan_out(step, f"spec.steps[{i}]", steps)
     problems += _check_cycles(spec.steps, steps)
     if spec.promotion is not None:
         problems += _check_promotion(spec, steps)
@@ -271,7 +273,7 @@ def _check_step(
             problems += _check_ref(param.from_, "parameter", where, step, steps)
         elif param.value is not None and "{{" in param.value:
             where = f"{path}.inputs.parameters[{j}].value"
-            problems += _check_text(param.value, where, None, parameters)
+            problems += _check_text(param.value, where, None, parameters, item_step=step)
     for j, artifact in enumerate(inputs.artifacts):
         where = f"{path}.inputs.artifacts[{j}].from"
         problems += _check_ref(artifact.from_, "artifact", where, step, steps)
@@ -302,8 +304,16 @@ def _check_ref(
         yield Problem(path, _unknown(f'output {kind} of step "{source_name}"', output, names))
 
 
-def _check_text(text: str, path: str, step: Step | None, parameters: set[str]) -> Iterator[Problem]:
-    """Placeholders of one string; `step` is None where only pipeline parameters may be used."""
+def _check_text(
+    text: str,
+    path: str,
+    step: Step | None,
+    parameters: set[str],
+    item_step: Step | None = None,
+) -> Iterator[Problem]:
+    """Placeholders of one string; `step` is None where only pipeline parameters (and, in an
+    input parameter's value, `item_step`'s item) may be used."""
+    item_step = item_step or step
     if "{{" not in text:
         return
     if placeholders.has_unclosed(text):
@@ -313,6 +323,9 @@ def _check_text(text: str, path: str, step: Step | None, parameters: set[str]) -
             ref = placeholders.parse(expression)
         except placeholders.PlaceholderError as error:
             yield Problem(path, str(error))
+            continue
+        if ref.kind == "item" and item_step is not None:
+            yield from _check_item(expression, ref.name, path, item_step)
             continue
         if ref.kind == "pipeline.parameters":
             known: Iterable[str] = parameters
@@ -334,6 +347,58 @@ def _check_text(text: str, path: str, step: Step | None, parameters: set[str]) -
         if ref.name not in known:
             yield Problem(
                 path, f'placeholder "{{{{{expression}}}}}": ' + _unknown(what, ref.name, known)
+            )
+
+
+def _check_item(expression: str, key: str, path: str, step: Step) -> Iterator[Problem]:
+    """`{{item}}` or `{{item.KEY}}` in a step: it needs forEach, and a key every literal item has."""
+    shown = f'"{{{{{expression}}}}}"'
+    if step.for_each is None:
+        yield Problem(path, f"{shown} can only be used in a step with forEach")
+        return
+    items = step.for_each.items
+    if not key or items is None:
+        return  # `from`: the items are known at run time only
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            yield Problem(
+                path,
+                f"{shown}: item {index} ({quoted(str(item))}) is not an object; "
+                "{{item.KEY}} needs every item to be an object with that key",
+            )
+            return
+        if key not in item:
+            keys = ", ".join(f'"{k}"' for k in item) or "none"
+            yield Problem(path, f'{shown}: item {index} has no key "{key}" (its keys: {keys})')
+            return
+
+
+def _check_fan_out(step: Step, path: str, steps: dict[str, Step]) -> Iterator[Problem]:
+    """forEach itself, and what other steps may take from a fanned-out step."""
+    for_each = step.for_each
+    if for_each is not None:
+        where = f"{path}.forEach"
+        if for_each.items is not None and not for_each.items:
+            yield Problem(
+                f"{where}.items", "must not be empty: list at least one item, or use from"
+            )
+        if for_each.from_ is not None:
+            yield from _check_ref(for_each.from_, "parameter", f"{where}.from", step, steps)
+        for j, param in enumerate(step.inputs.parameters):
+            if param.name == ITEM_PARAMETER or param.name.startswith(f"{ITEM_PARAMETER}-"):
+                yield Problem(
+                    f"{path}.inputs.parameters[{j}].name",
+                    f'{quoted(param.name)} is reserved in a step with forEach (it carries the '
+                    'item): choose another name',
+                )
+    for j, artifact in enumerate(step.inputs.artifacts):
+        source = steps.get(split_ref(artifact.from_)[0])
+        if source is not None and source.for_each is not None and source is not step:
+            yield Problem(
+                f"{path}.inputs.artifacts[{j}].from",
+                f'step "{source.name}" runs once per item (forEach), so its artifacts cannot be '
+                "taken; pass an output parameter instead (its values arrive as a JSON list), "
+                "for example the location where each iteration stored its file",
             )
 
 
@@ -377,6 +442,12 @@ def _check_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[P
     step = steps.get(source.step)
     if step is None:
         yield Problem("spec.promotion.from.step", _unknown("step", source.step, steps))
+    elif step.for_each is not None:
+        yield Problem(
+            "spec.promotion.from.step",
+            f'step "{source.step}" runs once per item (forEach); promote from one run id: add a '
+            "step that takes its output parameter (a JSON list) and writes the chosen run's id",
+        )
     elif source.parameter not in {p.name for p in step.outputs.parameters}:
         yield Problem(
             "spec.promotion.from.parameter",

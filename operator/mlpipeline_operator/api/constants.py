@@ -24,6 +24,9 @@ MAX_IO_ITEMS = 32
 MAX_ENV_VARS = 64
 MAX_PARAMETERS = 64
 MAX_GATES = 16
+# A step's `forEach.items`: each item becomes a node in the run's status (see docs/compiler.md).
+MAX_FOREACH_ITEMS = 256
+MAX_ITEM_KEYS = 16
 # Kubernetes names and label values, metadata.name and the names of the runs among them.
 MAX_NAME = 63
 # Argo refuses longer CronWorkflow names (its runs add "-<unix time>" to reach 63 characters).

@@ -7,21 +7,32 @@ keep the object far below etcd's size limit and keep the CRD's CEL rules cheap.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from mlpipeline_operator.api.constants import (
     MAX_ENV_VARS,
+    MAX_FOREACH_ITEMS,
     MAX_GATES,
     MAX_IO_ITEMS,
+    MAX_ITEM_KEYS,
     MAX_NAME,
     MAX_PARAMETERS,
     MAX_STEPS,
 )
-from mlpipeline_operator.messages import quoted
+from mlpipeline_operator.messages import described, quoted
 
 # Strings: short identifiers and long free text, bounded so the CRD's CEL cost stays low.
 Name = Annotated[str, Field(min_length=1, max_length=63)]
@@ -401,6 +412,95 @@ class Outputs(ApiModel):
     )
 
 
+# --- Fan-out -------------------------------------------------------------------------------------
+
+# The key of an object item, as `{{item.KEY}}` names it.
+_ITEM_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+MAX_ITEM_TEXT = 1024
+ItemScalar = str | int | float
+ItemValue = ItemScalar | dict[str, ItemScalar]
+
+
+def _check_scalar(value: object, where: str) -> ItemScalar:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        expected = "a string or a number" if where else (
+            "a string, a number, or an object of strings and numbers"
+        )
+        raise ValueError(f"{where}expected {expected}, got {described(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}expected a finite number, got {value}")
+    if isinstance(value, str) and len(value) > MAX_ITEM_TEXT:
+        raise ValueError(
+            f"{where}is {len(value)} characters long; at most {MAX_ITEM_TEXT} are allowed"
+        )
+    return value
+
+
+def _check_item(value: object) -> ItemValue:
+    """One item of forEach.items, with one clear message for each way it can be wrong."""
+    if not isinstance(value, dict):
+        return _check_scalar(value, "")
+    if len(value) > MAX_ITEM_KEYS:
+        raise ValueError(f"has {len(value)} keys; an item has at most {MAX_ITEM_KEYS}")
+    checked: dict[str, ItemScalar] = {}
+    for key, inner in value.items():
+        if not isinstance(key, str) or not _ITEM_KEY.match(key):
+            raise ValueError(
+                f"key {quoted(str(key))} is not a name {{{{item.KEY}}}} can use: letters, "
+                "digits and '_', not starting with a digit, at most 63 characters"
+            )
+        checked[key] = _check_scalar(inner, f"key {quoted(key)}: ")
+    return checked
+
+
+# One item of `forEach.items`. Its CRD schema is left open (any JSON value): a structural schema
+# has no "string or number or object"; `_check_item` checks the shape.
+ForEachItem = Annotated[
+    ItemValue,
+    PlainValidator(_check_item),
+    WithJsonSchema(
+        {
+            "x-kubernetes-preserve-unknown-fields": True,
+            "description": "A string, a number, or an object of strings and numbers.",
+        }
+    ),
+]
+
+
+class ForEach(ApiModel):
+    """Run the step once per item (fan-out); its output parameters become JSON lists (fan-in)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "has(self.items) != has(self.from)", "set exactly one of items or from"
+        )
+    )
+
+    items: list[ForEachItem] | None = Field(
+        default=None,
+        max_length=MAX_FOREACH_ITEMS,
+        description=(
+            "The items: strings, numbers, or objects of strings and numbers (keys: letters, "
+            f"digits and '_'), at most {MAX_FOREACH_ITEMS}. `{{{{item}}}}` is the item, "
+            "`{{item.KEY}}` a key of an object item."
+        ),
+    )
+    from_: OutputRef | None = Field(
+        default=None,
+        alias="from",
+        description='Output parameter "STEP.NAME" of an earlier step holding a JSON list.',
+    )
+    max_parallel: int | None = Field(
+        default=None, ge=1, le=1000, description="Most iterations running at once (no limit when unset)."
+    )
+
+    @model_validator(mode="after")
+    def _items_or_from(self) -> ForEach:
+        if (self.items is None) == (self.from_ is None):
+            raise ValueError("set exactly one of items or from")
+        return self
+
+
 # --- Steps ---------------------------------------------------------------------------------------
 
 StepName = Annotated[
@@ -459,6 +559,13 @@ class Step(ApiModel):
     cache: Cache | None = Field(
         default=None,
         description='Reuse the step\'s result; replaces spec.defaults.cache ("0s": not cached).',
+    )
+    for_each: ForEach | None = Field(
+        default=None,
+        description=(
+            "Run the step once per item; a step taking one of its output parameters receives "
+            "the JSON list of every iteration's value, in item order."
+        ),
     )
 
 
