@@ -40,7 +40,12 @@ def schema() -> dict[str, Any]:
 def test_schema_is_structural() -> None:
     for path, node in walk(schema()):
         assert "$ref" not in node and "$defs" not in node, path
-        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        # Kubernetes allows an untyped node only as int-or-string or as any JSON value.
+        assert (
+            "type" in node
+            or node.get("x-kubernetes-int-or-string")
+            or node.get("x-kubernetes-preserve-unknown-fields")
+        ), f"{path} has no type"
         assert "default" not in node and "title" not in node, path
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string"), path

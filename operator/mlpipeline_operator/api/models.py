@@ -470,11 +470,8 @@ ForEachItem = Annotated[
 class ForEach(ApiModel):
     """Run the step once per item (fan-out); its output parameters become JSON lists (fan-in)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=cel(
-            "has(self.items) != has(self.from)", "set exactly one of items or from"
-        )
-    )
+    # No CEL rule for "items or from": CEL cannot read `items`, whose schema has no type; the
+    # operator's validation reports it (phase Invalid).
 
     items: list[ForEachItem] | None = Field(
         default=None,

@@ -28,6 +28,7 @@ from mlpipeline_operator.api.constants import (
 from mlpipeline_operator.caching import cache_config_map_name, cache_keys, step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
+    ITEM_PARAMETER,
     PROMOTION_TASK,
     CompiledRun,
     InvalidPipeline,
@@ -68,6 +69,8 @@ def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
 def _argo_expression(expression: str) -> str:
     """One validated placeholder as Argo's variable (cached: pipelines repeat the same few)."""
     ref = placeholders.parse(expression)
+    if ref.kind == "item":  # in the step's template, the item arrives as an input parameter
+        return f"{{{{inputs.parameters.{item_parameter(ref.name)}}}}}"
     if ref.kind == "pipeline.parameters":
         return f"{{{{workflow.parameters.{ref.name}}}}}"
     suffix = "" if ref.kind == "inputs.parameters" else ".path"
@@ -78,6 +81,38 @@ def _to_argo_text(text: str) -> str:
     if "{{" not in text:
         return text
     return placeholders.PLACEHOLDER_RE.sub(lambda m: _argo_expression(m[1]), text)
+
+
+def item_parameter(key: str) -> str:
+    """The template's input parameter carrying `{{item}}` (key "") or `{{item.KEY}}`."""
+    return f"{ITEM_PARAMETER}-{key}" if key else ITEM_PARAMETER
+
+
+def _argument_expression(expression: str) -> str:
+    """A placeholder in a task's argument, where Argo itself substitutes the item."""
+    ref = placeholders.parse(expression)
+    if ref.kind == "item":
+        return f"{{{{item.{ref.name}}}}}" if ref.name else "{{item}}"
+    return _argo_expression(expression)
+
+
+def _to_argo_argument(text: str) -> str:
+    if "{{" not in text:
+        return text
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argument_expression(m[1]), text)
+
+
+def _item_keys(step: api.Step) -> list[str]:
+    """The item placeholders of a step's container (command, args, env), as item keys ("" for
+    the item itself), in order of first use."""
+    texts = [*step.command, *step.args, *(e.value for e in step.env if e.value)]
+    keys: dict[str, None] = {}
+    for text in texts:
+        for expression in placeholders.find(text):
+            ref = placeholders.parse(expression)
+            if ref.kind == "item":
+                keys.setdefault(ref.name)
+    return list(keys)
 
 
 def _present(fields: Manifest) -> Manifest:
@@ -172,9 +207,11 @@ def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> Manifest:
         template["activeDeadlineSeconds"] = timeout_seconds(timeout)
     template["container"] = container
     inputs, outputs = step.inputs, step.outputs
-    if inputs.artifacts or inputs.parameters:
+    item_inputs = [{"name": item_parameter(k)} for k in _item_keys(step)] if step.for_each else []
+    if inputs.artifacts or inputs.parameters or item_inputs:
         template["inputs"] = _io(
-            [_artifact(a) for a in inputs.artifacts], [{"name": p.name} for p in inputs.parameters]
+            [_artifact(a) for a in inputs.artifacts],
+            [{"name": p.name} for p in inputs.parameters] + item_inputs,
         )
     template["name"] = step.name
     if outputs.artifacts or outputs.parameters:
@@ -206,7 +243,7 @@ def _step_task(step: api.Step) -> Manifest:
                     "name": p.name,
                     "value": _task_argument(p.from_, "parameters")
                     if p.from_
-                    else _to_argo_text(p.value or ""),
+                    else _to_argo_argument(p.value or ""),
                 }
                 for p in inputs.parameters
             ],
@@ -216,6 +253,114 @@ def _step_task(step: api.Step) -> Manifest:
     task["name"] = step.name
     task["template"] = step.name
     return task
+
+
+def _items_argument(step: api.Step, outer: bool) -> Manifest:
+    """`withItems` or `withParam` of a fanned-out step's looped task."""
+    for_each = step.for_each
+    assert for_each is not None
+    if for_each.items is not None:
+        return {"withItems": for_each.items}
+    assert for_each.from_ is not None
+    if outer:
+        return {"withParam": _task_argument(for_each.from_, "parameters")}
+    return {"withParam": f"{{{{inputs.parameters.{ITEM_LIST_PARAMETER}}}}}"}
+
+
+# The input parameter of a wrapper template (see `_fan_out`) that carries `forEach.from`'s list.
+ITEM_LIST_PARAMETER = f"{ITEM_PARAMETER}-list"
+
+
+def _wrapper_name(step: api.Step) -> str:
+    # Step names are lower-case: "-forEach" never names another step's template.
+    return f"{step.name}-forEach"
+
+
+def _fan_out(step: api.Step, template: Manifest) -> tuple[Manifest, list[Manifest]]:
+    """The task and templates of a step with forEach.
+
+    Without maxParallel, the step's own task loops (`withItems` / `withParam`); Argo gives the
+    task's outputs as JSON lists. With it, the loop moves into a DAG template of its own whose
+    `parallelism` limits the running iterations (Argo's parallelism applies to a template's
+    children), fed with the step's inputs and giving back the aggregated output parameters.
+    """
+    for_each = step.for_each
+    assert for_each is not None
+    task = _step_task(step)
+    item_arguments = [
+        {"name": item_parameter(k), "value": _argument_expression(f"item.{k}" if k else "item")}
+        for k in _item_keys(step)
+    ]
+    if item_arguments:
+        arguments = task.setdefault("arguments", {})
+        arguments["parameters"] = [*arguments.get("parameters", []), *item_arguments]
+    if for_each.max_parallel is None:
+        return dict(sorted({**task, **_items_argument(step, outer=True)}.items())), [template]
+    inputs, outputs = step.inputs, step.outputs
+    passed = [p for p in inputs.parameters if p.from_ is not None]
+    list_input = [{"name": ITEM_LIST_PARAMETER}] if for_each.from_ is not None else []
+    inner_arguments = _io(
+        [{"from": f"{{{{inputs.artifacts.{a.name}}}}}", "name": a.name} for a in inputs.artifacts],
+        [
+            {"name": p.name, "value": f"{{{{inputs.parameters.{p.name}}}}}"}
+            if p.from_ is not None
+            else {"name": p.name, "value": _to_argo_argument(p.value or "")}
+            for p in inputs.parameters
+        ]
+        + item_arguments,
+    )
+    inner = _present(
+        {
+            "arguments": inner_arguments,
+            "name": step.name,
+            "template": step.name,
+            **_items_argument(step, outer=False),
+        }
+    )
+    wrapper = _present(
+        {
+            "dag": {"tasks": [inner]},
+            "inputs": _io(
+                [{"name": a.name} for a in inputs.artifacts],
+                [{"name": p.name} for p in passed] + list_input,
+            ),
+            "name": _wrapper_name(step),
+            "outputs": _io(
+                [],
+                [
+                    {
+                        "name": p.name,
+                        "valueFrom": {
+                            "parameter": f"{{{{tasks.{step.name}.outputs.parameters.{p.name}}}}}"
+                        },
+                    }
+                    for p in outputs.parameters
+                ],
+            ),
+            "parallelism": for_each.max_parallel,
+        }
+    )
+    outer_arguments = _io(
+        [
+            {"from": _task_argument(a.from_, "artifacts"), "name": a.name}
+            for a in inputs.artifacts
+        ],
+        [{"name": p.name, "value": _task_argument(p.from_ or "", "parameters")} for p in passed]
+        + (
+            [{"name": ITEM_LIST_PARAMETER, "value": _task_argument(for_each.from_, "parameters")}]
+            if for_each.from_ is not None
+            else []
+        ),
+    )
+    outer = _present(
+        {
+            "arguments": outer_arguments,
+            "dependencies": task.get("dependencies"),
+            "name": step.name,
+            "template": _wrapper_name(step),
+        }
+    )
+    return outer, [wrapper, template]
 
 
 def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manifest, Manifest]:
@@ -290,8 +435,17 @@ def _memoized(templates: list[Manifest], pipeline: api.MLPipeline) -> list[Manif
 
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
-    tasks = [_step_task(s) for s in spec.steps]
-    templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
+    tasks: list[Manifest] = []
+    templates: list[Manifest] = []
+    step_templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
+    for step, template in zip(spec.steps, step_templates, strict=True):
+        if step.for_each is None:
+            tasks.append(_step_task(step))
+            templates.append(template)
+        else:
+            task, fan_out_templates = _fan_out(step, template)
+            tasks.append(task)
+            templates += fan_out_templates
     if spec.promotion is not None:
         task, template = _promotion(pipeline, options)
         tasks.append(task)
