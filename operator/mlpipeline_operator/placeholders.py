@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,6 +82,18 @@ def parse(expression: str) -> Placeholder:
 def find(text: str) -> list[str]:
     """The expressions inside every `{{...}}` of a text."""
     return PLACEHOLDER_RE.findall(text)
+
+
+def item_keys(texts: Iterable[str]) -> list[str]:
+    """The item placeholders of validated texts as item keys ("" for `{{item}}`), in order of
+    first use."""
+    keys: dict[str, None] = {}
+    for text in texts:
+        for expression in find(text):
+            ref = parse(expression)
+            if ref.kind == "item":
+                keys.setdefault(ref.name)
+    return list(keys)
 
 
 def has_unclosed(text: str) -> bool:

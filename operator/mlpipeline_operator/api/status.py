@@ -13,6 +13,10 @@ Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Invalid"]
 Timestamp = Annotated[str, Field(max_length=64, description="RFC 3339 time.")]
 Message = Annotated[str, Field(max_length=32768)]
 MAX_HISTORY = 20
+# Iterations of a fanned-out step (forEach) listed by item when they fail, and the length to
+# which their items are cut: the status stays small however many items fail.
+MAX_FAILED_ITERATIONS = 10
+MAX_ITEM_SHOWN = 64
 
 
 class StatusModel(ApiModel):
@@ -34,6 +38,32 @@ class Condition(StatusModel):
     observed_generation: int | None = None
 
 
+class FailedIteration(StatusModel):
+    """An iteration of a fanned-out step that failed."""
+
+    index: int = Field(ge=0, description="Position of its item in the list (from 0).")
+    item: Annotated[str, Field(max_length=MAX_ITEM_SHOWN + 3)] = Field(
+        description=f"The item as Argo names it, cut at {MAX_ITEM_SHOWN} characters."
+    )
+    message: Message | None = None
+
+
+class Iterations(StatusModel):
+    """The iterations of a step with forEach, counted by phase."""
+
+    total: int = Field(ge=0, description="Iterations started or waiting.")
+    phases: dict[str, int] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="How many iterations are in each of Argo's node phases.",
+    )
+    failed: list[FailedIteration] | None = Field(
+        default=None,
+        max_length=MAX_FAILED_ITERATIONS,
+        description=f"The first {MAX_FAILED_ITERATIONS} failed iterations, in item order.",
+    )
+
+
 class StepStatus(StatusModel):
     """One step of a run."""
 
@@ -49,6 +79,10 @@ class StepStatus(StatusModel):
         default=False,
         description="Whether the step's result was reused from the cache instead of run "
         "(written only when true).",
+    )
+
+    iterations: Iterations | None = Field(
+        default=None, description="A step with forEach: its iterations."
     )
 
     @model_serializer(mode="wrap")

@@ -103,16 +103,8 @@ def _to_argo_argument(text: str) -> str:
 
 
 def _item_keys(step: api.Step) -> list[str]:
-    """The item placeholders of a step's container (command, args, env), as item keys ("" for
-    the item itself), in order of first use."""
-    texts = [*step.command, *step.args, *(e.value for e in step.env if e.value)]
-    keys: dict[str, None] = {}
-    for text in texts:
-        for expression in placeholders.find(text):
-            ref = placeholders.parse(expression)
-            if ref.kind == "item":
-                keys.setdefault(ref.name)
-    return list(keys)
+    """The item placeholders of a step's container (command, args, env) as item keys."""
+    return placeholders.item_keys([*step.command, *step.args, *(e.value or "" for e in step.env)])
 
 
 def _present(fields: Manifest) -> Manifest:

@@ -13,10 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.models import MLPipeline, Retry, Step
 from mlpipeline_operator.core import split_ref, step_dependencies, timeout_seconds
+from mlpipeline_operator.local import fan_out
 from mlpipeline_operator.messages import quoted
 from mlpipeline_operator.validation import check_spec
 
@@ -30,6 +32,8 @@ class StepPlan:
     retry: Retry | None
     timeout: str | None
     timeout_seconds: int | None
+    # The item of one iteration of a step with forEach (the plan of the step itself has none).
+    item: Any = None
 
     @property
     def name(self) -> str:
@@ -155,18 +159,26 @@ class Resolved:
 
 
 def input_parameter_values(
-    step: Step, pipeline: Mapping[str, str], outputs: Mapping[str, Mapping[str, str]]
+    step: Step,
+    pipeline: Mapping[str, str],
+    outputs: Mapping[str, Mapping[str, str]],
+    item: Any = None,
 ) -> dict[str, str]:
-    """Values of the step's input parameters: literals, or outputs of the steps they come from."""
+    """Values of the step's input parameters: literals, or outputs of the steps they come from
+    (for a step with forEach, a JSON list: see `fan_out.aggregate`)."""
+
+    def replace(ref: placeholders.Placeholder) -> str:
+        if ref.kind == "item":
+            return fan_out.item_text(item, ref.name)
+        return pipeline[ref.name]
+
     values: dict[str, str] = {}
     for param in step.inputs.parameters:
         if param.from_ is not None:
             source, name = split_ref(param.from_)
             values[param.name] = outputs[source][name]
         else:
-            values[param.name] = placeholders.substitute(
-                param.value or "", lambda ref: pipeline[ref.name]
-            )
+            values[param.name] = placeholders.substitute(param.value or "", replace)
     return values
 
 
@@ -175,8 +187,10 @@ def resolve(
     layout: RunLayout,
     pipeline: Mapping[str, str],
     inputs: Mapping[str, str],
+    item: Any = None,
 ) -> Resolved:
-    """The command line and literal environment of a step of a validated pipeline."""
+    """The command line and literal environment of a step of a validated pipeline (`item`: the
+    item of an iteration of a step with forEach)."""
     paths = {
         "inputs.artifacts": {a.name: a.path for a in step.inputs.artifacts},
         "outputs.artifacts": {a.name: a.path for a in step.outputs.artifacts},
@@ -188,6 +202,8 @@ def resolve(
             return pipeline[ref.name]
         if ref.kind == "inputs.parameters":
             return inputs[ref.name]
+        if ref.kind == "item":
+            return fan_out.item_text(item, ref.name)
         return str(layout.container_path(step.name, paths[ref.kind][ref.name]))
 
     argv = [placeholders.substitute(text, replace) for text in [*step.command, *step.args]]

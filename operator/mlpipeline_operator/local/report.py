@@ -82,11 +82,20 @@ class Reporter:
         out = self._print
         out("")
         out(f"{'STEP'.ljust(self.width)}  {'STATE':<11}  {'ATTEMPTS':<8}  {'DURATION':>8}  NOTE")
-        for r in results:
+        # A step with forEach: its row, then one indented row per iteration, noting its item.
+        rows = [
+            row
+            for r in results
+            for row in [
+                (r, r.name, r.message),
+                *((i, f"  {i.name}", f"item {i.item} {i.message}") for i in r.iterations),
+            ]
+        ]
+        for r, name, note in rows:
             attempts = f"{r.attempts}/{r.max_attempts}" if r.attempts else "-"
             out(
-                f"{r.name.ljust(self.width)}  {r.phase!s:<11}  {attempts:<8}  "
-                f"{format_seconds(r.duration):>8}  {r.message}".rstrip()
+                f"{name.ljust(self.width)}  {r.phase!s:<11}  {attempts:<8}  "
+                f"{format_seconds(r.duration):>8}  {note}".rstrip()
             )
         out("")
         if promotion is not None:

@@ -40,6 +40,10 @@ class StepResult:
     message: str = ""
     outputs: dict[str, str] = field(default_factory=dict)  # output parameter values
     cached: bool = False  # served from the cache, not run
+    # A step with forEach: its iterations, in item order; an iteration: its item, as Argo
+    # names it.
+    iterations: list[StepResult] = field(default_factory=list)
+    item: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -59,6 +63,8 @@ class StepResult:
             "log": str(self.log),
             "outputs": self.outputs,
             "cached": self.cached,
+            **({"item": self.item} if self.item is not None else {}),
+            **({"iterations": [i.to_json() for i in self.iterations]} if self.iterations else {}),
         }
 
 

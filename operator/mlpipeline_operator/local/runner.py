@@ -3,6 +3,9 @@
 - A step starts once every step it depends on has succeeded; at most `parallel` steps run at once.
 - A failed step (its retries spent) skips its dependents and, as Argo's DAG does by default
   (failFast), no step starts after it; steps already running finish.
+- A step with forEach runs once per item (at most `maxParallel` iterations at once, each taking
+  one of the `parallel` slots), each iteration in directories of its own (`steps/STEP.N/`);
+  its output parameters become the JSON lists of the iterations' values (`fan_out`).
 - The promotion task runs `mlpipeline promote` last, once every step has succeeded.
 - SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130);
   a second signal kills the groups still running at once.
@@ -17,14 +20,14 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import PROMOTION_TASK, split_ref
-from mlpipeline_operator.local import mlflow_store, outputs, retry
+from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
 from mlpipeline_operator.local.cache import CacheError, LocalCache
 from mlpipeline_operator.local.plan import (
     RunLayout,
@@ -162,7 +165,7 @@ class LocalRun:
             if self.interrupted is None:
                 raise
             main.uncancel()
-            for result in self.results.values():
+            for result in self._every_result():
                 if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
                     result.phase = StepPhase.INTERRUPTED
                     result.message = f"stopped by {self.interrupted}"
@@ -175,6 +178,12 @@ class LocalRun:
             for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def _every_result(self) -> Iterator[StepResult]:
+        """Every step's result, and those of the iterations of the steps with forEach."""
+        for result in self.results.values():
+            yield from result.iterations
+            yield result
 
     def _all_succeeded(self) -> bool:
         return all(r.phase is StepPhase.SUCCEEDED for r in self.results.values())
@@ -193,6 +202,9 @@ class LocalRun:
             ]
             if unmet:
                 self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
+                return
+            if plan.step.for_each is not None:
+                await self._fan_out(plan, result)
                 return
             if self._from_cache(plan, result):
                 return
@@ -283,6 +295,59 @@ class LocalRun:
             self.reporter.step(result, f"{message}; retrying in {format_seconds(decision.wait)}")
             await asyncio.sleep(decision.wait)
 
+    async def _fan_out(self, plan: StepPlan, result: StepResult) -> None:
+        """Every iteration of a step with forEach, then the step's outcome and fan-in values."""
+        for_each = plan.step.for_each
+        assert for_each is not None
+        try:
+            items = fan_out.items_of(plan.step, {n: r.outputs for n, r in self.results.items()})
+        except fan_out.FanOutError as error:
+            result.phase, result.message = StepPhase.ERROR, str(error)
+            self.failed_step = self.failed_step or plan.name
+            self.reporter.step(result, result.message)
+            return
+        if not items:
+            self._skip(result, f"forEach.from {for_each.from_}: an empty list, no iteration")
+            return
+        result.started = time.monotonic()
+        result.phase = StepPhase.RUNNING
+        self.reporter.step(result, f"{len(items)} iterations")
+        for index, item in enumerate(items):
+            # "STEP.N": a step name has no ".", so an iteration never shares a step's files.
+            name = f"{plan.name}.{index}"
+            iteration = StepResult(name, plan.max_attempts, self.layout.log(name))
+            iteration.item = fan_out.item_label(item)
+            result.iterations.append(iteration)
+        running = asyncio.Semaphore(for_each.max_parallel or len(items))
+
+        async def run_iteration(item: object, iteration: StepResult) -> None:
+            step = plan.step.model_copy(update={"name": iteration.name})
+            async with running:
+                await self._attempts(replace(plan, step=step, item=item), iteration)
+
+        async with asyncio.TaskGroup() as group:
+            for item, iteration in zip(items, result.iterations, strict=True):
+                group.create_task(run_iteration(item, iteration))
+        result.finished = time.monotonic()
+        failed = [(i, r) for i, r in enumerate(result.iterations) if r.phase.failed]
+        if failed:
+            index, first = failed[0]
+            result.phase, result.log = first.phase, first.log
+            result.message = f"iteration {index} ({first.item}) {first.phase}: {first.message}"
+            self.failed_step = self.failed_step or plan.name
+        elif any(r.phase is not StepPhase.SUCCEEDED for r in result.iterations):
+            result.phase = StepPhase.SKIPPED
+            result.message = next(
+                r.message for r in result.iterations if r.phase is not StepPhase.SUCCEEDED
+            )
+        else:
+            result.phase = StepPhase.SUCCEEDED
+            result.outputs = {
+                p.name: fan_out.aggregate([r.outputs[p.name] for r in result.iterations])
+                for p in plan.step.outputs.parameters
+            }
+        self.reporter.step(result, result.message)
+
     # --- one attempt -----------------------------------------------------------------------
 
     async def _attempt(self, plan: StepPlan, result: StepResult) -> tuple[retry.Outcome, str]:
@@ -296,8 +361,8 @@ class LocalRun:
             return retry.Outcome.ERROR, message
 
         produced = {name: r.outputs for name, r in self.results.items()}
-        inputs = input_parameter_values(step, self.values, produced)
-        resolved = resolve(step, layout, self.values, inputs)
+        inputs = input_parameter_values(step, self.values, produced, plan.item)
+        resolved = resolve(step, layout, self.values, inputs, plan.item)
         env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
 
         timeout: float | None = plan.timeout_seconds

@@ -6,6 +6,8 @@ missing one, or restarting the operator always converges to the same status.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,8 +18,12 @@ from mlpipeline_operator.api.constants import (
     LABEL_GENERATION,
 )
 from mlpipeline_operator.api.status import (
+    MAX_FAILED_ITERATIONS,
     MAX_HISTORY,
+    MAX_ITEM_SHOWN,
     Condition,
+    FailedIteration,
+    Iterations,
     MLPipelineStatus,
     Phase,
     RunStatus,
@@ -116,21 +122,98 @@ def _step_nodes(workflow: Obj) -> dict[str, Obj]:
     return chosen
 
 
+# An iteration's node: "train(2:lr:0.1,model:forest)", Argo's display name for item 2.
+_ITERATION_NAME = re.compile(r"^(?P<step>[^(]*)\((?P<index>[0-9]+):(?P<item>.*)\)$")
+_FAILED_PHASES = ("Failed", "Error")
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """A step with forEach: the node standing for it and its iterations."""
+
+    node: Obj
+    iterations: Iterations
+    retries: int
+    message: str | None
+
+
+def _retries(node: Obj) -> int:
+    return max(0, len(node.get("children") or []) - 1) if node.get("type") == "Retry" else 0
+
+
+def _fan_out_steps(workflow: Obj) -> dict[str, FanOut]:
+    """Steps with forEach, from their TaskGroup nodes (whose children are the iterations) and,
+    with maxParallel, the DAG node of their `STEP-forEach` template above it."""
+    nodes = (workflow.get("status") or {}).get("nodes") or {}
+    groups = {n.get("displayName", ""): n for n in nodes.values() if n.get("type") == "TaskGroup"}
+    wrappers = {
+        n.get("displayName", ""): n
+        for n in nodes.values()
+        if n.get("type") == "DAG" and n.get("templateName") == f"{n.get('displayName')}-forEach"
+    }
+    found: dict[str, FanOut] = {}
+    for name, group in groups.items():
+        children = [nodes[c] for c in group.get("children") or [] if c in nodes]
+        indexed = []
+        for child in children:
+            match = _ITERATION_NAME.match(child.get("displayName", ""))
+            if match is not None and match["step"] == name:
+                indexed.append((int(match["index"]), match["item"], child))
+        indexed.sort(key=lambda entry: entry[0])
+        phases = Counter(child.get("phase") or "Pending" for _, _, child in indexed)
+        failed = [
+            FailedIteration(
+                index=index,
+                item=item if len(item) <= MAX_ITEM_SHOWN else item[:MAX_ITEM_SHOWN] + "...",
+                message=_clip(child["message"]) if child.get("message") else None,
+            )
+            for index, item, child in indexed
+            if child.get("phase") in _FAILED_PHASES
+        ]
+        message = None
+        if failed:
+            first = failed[0]
+            message = f"iteration {first.index} ({first.item}) failed" + (
+                f": {first.message}" if first.message else ""
+            )
+        found[name] = FanOut(
+            node=wrappers.get(name, group),
+            iterations=Iterations(
+                total=len(indexed),
+                phases=dict(sorted(phases.items())),
+                failed=failed[:MAX_FAILED_ITERATIONS] or None,
+            ),
+            retries=sum(_retries(child) for _, _, child in indexed),
+            message=message,
+        )
+    return found
+
+
 def run_status(workflow: Obj) -> RunStatus:
     """A run with its steps, in the DAG's order."""
     order = _task_order(workflow)
     nodes = _step_nodes(workflow)
+    fan_outs = _fan_out_steps(workflow)
+    nodes.update({name: fan_out.node for name, fan_out in fan_outs.items()})
     steps = [
         StepStatus(
             name=name,
             phase=node.get("phase") or "Pending",
-            retries=max(0, len(node.get("children") or []) - 1)
-            if node.get("type") == "Retry"
-            else 0,
+            retries=_retries(node),
             started_at=node.get("startedAt"),
             finished_at=node.get("finishedAt"),
             message=_clip(node["message"]) if node.get("message") else None,
             cached=bool((node.get("memoizationStatus") or {}).get("hit")),
+        )
+        if name not in fan_outs
+        else StepStatus(
+            name=name,
+            phase=node.get("phase") or "Pending",
+            retries=fan_outs[name].retries,
+            started_at=node.get("startedAt"),
+            finished_at=node.get("finishedAt"),
+            message=fan_outs[name].message,
+            iterations=fan_outs[name].iterations,
         )
         for name, node in sorted(
             nodes.items(),
