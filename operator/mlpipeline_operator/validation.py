@@ -351,7 +351,8 @@ def _check_text(
 
 
 def _check_item(expression: str, key: str, path: str, step: Step) -> Iterator[Problem]:
-    """`{{item}}` or `{{item.KEY}}` in a step: it needs forEach, and a key every literal item has."""
+    """`{{item}}` or `{{item.KEY}}` in a step: it needs forEach, and a key that every literal
+    item has."""
     shown = f'"{{{{{expression}}}}}"'
     if step.for_each is None:
         yield Problem(path, f"{shown} can only be used in a step with forEach")
@@ -388,8 +389,8 @@ def _check_fan_out(step: Step, path: str, steps: dict[str, Step]) -> Iterator[Pr
             if param.name == ITEM_PARAMETER or param.name.startswith(f"{ITEM_PARAMETER}-"):
                 yield Problem(
                     f"{path}.inputs.parameters[{j}].name",
-                    f'{quoted(param.name)} is reserved in a step with forEach (it carries the '
-                    'item): choose another name',
+                    f"{quoted(param.name)} is reserved in a step with forEach (it carries the "
+                    "item): choose another name",
                 )
     for j, artifact in enumerate(step.inputs.artifacts):
         source = steps.get(split_ref(artifact.from_)[0])

@@ -5,6 +5,7 @@ item order; the status counts the iterations."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -95,7 +96,7 @@ def test_fan_out_and_fan_in(cluster: NodeCluster) -> None:
         key=lambda node: node["displayName"],
     )
     spans = [(node["startedAt"], node["finishedAt"]) for node in serial]
-    for (_, finished), (started, _) in zip(spans, spans[1:], strict=False):
+    for (_, finished), (started, _) in itertools.pairwise(spans):
         assert started >= finished, spans
 
     steps = {step["name"]: step for step in status["lastRun"]["steps"]}

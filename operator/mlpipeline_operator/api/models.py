@@ -423,8 +423,10 @@ ItemValue = ItemScalar | dict[str, ItemScalar]
 
 def _check_scalar(value: object, where: str) -> ItemScalar:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        expected = "a string or a number" if where else (
-            "a string, a number, or an object of strings and numbers"
+        expected = (
+            "a string or a number"
+            if where
+            else ("a string, a number, or an object of strings and numbers")
         )
         raise ValueError(f"{where}expected {expected}, got {described(value)}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -488,7 +490,10 @@ class ForEach(ApiModel):
         description='Output parameter "STEP.NAME" of an earlier step holding a JSON list.',
     )
     max_parallel: int | None = Field(
-        default=None, ge=1, le=1000, description="Most iterations running at once (no limit when unset)."
+        default=None,
+        ge=1,
+        le=1000,
+        description="Most iterations running at once (no limit when unset).",
     )
 
     @model_validator(mode="after")

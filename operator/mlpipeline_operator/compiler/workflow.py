@@ -333,10 +333,7 @@ def _fan_out(step: api.Step, template: Manifest) -> tuple[Manifest, list[Manifes
         }
     )
     outer_arguments = _io(
-        [
-            {"from": _task_argument(a.from_, "artifacts"), "name": a.name}
-            for a in inputs.artifacts
-        ],
+        [{"from": _task_argument(a.from_, "artifacts"), "name": a.name} for a in inputs.artifacts],
         [{"name": p.name, "value": _task_argument(p.from_ or "", "parameters")} for p in passed]
         + (
             [{"name": ITEM_LIST_PARAMETER, "value": _task_argument(for_each.from_, "parameters")}]
