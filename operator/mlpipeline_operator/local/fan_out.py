@@ -99,7 +99,7 @@ def items_of(step: Step, outputs: Mapping[str, Mapping[str, str]]) -> list[Any]:
     for index, item in enumerate(items):
         if item is None or (isinstance(item, float) and not math.isfinite(item)):
             raise FanOutError(
-                f"{where}: item {index} is {_shown(str(item))}; an item is a string, a number, "
+                f"{where}: item {index} is {go_json(item)}; an item is a string, a number, "
                 "a boolean, a list or an object"
             )
         for key in keys:
