@@ -102,8 +102,7 @@ def test_a_valid_fan_out_has_no_problem() -> None:
         (
             {"items": ["a"], "maxParallel": 0},
             ["train"],
-            "spec.steps[1].forEach.maxParallel: Input should be greater than or equal to 1 "
-            "(got 0)",
+            "spec.steps[1].forEach.maxParallel: Input should be greater than or equal to 1 (got 0)",
         ),
         (
             {"from": "extract.list"},
@@ -449,7 +448,7 @@ def _from_step(command: list[str]) -> Any:
         ),
         (
             '[{"lr": 1}, null]',
-            "forEach.from \"extract.configs\": item 1 is null; an item is a string, a number, "
+            'forEach.from "extract.configs": item 1 is null; an item is a string, a number, '
             "a boolean, a list or an object",
         ),
         (
