@@ -1,7 +1,8 @@
 """Fan-out and fan-in as Argo runs them: a step run once per literal item, one iteration at a
 time (forEach.maxParallel 1), a step run once per object of an upstream step's JSON list
-(forEach.from, {{item.KEY}}), and a step that receives each fan-out's values as a JSON list in
-item order; the status counts the iterations."""
+(forEach.from with maxParallel, {{item.KEY}}), a step run once per value of a fanned-out step,
+a step over literal items without a limit, and a step that receives each fan-out's values as
+JSON lists in item order; the status counts the iterations."""
 
 from __future__ import annotations
 
@@ -39,9 +40,23 @@ def fan_out_pipeline(cluster: NodeCluster) -> dict[str, Any]:
             },
             {
                 "name": "per-config",
-                "forEach": {"from": "configs.list"},
+                "forEach": {"from": "configs.list", "maxParallel": 3},
                 "command": ["python", "-c", WRITE, "{{outputs.parameters.value.path}}"],
                 "args": ["{{item.name}}x{{item.size}}"],
+                "outputs": {"parameters": [{"name": "value", "path": "/tmp/value"}]},
+            },
+            {
+                "name": "per-done",
+                "forEach": {"from": "one-at-a-time.value"},
+                "command": ["python", "-c", WRITE, "{{outputs.parameters.value.path}}"],
+                "args": ["{{item}}!"],
+                "outputs": {"parameters": [{"name": "value", "path": "/tmp/value"}]},
+            },
+            {
+                "name": "words",
+                "forEach": {"items": ["x", 2]},
+                "command": ["python", "-c", WRITE, "{{outputs.parameters.value.path}}"],
+                "args": ["{{item}}"],
                 "outputs": {"parameters": [{"name": "value", "path": "/tmp/value"}]},
             },
             {
@@ -52,6 +67,8 @@ def fan_out_pipeline(cluster: NodeCluster) -> dict[str, Any]:
                     "parameters": [
                         {"name": "done", "from": "one-at-a-time.value"},
                         {"name": "sizes", "from": "per-config.value"},
+                        {"name": "shouted", "from": "per-done.value"},
+                        {"name": "words", "from": "words.value"},
                     ]
                 },
             },
@@ -83,12 +100,19 @@ def test_fan_out_and_fan_in(cluster: NodeCluster) -> None:
         "per-config(0:name:a,size:1)",
         "per-config(1:name:b,size:2)",
         "per-config(2:name:c,size:3)",
+        "per-done(0:one-done)",
+        "per-done(1:two-done)",
+        "per-done(2:three-done)",
+        "words(0:x)",
+        "words(1:2)",
     ]
     (fan_in,) = [node for node in pods if node["displayName"] == "fan-in"]
     received = {p["name"]: p["value"] for p in fan_in["inputs"]["parameters"]}
     assert received == {
         "done": '["one-done","two-done","three-done"]',
         "sizes": '["ax1","bx2","cx3"]',
+        "shouted": '["one-done!","two-done!","three-done!"]',
+        "words": '["x","2"]',
     }
     # maxParallel 1: each iteration starts once the one before it has finished.
     serial = sorted(
@@ -100,7 +124,7 @@ def test_fan_out_and_fan_in(cluster: NodeCluster) -> None:
         assert started >= finished, spans
 
     steps = {step["name"]: step for step in status["lastRun"]["steps"]}
-    assert list(steps) == ["configs", "one-at-a-time", "per-config", "fan-in"]
-    for name in ("one-at-a-time", "per-config"):
+    assert list(steps) == ["configs", "one-at-a-time", "per-config", "per-done", "words", "fan-in"]
+    for name, total in (("one-at-a-time", 3), ("per-config", 3), ("per-done", 3), ("words", 2)):
         assert steps[name]["phase"] == "Succeeded"
-        assert steps[name]["iterations"] == {"total": 3, "phases": {"Succeeded": 3}}
+        assert steps[name]["iterations"] == {"total": total, "phases": {"Succeeded": total}}
