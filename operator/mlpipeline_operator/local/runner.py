@@ -299,6 +299,9 @@ class LocalRun:
         """Every iteration of a step with forEach, then the step's outcome and fan-in values."""
         for_each = plan.step.for_each
         assert for_each is not None
+        if self.failed_step is not None:
+            self._skip(result, f"not started: step {self.failed_step} failed")
+            return
         try:
             items = fan_out.items_of(plan.step, {n: r.outputs for n, r in self.results.items()})
         except fan_out.FanOutError as error:
