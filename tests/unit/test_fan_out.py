@@ -12,6 +12,7 @@ from mlpipeline_operator.core import InvalidPipeline, Problem
 from mlpipeline_operator.local import fan_out
 from mlpipeline_operator.reconcile.status import run_status
 from mlpipeline_operator.validation import validate_document
+from tests.unit.argo_runs import recorded
 from tests.unit.pipelines import pipeline
 
 Doc = dict[str, Any]
@@ -469,3 +470,45 @@ def test_a_runtime_list_gives_the_items() -> None:
     step = _from_step(["train", "{{item}}"])
     items = fan_out.items_of(step, {"extract": {"configs": '["a", 2, {"k": "v"}]'}})
     assert items == ["a", 2, {"k": "v"}]
+
+
+# --- a run recorded on the end-to-end cluster (tests/e2e/test_fan_out.py) -------------------
+
+
+def test_the_recorded_run_shows_each_fan_out_with_its_iterations() -> None:
+    run = run_status(recorded("fan-out-g1"))
+    shown = [
+        (s.name, s.phase, s.iterations.model_dump(exclude_none=True) if s.iterations else None)
+        for s in run.steps
+    ]
+    assert shown == [
+        ("configs", "Succeeded", None),
+        ("one-at-a-time", "Succeeded", {"total": 3, "phases": {"Succeeded": 3}}),
+        ("per-config", "Succeeded", {"total": 3, "phases": {"Succeeded": 3}}),
+        ("per-done", "Succeeded", {"total": 3, "phases": {"Succeeded": 3}}),
+        ("words", "Succeeded", {"total": 2, "phases": {"Succeeded": 2}}),
+        ("fan-in", "Succeeded", None),
+    ]
+    # With maxParallel, the step's times are those of its DAG node.
+    assert (run.steps[1].started_at, run.steps[1].finished_at) == (
+        "2026-12-01T21:08:49Z",
+        "2026-12-01T21:09:39Z",
+    )
+
+
+def test_the_local_fan_in_is_what_argo_gave_in_the_recorded_run() -> None:
+    nodes = recorded("fan-out-g1")["status"]["nodes"].values()
+    fan_in = next(n for n in nodes if n["displayName"] == "fan-in")
+    received = {p["name"]: p["value"] for p in fan_in["inputs"]["parameters"]}
+    for name, step in (
+        ("done", "one-at-a-time"),
+        ("sizes", "per-config"),
+        ("shouted", "per-done"),
+        ("words", "words"),
+    ):
+        iterations = sorted(
+            (n for n in nodes if n["type"] == "Pod" and n["displayName"].startswith(f"{step}(")),
+            key=lambda n: int(n["displayName"].split("(")[1].split(":")[0]),
+        )
+        values = [n["outputs"]["parameters"][0]["value"] for n in iterations]
+        assert fan_out.aggregate(values) == received[name]
