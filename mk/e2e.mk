@@ -44,7 +44,7 @@ RECORDED_RUNS := tests/unit/data/argo-runs
 record-runs: venv binaries images ## re-record the unit tier's real Argo statuses from e2e runs
 	mkdir -p $(RECORDED_RUNS)
 	MLPIPELINE_RECORD_RUNS=$(CURDIR)/$(RECORDED_RUNS) $(BIN)/pytest -q -m e2e \
-		tests/e2e/test_example.py tests/e2e/test_failures.py
+		tests/e2e/test_example.py tests/e2e/test_failures.py tests/e2e/test_fan_out.py
 
 .PHONY: benchmark-e2e
 benchmark-e2e: venv binaries images ## the example on the cluster vs locally, operator CPU, status lag
