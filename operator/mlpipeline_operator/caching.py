@@ -38,7 +38,10 @@ KEY_DIGEST_CHARS = 32
 
 def step_max_age(step: Step, spec: MLPipelineSpec) -> str | None:
     """How long the step's result is reused, or None when the step is not cached (no cache,
-    or a maxAge of 0s, which turns spec.defaults.cache off for the step)."""
+    or a maxAge of 0s, which turns spec.defaults.cache off for the step). A step with forEach is
+    never cached: its key holds no item, so its iterations would share one entry."""
+    if step.for_each is not None:
+        return None
     cache = step.cache or spec.defaults.cache
     if cache is None or duration_nanoseconds(cache.max_age) == 0:
         return None

@@ -379,6 +379,12 @@ def _check_fan_out(step: Step, path: str, steps: dict[str, Step]) -> Iterator[Pr
     for_each = step.for_each
     if for_each is not None:
         where = f"{path}.forEach"
+        if step.cache is not None and duration_nanoseconds(step.cache.max_age) > 0:
+            yield Problem(
+                f"{path}.cache",
+                "a step with forEach is not cached (its iterations would share one cache "
+                "entry); remove cache, or set cache: {maxAge: 0s}",
+            )
         if for_each.items is not None and not for_each.items:
             yield Problem(
                 f"{where}.items", "must not be empty: list at least one item, or use from"
@@ -477,6 +483,13 @@ def _check_cache(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Probl
             upstream = steps.get(dep)
             if upstream is not None and step_max_age(upstream, spec) is None:
                 origin = "its cache" if step.cache is not None else "spec.defaults.cache"
+                if upstream.for_each is not None:
+                    yield Problem(
+                        f"spec.steps[{i}].cache",
+                        f'cached ({origin}) but depends on step "{dep}", which has forEach and '
+                        "is never cached; set cache: {maxAge: 0s} on this step",
+                    )
+                    continue
                 yield Problem(
                     f"spec.steps[{i}].cache",
                     f'cached ({origin}) but depends on step "{dep}", which is not cached and '

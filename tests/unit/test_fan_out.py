@@ -170,6 +170,21 @@ def test_what_cannot_be_taken_from_a_fanned_out_step() -> None:
     ]
 
 
+def test_a_fan_out_is_never_cached() -> None:
+    doc = fanned({"items": ["a", "b"]}, cache={"maxAge": "1h"})
+    doc["spec"]["defaults"] = {"cache": {"maxAge": "2h"}}
+    assert problems(doc) == [
+        "spec.steps[1].cache: a step with forEach is not cached (its iterations would share one "
+        "cache entry); remove cache, or set cache: {maxAge: 0s}",
+        'spec.steps[2].cache: cached (spec.defaults.cache) but depends on step "train", which '
+        "has forEach and is never cached; set cache: {maxAge: 0s} on this step",
+    ]
+    doc["spec"]["steps"][1]["cache"] = {"maxAge": "0s"}
+    doc["spec"]["steps"][2]["cache"] = {"maxAge": "0s"}
+    templates = compile_document(doc)["spec"]["templates"]
+    assert [t["name"] for t in templates if "memoize" in t] == ["extract"]
+
+
 # --- compiler -------------------------------------------------------------------------------
 
 
