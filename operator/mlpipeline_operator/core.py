@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.constants import MAX_NAME
 from mlpipeline_operator.api.models import MLPipeline, Step, duration_nanoseconds
 
@@ -61,6 +62,33 @@ def step_dependencies(step: Step) -> list[str]:
         if ref is not None:
             deps.setdefault(split_ref(ref)[0])
     return list(deps)
+
+
+def step_producers(step: Step) -> list[str]:
+    """The steps whose outputs a step takes (its inputs `from` them), without repeats."""
+    refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
+    return list(dict.fromkeys(split_ref(ref)[0] for ref in refs if ref is not None))
+
+
+def reads_promotion(step: Step) -> bool:
+    """Whether a step's condition reads the promotion's outputs (`{{promotion.decision}}`...)."""
+    return step.when is not None and any(
+        e.strip().startswith("promotion.") for e in placeholders.find(step.when)
+    )
+
+
+def after_promotion(steps: Sequence[Step]) -> set[str]:
+    """The steps that run after the promotion: those whose condition reads it, and every step
+    that depends on one of them."""
+    after = {s.name for s in steps if reads_promotion(s)}
+    changed = bool(after)
+    while changed:
+        changed = False
+        for step in steps:
+            if step.name not in after and any(d in after for d in step_dependencies(step)):
+                after.add(step.name)
+                changed = True
+    return after
 
 
 def duration_seconds(duration: str) -> float:

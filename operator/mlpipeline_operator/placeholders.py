@@ -10,6 +10,10 @@ A step may write, in its command, args, env values and input parameter values:
     {{item}}                          the current item of a step with forEach
     {{item.KEY}}                      a key of the current item (an object)
 
+and a step's condition (`when`, see `conditions`) may read the promotion's decision:
+
+    {{promotion.decision}}, {{promotion.version}}, {{promotion.alias}}
+
 Anything else between `{{` and `}}` is an error.
 """
 
@@ -28,6 +32,7 @@ PlaceholderKind = Literal[
     "outputs.artifacts",
     "outputs.parameters",
     "item",
+    "promotion",
 ]
 
 # Non-greedy, so "{{a}} and {{b}}" are two placeholders; an unclosed "{{" is reported apart.
@@ -38,6 +43,8 @@ _FORM_RE = re.compile(
 )
 # `{{item}}` (name "") and `{{item.KEY}}` (name KEY).
 _ITEM_RE = re.compile(r"^item(?:\.(?P<key>[a-zA-Z_][a-zA-Z0-9_]*))?$")
+# The promotion's outputs: the name is the output (`{{promotion.decision}}`).
+_PROMOTION_RE = re.compile(r"^promotion\.(?P<name>decision|version|alias)$")
 _NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
 
 ALLOWED_FORMS = (
@@ -65,6 +72,8 @@ def parse(expression: str) -> Placeholder:
     if item is not None:
         return Placeholder("item", item["key"] or "")
     match = _FORM_RE.match(expression.strip())
+    if match is None and (promotion := _PROMOTION_RE.match(expression.strip())) is not None:
+        return Placeholder("promotion", promotion["name"])
     if match is None:
         raise PlaceholderError(
             f'"{{{{{expression}}}}}" is not a known placeholder; use one of {ALLOWED_FORMS}'

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlpipeline_operator import placeholders
+from mlpipeline_operator import conditions, placeholders
 from mlpipeline_operator.api.constants import API_VERSION, KIND, MAX_SCHEDULED_NAME
 from mlpipeline_operator.api.models import (
     DNS_SUBDOMAIN_PATTERN,
@@ -32,6 +32,7 @@ from mlpipeline_operator.core import (
     ITEM_PARAMETER,
     PROMOTION_TASK,
     Problem,
+    after_promotion,
     split_ref,
     step_dependencies,
 )
@@ -227,6 +228,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     problems += _check_cycles(spec.steps, steps)
     if spec.promotion is not None:
         problems += _check_promotion(spec, steps)
+        problems += _check_promotion_order(spec, steps)
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
@@ -284,7 +286,31 @@ def _check_step(
     for j, env in enumerate(step.env):
         if env.value and "{{" in env.value:
             problems += _check_text(env.value, f"{path}.env[{j}].value", step, parameters)
+    if step.when is not None:
+        problems += _check_when(spec, step, f"{path}.when", parameters)
     return problems
+
+
+def _check_when(
+    spec: MLPipelineSpec, step: Step, path: str, parameters: set[str]
+) -> Iterator[Problem]:
+    assert step.when is not None
+    try:
+        condition = conditions.parse(step.when)
+    except conditions.ConditionError as error:
+        yield Problem(path, str(error))
+        return
+    for ref in conditions.references(condition):
+        where = f"at position {ref.position}: placeholder {ref.text}"
+        kind, name = ref.placeholder.kind, ref.placeholder.name
+        if kind == "pipeline.parameters" and name not in parameters:
+            yield Problem(path, f"{where}: " + _unknown("pipeline parameter", name, parameters))
+        elif kind == "inputs.parameters":
+            known = [p.name for p in step.inputs.parameters]
+            if name not in known:
+                yield Problem(path, f"{where}: " + _unknown("input parameter", name, known))
+        elif kind == "promotion" and spec.promotion is None:
+            yield Problem(path, f"{where}: there is no promotion (spec.promotion is not set)")
 
 
 def _check_ref(
@@ -335,6 +361,11 @@ def _check_text(
                 path,
                 f'"{{{{{expression}}}}}" cannot be used here; only '
                 "{{pipeline.parameters.NAME}} can",
+            )
+            continue
+        elif ref.kind == "promotion":
+            yield Problem(
+                path, f'"{{{{{expression}}}}}" cannot be used here; only in the step\'s when'
             )
             continue
         else:
@@ -496,6 +527,30 @@ def _check_cache(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Probl
                     f'may give other outputs at each run; cache "{dep}" too, or set '
                     "cache: {maxAge: 0s} on this step",
                 )
+
+
+def _check_promotion_order(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Problem]:
+    """A step whose condition reads the promotion runs after it: the promotion cannot need it."""
+    after = after_promotion(spec.steps)
+    if not after:
+        return
+    assert spec.promotion is not None
+    source = spec.promotion.from_.step
+    needed, todo = set(), [source]
+    while todo:
+        name = todo.pop()
+        if name in needed or name not in steps:
+            continue
+        needed.add(name)
+        todo += step_dependencies(steps[name])
+    for i, step in enumerate(spec.steps):
+        if step.name in needed and step.name in after:
+            yield Problem(
+                f"spec.steps[{i}]",
+                "runs after the promotion (its condition, or one of a step it depends on, reads "
+                f'{{{{promotion.*}}}}), but the promotion takes its model from step "{source}", '
+                "which needs this step first",
+            )
 
 
 def _check_schedule(schedule: Schedule) -> Iterator[Problem]:

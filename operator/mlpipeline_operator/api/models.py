@@ -569,6 +569,19 @@ class Step(ApiModel):
             "the JSON list of every iteration's value, in item order."
         ),
     )
+    when: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None,
+        description="Condition to run the step, such as `{{inputs.parameters.auc}} >= 0.9 and "
+        "{{pipeline.parameters.env}} == prod` or `{{promotion.decision}} == Promoted` (grammar: "
+        "docs/compiler.md). When it is false the step ends Skipped, and so do the steps that "
+        "take its outputs; steps that only depend on it still run.",
+    )
+    continue_on_failure: bool = Field(
+        default=False,
+        description="Let the rest of the pipeline go on when this step fails or errors (its "
+        "retries spent); the steps that take its outputs end Skipped. By default a failed step "
+        "stops the run.",
+    )
 
 
 # --- Promotion -----------------------------------------------------------------------------------

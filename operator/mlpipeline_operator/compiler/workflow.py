@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pydantic_core
 
-from mlpipeline_operator import placeholders
+from mlpipeline_operator import conditions, placeholders
 from mlpipeline_operator.api import models as api
 from mlpipeline_operator.api.constants import (
     ANNOTATION_GIT_REVISION,
@@ -34,9 +34,12 @@ from mlpipeline_operator.core import (
     InvalidPipeline,
     Manifest,
     Problem,
+    after_promotion,
+    reads_promotion,
     run_name,
     split_ref,
     step_dependencies,
+    step_producers,
     timeout_seconds,
 )
 from mlpipeline_operator.perf import gc_paused
@@ -221,7 +224,82 @@ def _task_argument(ref: str, kind: str) -> str:
     return f"{{{{tasks.{step}.outputs.{kind}.{name}}}}}"
 
 
-def _step_task(step: api.Step) -> Manifest:
+# --- Conditions ----------------------------------------------------------------------------------
+#
+# A task's `when` is one expression of Argo's expression language, `{{=...}}`: Argo evaluates it
+# with every value as a variable of the expression, so no value, whatever its text, can change
+# the expression's structure (with `{{...}}` tags, Argo would paste values into the text first).
+# Outputs of other tasks are read with get(), which gives nil for an output that a skipped or
+# failed task never produced, instead of the error that makes Argo wait for it forever.
+
+
+def _expr_get(root: str, *keys: str) -> str:
+    expression = root
+    for key in keys:
+        expression = f"get({expression}, {conditions.expr_string(key)})"
+    return expression
+
+
+def _expr_text(text: str) -> str:
+    """A text with `{{pipeline.parameters.NAME}}` placeholders, as an expr string expression."""
+    parts: list[str] = []
+    for i, piece in enumerate(placeholders.PLACEHOLDER_RE.split(text)):
+        if i % 2:
+            name = placeholders.parse(piece).name
+            parts.append(f"workflow.parameters[{conditions.expr_string(name)}]")
+        elif piece:
+            parts.append(conditions.expr_string(piece))
+    return " + ".join(parts) or '""'
+
+
+def _expr_value(step: api.Step, ref: conditions.Reference) -> str:
+    """The expr expression of a placeholder's value, in the DAG task of `step`."""
+    kind, name = ref.placeholder.kind, ref.placeholder.name
+    if kind == "pipeline.parameters":
+        return f"workflow.parameters[{conditions.expr_string(name)}]"
+    if kind == "promotion":
+        return _expr_get("tasks", PROMOTION_TASK, "outputs", "parameters", name)
+    param = next(p for p in step.inputs.parameters if p.name == name)
+    if param.from_ is None:
+        return f"({_expr_text(param.value or '')})"
+    source, output = split_ref(param.from_)
+    return _expr_get("tasks", source, "outputs", "parameters", output)
+
+
+def _succeeded(task: str) -> str:
+    return f'{_expr_get("tasks", task, "status")} == "Succeeded"'
+
+
+def uncertain_steps(steps: list[api.Step]) -> set[str]:
+    """Steps that can end without succeeding while the run goes on: those with a condition or
+    continueOnFailure, and those that take outputs from one of them (they are skipped then)."""
+    uncertain = {s.name for s in steps if s.when is not None or s.continue_on_failure}
+    changed = True
+    while changed:
+        changed = False
+        for step in steps:
+            if step.name not in uncertain and any(p in uncertain for p in step_producers(step)):
+                uncertain.add(step.name)
+                changed = True
+    return uncertain
+
+
+def task_when(step: api.Step, uncertain: set[str]) -> str | None:
+    """The task's `when`: the producers of its inputs succeeded (when they might not have), and
+    its own condition holds."""
+    guards = [p for p in step_producers(step) if p in uncertain]
+    if reads_promotion(step):
+        guards.append(PROMOTION_TASK)
+    parts = [_succeeded(g) for g in guards]
+    if step.when is not None:
+        condition = conditions.parse(step.when)
+        parts.append(f"({conditions.to_expr(condition, lambda ref: _expr_value(step, ref))})")
+    if not parts:
+        return None
+    return "{{=" + " && ".join(parts) + "}}"
+
+
+def _step_task(step: api.Step, uncertain: set[str]) -> Manifest:
     task: Manifest = {}
     inputs = step.inputs
     if inputs.artifacts or inputs.parameters:
@@ -240,10 +318,17 @@ def _step_task(step: api.Step) -> Manifest:
                 for p in inputs.parameters
             ],
         )
-    if dependencies := step_dependencies(step):
+    if step.continue_on_failure:
+        task["continueOn"] = {"error": True, "failed": True}
+    dependencies = step_dependencies(step)
+    if reads_promotion(step):
+        dependencies.append(PROMOTION_TASK)
+    if dependencies:
         task["dependencies"] = dependencies
     task["name"] = step.name
     task["template"] = step.name
+    if (when := task_when(step, uncertain)) is not None:
+        task["when"] = when
     return task
 
 
@@ -268,7 +353,9 @@ def _wrapper_name(step: api.Step) -> str:
     return f"{step.name}-forEach"
 
 
-def _fan_out(step: api.Step, template: Manifest) -> tuple[Manifest, list[Manifest]]:
+def _fan_out(
+    step: api.Step, template: Manifest, uncertain: set[str]
+) -> tuple[Manifest, list[Manifest]]:
     """The task and templates of a step with forEach.
 
     Without maxParallel, the step's own task loops (`withItems` / `withParam`); Argo gives the
@@ -278,7 +365,7 @@ def _fan_out(step: api.Step, template: Manifest) -> tuple[Manifest, list[Manifes
     """
     for_each = step.for_each
     assert for_each is not None
-    task = _step_task(step)
+    task = _step_task(step, uncertain)
     item_arguments = [
         {"name": item_parameter(k), "value": _argument_expression(f"item.{k}" if k else "item")}
         for k in _item_keys(step)
@@ -388,9 +475,12 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
             ]
         },
     }
-    # Promote only once every step has succeeded: depend on the source and on every last step.
-    depended_on = {d for s in spec.steps for d in step_dependencies(s)}
-    sinks = [s.name for s in spec.steps if s.name not in depended_on]
+    # Promote only once every step has succeeded: depend on the source and on every last step
+    # (of the steps before the promotion: those whose condition reads it come after).
+    after = after_promotion(spec.steps)
+    before = [s for s in spec.steps if s.name not in after]
+    depended_on = {d for s in before for d in step_dependencies(s)}
+    sinks = [s.name for s in before if s.name not in depended_on]
     deps = list(dict.fromkeys([promotion.from_.step, *sinks]))
     source = f"{promotion.from_.step}.{promotion.from_.parameter}"
     task = {
@@ -401,6 +491,9 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
         "name": PROMOTION_TASK,
         "template": PROMOTION_TASK,
     }
+    # No model to promote when the step that trains it was skipped (or failed and went on).
+    if promotion.from_.step in uncertain_steps(spec.steps):
+        task["when"] = "{{=" + _succeeded(promotion.from_.step) + "}}"
     return task, template
 
 
@@ -424,15 +517,16 @@ def _memoized(templates: list[Manifest], pipeline: api.MLPipeline) -> list[Manif
 
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
+    uncertain = uncertain_steps(spec.steps)
     tasks: list[Manifest] = []
     templates: list[Manifest] = []
     step_templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
     for step, template in zip(spec.steps, step_templates, strict=True):
         if step.for_each is None:
-            tasks.append(_step_task(step))
+            tasks.append(_step_task(step, uncertain))
             templates.append(template)
         else:
-            task, fan_out_templates = _fan_out(step, template)
+            task, fan_out_templates = _fan_out(step, template, uncertain)
             tasks.append(task)
             templates += fan_out_templates
     if spec.promotion is not None:
