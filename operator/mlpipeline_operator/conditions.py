@@ -186,15 +186,15 @@ def _shown(token: Token) -> str:
 
 class _Parser:
     def __init__(self, text: str) -> None:
-        self._current()s = tokenize(text)
+        self.tokens = tokenize(text)
         self.at = 0
 
     def _current(self) -> Token:
         # A method, not a property: each call reads the token anew after _take.
-        return self._current()s[self.at]
+        return self.tokens[self.at]
 
     def _take(self) -> Token:
-        token = self._current()s[self.at]
+        token = self.tokens[self.at]
         self.at += 1
         return token
 
