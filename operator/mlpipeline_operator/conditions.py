@@ -205,9 +205,10 @@ class _Parser:
         if self._current().kind == "end":
             raise ConditionError("empty condition", self._current().position)
         result = self._or()
-        if self._current().kind != "end":
+        token = self._current()
+        if token.kind != "end":
             raise ConditionError(
-                f'expected "and", "or" or the end, found {_shown(self._current())}', self._current().position
+                f'expected "and", "or" or the end, found {_shown(token)}', token.position
             )
         return result
 
@@ -245,7 +246,7 @@ class _Parser:
         left = self._value("a value to compare")
         if self._current().kind != "operator":
             raise ConditionError(
-                f"expected a comparison (==, !=, <, <=, >, >=) after {left_source(left)}, found "
+                f"expected a comparison (==, !=, <, <=, >, >=) after {_shown_value(left)}, found "
                 f"{_shown(self._current())}",
                 self._current().position,
             )
@@ -283,7 +284,7 @@ class _Parser:
         raise ConditionError(f"expected {expected}, found {_shown(token)}", token.position)
 
 
-def left_source(value: Value) -> str:
+def _shown_value(value: Value) -> str:
     return value.text if isinstance(value, Reference) else json.dumps(value.text)
 
 
@@ -297,7 +298,7 @@ def parse(text: str) -> Condition:
 
 def _number(value: Value, text: str) -> float:
     if not _NUMBER.match(text):
-        shown = left_source(value)
+        shown = _shown_value(value)
         raise ConditionError(
             f"{shown} is {json.dumps(text)}, not a number, and is compared with a number"
         )
