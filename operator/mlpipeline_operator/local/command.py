@@ -284,7 +284,7 @@ def _execute(run: LocalRun, overrides: dict[str, str]) -> Ending:
 
     asyncio.run(run.run())
     reporter.summary(run.all_results, run.promotion, layout.root, run.interrupted)
-    failed = [r for r in run.all_results if r.phase.failed]
+    failed = [r for r in run.all_results if r.fails_run]
     if run.interrupted is not None:
         message = f"interrupted by {run.interrupted}"
         if run.killed is not None:

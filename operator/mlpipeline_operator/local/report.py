@@ -109,8 +109,11 @@ class Reporter:
                     f'alias "{promotion.alias}": {promotion.model} version {promotion.holder}'
                     f"{' (this run)' if promotion.holder == promotion.version else ''}"
                 )
-        failed = [r for r in results if r.phase.failed]
+        failed = [r for r in results if r.fails_run]
         elapsed = format_seconds(time.monotonic() - self.started)
+        for r in results:
+            if r.phase.failed and not r.fails_run:
+                out(f"step {r.name} {r.phase} (continueOnFailure: the run went on)")
         if interrupted is not None:
             out(f"run interrupted by {interrupted} after {elapsed}; files in {shown_path(run_dir)}")
         elif failed:

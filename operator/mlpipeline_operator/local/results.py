@@ -44,6 +44,12 @@ class StepResult:
     # names it.
     iterations: list[StepResult] = field(default_factory=list)
     item: str | None = None
+    # steps[].continueOnFailure: a failure of this step lets the run go on and succeed.
+    continue_on_failure: bool = False
+
+    @property
+    def fails_run(self) -> bool:
+        return self.phase.failed and not self.continue_on_failure
 
     @property
     def duration(self) -> float | None:

@@ -1,12 +1,19 @@
 """The local run: steps as processes, scheduled as Argo schedules a DAG's tasks.
 
-- A step starts once every step it depends on has succeeded; at most `parallel` steps run at once.
+- A step starts once every step it depends on has succeeded, been skipped, or failed with
+  `continueOnFailure`; at most `parallel` steps run at once.
+- A step whose `when` is false ends Skipped, and so does every step that takes an output of a
+  step that did not succeed (skipped, or failed with `continueOnFailure`); `when` is evaluated
+  by `conditions.evaluate`, over the same syntax tree that the compiler turns into Argo's.
 - A failed step (its retries spent) skips its dependents and, as Argo's DAG does by default
-  (failFast), no step starts after it; steps already running finish.
+  (failFast), no step starts after it; steps already running finish. A failed step with
+  `continueOnFailure` stops nothing, and the run still succeeds.
 - A step with forEach runs once per item (at most `maxParallel` iterations at once, each taking
   one of the `parallel` slots), each iteration in directories of its own (`steps/STEP.N/`);
   its output parameters become the JSON lists of the iterations' values (`fan_out`).
-- The promotion task runs `mlpipeline promote` last, once every step has succeeded.
+- The promotion task runs `mlpipeline promote` once the steps before it are done, unless a step
+  failed (or is Skipped when the step it takes the model from did not succeed); the steps whose
+  `when` reads `{{promotion.*}}` run after it.
 - SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130);
   a second signal kills the groups still running at once.
 - Whatever a step leaves behind (outputs missing, unreadable, binary...) is that step's Error.
@@ -24,9 +31,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mlpipeline_operator import conditions
 from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
-from mlpipeline_operator.core import PROMOTION_TASK, split_ref
+from mlpipeline_operator.core import (
+    PROMOTION_TASK,
+    after_promotion,
+    reads_promotion,
+    split_ref,
+    step_producers,
+)
 from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
 from mlpipeline_operator.local.cache import CacheError, LocalCache
 from mlpipeline_operator.local.plan import (
@@ -103,9 +117,17 @@ class LocalRun:
         self.reporter = reporter
         self.steps: dict[str, Step] = {p.name: p.step for p in plans}
         self.results: dict[str, StepResult] = {
-            p.name: StepResult(p.name, p.max_attempts, layout.log(p.name)) for p in plans
+            p.name: StepResult(
+                p.name,
+                p.max_attempts,
+                layout.log(p.name),
+                continue_on_failure=p.step.continue_on_failure,
+            )
+            for p in plans
         }
+        self.after_promotion = after_promotion([p.step for p in plans])
         self.done: dict[str, asyncio.Event] = {}
+        self.promotion_done: asyncio.Event | None = None
         self.slots: asyncio.Semaphore | None = None
         self.base_env = step_environment(os.environ)
         # The first step that failed: from then on no step starts (Argo's failFast).
@@ -132,6 +154,7 @@ class LocalRun:
         main = asyncio.current_task()
         assert main is not None
         self.done = {p.name: asyncio.Event() for p in self.plans}
+        self.promotion_done = asyncio.Event()
         self.slots = asyncio.Semaphore(self.options.parallel)
 
         kill_now = self.kill_now = asyncio.Event()
@@ -158,9 +181,7 @@ class LocalRun:
             async with asyncio.TaskGroup() as group:
                 for plan in self.plans:
                     group.create_task(self._run_step(plan))
-            promotion = self.pipeline.spec.promotion
-            if promotion is not None and not self.options.skip_promotion and self._all_succeeded():
-                await self._promote()
+                group.create_task(self._promotion_task())
         except asyncio.CancelledError:
             if self.interrupted is None:
                 raise
@@ -185,23 +206,50 @@ class LocalRun:
             yield from result.iterations
             yield result
 
-    def _all_succeeded(self) -> bool:
-        return all(r.phase is StepPhase.SUCCEEDED for r in self.results.values())
-
     def _skip(self, result: StepResult, why: str) -> None:
         result.phase, result.message = StepPhase.SKIPPED, why
         self.reporter.step(result, why)
+
+    def _went_on(self, name: str) -> bool:
+        """Whether the steps after `name` may start, as far as `name` goes."""
+        result = self.results[name]
+        return result.phase in (StepPhase.SUCCEEDED, StepPhase.SKIPPED) or (
+            result.phase.failed and result.continue_on_failure
+        )
+
+    async def _promotion_task(self) -> None:
+        """The promotion, once the steps before it are done; then the steps after it may go."""
+        assert self.promotion_done is not None
+        try:
+            for name, event in self.done.items():
+                if name not in self.after_promotion:
+                    await event.wait()
+            promotion = self.pipeline.spec.promotion
+            if promotion is None or self.options.skip_promotion or self.failed_step is not None:
+                return
+            source = self.results[promotion.from_.step]
+            if source.phase is not StepPhase.SUCCEEDED:
+                result = StepResult(PROMOTION_TASK, 1, self.layout.log(PROMOTION_TASK))
+                self.results[PROMOTION_TASK] = result
+                self._skip(result, f"no model: step {source.name} {source.phase}")
+                return
+            await self._promote()
+        finally:
+            self.promotion_done.set()
 
     async def _run_step(self, plan: StepPlan) -> None:
         result = self.results[plan.name]
         try:
             for dependency in plan.dependencies:
                 await self.done[dependency].wait()
-            unmet = [
-                d for d in plan.dependencies if self.results[d].phase is not StepPhase.SUCCEEDED
-            ]
+            if plan.name in self.after_promotion:
+                assert self.promotion_done is not None
+                await self.promotion_done.wait()
+            unmet = [d for d in plan.dependencies if not self._went_on(d)]
             if unmet:
                 self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
+                return
+            if self.failed_step is None and not self._condition_holds(plan.step, result):
                 return
             if plan.step.for_each is not None:
                 await self._fan_out(plan, result)
@@ -253,6 +301,45 @@ class LocalRun:
         except CacheError as error:
             self.reporter.note(f"{plan.name}: {error}")
 
+    def _condition_holds(self, step: Step, result: StepResult) -> bool:
+        """Whether the step may run: the steps it takes outputs from succeeded, and its `when`
+        holds. Otherwise the step ends Skipped, or Error when its condition cannot be decided."""
+        sources = step_producers(step)
+        if reads_promotion(step):
+            sources.append(PROMOTION_TASK)
+        for source in sources:
+            phase = self.results[source].phase if source in self.results else None
+            if phase is not StepPhase.SUCCEEDED:
+                shown = "did not run" if phase is None else str(phase).lower()
+                self._skip(result, f"takes the outputs of {source}, which {shown}")
+                return False
+        if step.when is None:
+            return True
+        produced = {name: r.outputs for name, r in self.results.items()}
+        inputs = input_parameter_values(step, self.values, produced)
+        promotion = self.results.get(PROMOTION_TASK)
+
+        def value_of(ref: conditions.Reference) -> str:
+            kind, name = ref.placeholder.kind, ref.placeholder.name
+            if kind == "pipeline.parameters":
+                return self.values[name]
+            if kind == "inputs.parameters":
+                return inputs[name]
+            assert promotion is not None  # a source checked above
+            return promotion.outputs.get(name, "")
+
+        try:
+            holds = conditions.evaluate(conditions.parse(step.when), value_of)
+        except conditions.ConditionError as error:
+            result.phase, result.message = StepPhase.ERROR, f"when: {error}"
+            if not step.continue_on_failure:
+                self.failed_step = self.failed_step or step.name
+            self.reporter.step(result, result.message)
+            return False
+        if not holds:
+            self._skip(result, f"when is false: {step.when}")
+        return holds
+
     async def _attempts(self, plan: StepPlan, result: StepResult) -> None:
         assert self.slots is not None
         while True:
@@ -287,7 +374,8 @@ class LocalRun:
                     StepPhase.FAILED if outcome is retry.Outcome.FAILED else StepPhase.ERROR
                 )
                 result.message = message
-                self.failed_step = self.failed_step or plan.name
+                if not plan.step.continue_on_failure:
+                    self.failed_step = self.failed_step or plan.name
                 detail = message if result.max_attempts == 1 else f"{message}; {decision.reason}"
                 self.reporter.step(result, detail)
                 return
