@@ -93,6 +93,9 @@ def test_every_step_ends_as_its_conditions_say_in_the_status(
     status = finished[0]["status"]
     phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
     assert phases == EXPECTED, status
+    messages = {step["name"]: step.get("message") for step in status["lastRun"]["steps"]}
+    # Argo evaluated the expression as a whole: its message shows the outcome, no value.
+    assert messages["retrain"] == messages["guarded"] == "when 'false' evaluated false"
 
 
 def test_argo_nodes_are_skipped_not_omitted(
