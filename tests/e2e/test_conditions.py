@@ -1,7 +1,8 @@
 """Conditions as Argo really runs them: a false `when` skips its step and the steps that take its
 outputs (Skipped in Argo's nodes and in the MLPipeline's status), a step that only comes after
 it runs, a `when` over an input from an upstream step holds, a hostile parameter value cannot
-turn a condition, and a failed `continueOnFailure` step lets the rest of the run go on."""
+turn a condition, and a failed `continueOnFailure` step lets the rest of the run go on (the run
+fails only when a last step was skipped for want of its outputs, as Argo judges a DAG)."""
 
 from __future__ import annotations
 
@@ -62,16 +63,30 @@ def finished(cluster: NodeCluster) -> tuple[dict[str, Any], dict[str, Any]]:
             _writing("flaky", "2", code=3, continueOnFailure=True),
             _echo("consume-flaky", inputs=_input("flaky")),
             _echo("after-flaky", dependsOn=["flaky"]),
+            # A last step that runs: the skipped consumer before it is not the run's end.
+            _echo("report", dependsOn=["consume-flaky"]),
         ],
         parameters=[{"name": "mode", "value": "quick"}, {"name": "hostile", "value": HOSTILE}],
     )
-    apply_pipeline(cluster, doc)
-    done = wait_status(cluster, "conditions", generation=1, timeout=RUN_TIMEOUT)
-    assert cluster.control_plane is not None
-    workflow = cluster.control_plane.kube.get(
-        *WORKFLOW, done["status"]["lastRun"]["name"], PIPELINE_NAMESPACE
+    # The same failure, but the skipped consumer is a last step.
+    optional = pipeline(
+        cluster,
+        "optional-output",
+        [
+            _writing("flaky", "2", code=3, continueOnFailure=True),
+            _echo("consume", inputs=_input("flaky")),
+        ],
     )
-    return done, workflow
+    apply_pipeline(cluster, doc)
+    apply_pipeline(cluster, optional)
+    done = wait_status(cluster, "conditions", generation=1, timeout=RUN_TIMEOUT)
+    return done, _workflow(cluster, done)
+
+
+def _workflow(cluster: NodeCluster, pipeline: dict[str, Any]) -> dict[str, Any]:
+    assert cluster.control_plane is not None
+    name = pipeline["status"]["lastRun"]["name"]
+    return cluster.control_plane.kube.get(*WORKFLOW, name, PIPELINE_NAMESPACE)
 
 
 EXPECTED = {
@@ -84,6 +99,7 @@ EXPECTED = {
     "flaky": "Failed",
     "consume-flaky": "Skipped",
     "after-flaky": "Succeeded",
+    "report": "Succeeded",
 }
 
 
@@ -112,6 +128,18 @@ def test_a_failed_step_that_continues_on_failure_leaves_the_run_succeeded(
     finished: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
     pipeline_status, workflow = finished[0]["status"], finished[1]
-    assert workflow["status"]["phase"] == "Succeeded"
+    assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
     assert pipeline_status["phase"] == "Succeeded", pipeline_status
     assert pipeline_status["lastRun"]["phase"] == "Succeeded"
+
+
+def test_a_last_step_skipped_for_want_of_a_failed_output_fails_the_run(
+    cluster: NodeCluster, finished: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    done = wait_status(cluster, "optional-output", generation=1, timeout=RUN_TIMEOUT)
+    status = done["status"]
+    phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
+    assert phases == {"flaky": "Failed", "consume": "Skipped"}
+    assert _workflow(cluster, done)["status"]["phase"] == "Failed"
+    assert status["phase"] == "Failed"
+    assert status["message"].startswith('step "flaky" failed'), status["message"]

@@ -132,6 +132,7 @@ def test_a_failure_with_continue_on_failure_lets_the_run_go_on_and_succeed(
         },
         _marking("after", marks, dependsOn=["flaky"]),
         _marking("consumer", marks, inputs={"parameters": [{"name": "v", "from": "flaky.value"}]}),
+        _marking("report", marks, dependsOn=["consumer"]),
         _marking("independent", marks),
     ]
     run = run_local(write(tmp_path, pipeline(steps)), tmp_path / "run")
@@ -142,12 +143,42 @@ def test_a_failure_with_continue_on_failure_lets_the_run_go_on_and_succeed(
         "flaky": "Failed",
         "after": "Succeeded",
         "consumer": "Skipped",
+        "report": "Succeeded",
         "independent": "Succeeded",
     }
     assert run.step("consumer")["message"] == "takes the outputs of flaky, which failed"
     assert "step flaky Failed (continueOnFailure: the run went on)" in run.out
     assert "run succeeded" in run.out
     assert run.summary["phase"] == "Succeeded"
+
+
+def test_a_last_step_skipped_for_want_of_a_failed_output_fails_the_run(tmp_path: Path) -> None:
+    # As Argo's DAG: a skipped last step takes the phase of the step before it that ran.
+    marks = tmp_path / "marks"
+    steps = [
+        {**_producing("flaky", "1", marks), "continueOnFailure": True},
+        step("broken", "import sys; sys.exit(5)", continueOnFailure=True),
+        _marking("consumer", marks, inputs={"parameters": [{"name": "v", "from": "flaky.value"}]}),
+        _marking("after", marks, dependsOn=["broken"]),
+    ]
+    steps[0]["command"] = ["python", "-c", "import sys; sys.exit(4)"]
+    run = run_local(write(tmp_path, pipeline(steps)), tmp_path / "run")
+
+    assert run.code == 1, run.out
+    phases = {s["name"]: s["phase"] for s in run.summary["steps"]}
+    assert phases == {
+        "flaky": "Failed",
+        "broken": "Failed",
+        "consumer": "Skipped",
+        "after": "Succeeded",
+    }
+    assert run.summary["message"] == (
+        "step consumer Skipped: takes the outputs of flaky, which failed"
+    )
+    assert run.out.splitlines()[-1].endswith(
+        "step consumer Skipped: takes the outputs of flaky, which failed"
+    )
+    assert _ran(marks) == ["after"]
 
 
 def test_without_continue_on_failure_a_failure_still_stops_the_run(tmp_path: Path) -> None:

@@ -119,6 +119,8 @@ class Reporter:
         elif failed:
             first = failed[0]
             out(f"run failed after {elapsed}: step {first.name} {first.phase}: {first.message}")
+            if first.attempts == 0:  # a skipped last step (failed_branch): no log
+                return
             out(f"log of {first.name}: {shown_path(first.log)}")
             last = tail(first.log)
             if last:

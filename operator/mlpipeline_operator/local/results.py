@@ -44,12 +44,15 @@ class StepResult:
     # names it.
     iterations: list[StepResult] = field(default_factory=list)
     item: str | None = None
-    # steps[].continueOnFailure: a failure of this step lets the run go on and succeed.
+    # steps[].continueOnFailure: a failure of this step lets the run go on.
     continue_on_failure: bool = False
+    # A last step that was skipped after the failure of a step with continueOnFailure, which
+    # fails the run as Argo's DAG judges it (see LocalRun._judge_last_steps).
+    failed_branch: bool = False
 
     @property
     def fails_run(self) -> bool:
-        return self.phase.failed and not self.continue_on_failure
+        return (self.phase.failed and not self.continue_on_failure) or self.failed_branch
 
     @property
     def duration(self) -> float | None:

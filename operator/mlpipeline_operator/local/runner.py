@@ -11,6 +11,10 @@
 - A step with forEach runs once per item (at most `maxParallel` iterations at once, each taking
   one of the `parallel` slots), each iteration in directories of its own (`steps/STEP.N/`);
   its output parameters become the JSON lists of the iterations' values (`fan_out`).
+- The run fails, as Argo's DAG judges it, when a last step (one no other step depends on) was
+  Skipped and the nearest steps before it that ran include one that failed (with
+  `continueOnFailure`, as any other failure stops the run): Argo gives a skipped step the phase
+  of the steps before it. A last step that ran, or one with `continueOnFailure`, does not.
 - The promotion task runs `mlpipeline promote` once the steps before it are done, unless a step
   failed (or is Skipped when the step it takes the model from did not succeed); the steps whose
   `when` reads `{{promotion.*}}` run after it.
@@ -182,6 +186,7 @@ class LocalRun:
                 for plan in self.plans:
                     group.create_task(self._run_step(plan))
                 group.create_task(self._promotion_task())
+            self._judge_last_steps()
         except asyncio.CancelledError:
             if self.interrupted is None:
                 raise
@@ -209,6 +214,46 @@ class LocalRun:
     def _skip(self, result: StepResult, why: str) -> None:
         result.phase, result.message = StepPhase.SKIPPED, why
         self.reporter.step(result, why)
+
+    def _parents(self, name: str) -> list[str]:
+        """The steps (and promotion) that `name` came after, among those of the run."""
+        promotion = self.pipeline.spec.promotion
+        if name == PROMOTION_TASK:
+            assert promotion is not None
+            before = [p for p in self.plans if p.name not in self.after_promotion]
+            depended_on = {d for p in before for d in p.dependencies}
+            sinks = [p.name for p in before if p.name not in depended_on]
+            return list(dict.fromkeys([promotion.from_.step, *sinks]))
+        step = self.steps[name]
+        parents = list(next(p for p in self.plans if p.name == name).dependencies)
+        if reads_promotion(step) and PROMOTION_TASK in self.results:
+            parents.append(PROMOTION_TASK)
+        return parents
+
+    def _judge_last_steps(self) -> None:
+        """Mark the skipped last steps that fail the run as Argo's DAG would: a skipped step
+        takes the phase of the nearest steps before it that ran, Failed or Error first."""
+        if any(r.fails_run for r in self.results.values()):
+            return  # failed already, by a step of its own
+        branch: dict[str, StepPhase] = {}
+
+        def branch_phase(name: str) -> StepPhase:
+            if name not in branch:
+                phase = self.results[name].phase
+                if phase not in (StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.ERROR):
+                    inherited = [branch_phase(p) for p in self._parents(name)]
+                    phase = next((p for p in inherited if p.failed), StepPhase.SUCCEEDED)
+                branch[name] = phase
+            return branch[name]
+
+        parents = {name: self._parents(name) for name in self.results}
+        depended_on = {p for names in parents.values() for p in names}
+        for name, result in self.results.items():
+            if name in depended_on or result.phase is not StepPhase.SKIPPED:
+                continue
+            phase = branch_phase(name)
+            if phase.failed and not result.continue_on_failure:
+                result.failed_branch = True
 
     def _went_on(self, name: str) -> bool:
         """Whether the steps after `name` may start, as far as `name` goes."""
