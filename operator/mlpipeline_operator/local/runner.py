@@ -43,6 +43,7 @@ from mlpipeline_operator.core import (
     after_promotion,
     reads_promotion,
     split_ref,
+    step_dependencies,
     step_producers,
 )
 from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
@@ -225,7 +226,7 @@ class LocalRun:
             sinks = [p.name for p in before if p.name not in depended_on]
             return list(dict.fromkeys([promotion.from_.step, *sinks]))
         step = self.steps[name]
-        parents = list(next(p for p in self.plans if p.name == name).dependencies)
+        parents = list(step_dependencies(step))
         if reads_promotion(step) and PROMOTION_TASK in self.results:
             parents.append(PROMOTION_TASK)
         return parents
@@ -235,24 +236,28 @@ class LocalRun:
         takes the phase of the nearest steps before it that ran, Failed or Error first."""
         if any(r.fails_run for r in self.results.values()):
             return  # failed already, by a step of its own
-        branch: dict[str, StepPhase] = {}
-
-        def branch_phase(name: str) -> StepPhase:
-            if name not in branch:
-                phase = self.results[name].phase
-                if phase not in (StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.ERROR):
-                    inherited = [branch_phase(p) for p in self._parents(name)]
-                    phase = next((p for p in inherited if p.failed), StepPhase.SUCCEEDED)
-                branch[name] = phase
-            return branch[name]
-
         parents = {name: self._parents(name) for name in self.results}
+        branch: dict[str, StepPhase] = {}
+        # Depth first without recursion: a chain of skipped steps can be 1,000 long.
+        for root in self.results:
+            stack = [root]
+            while stack:
+                name = stack[-1]
+                phase = self.results[name].phase
+                if phase in (StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.ERROR):
+                    branch[name] = phase
+                elif waiting := [p for p in parents[name] if p not in branch]:
+                    stack += waiting
+                    continue
+                else:
+                    inherited = (branch[p] for p in parents[name])
+                    branch[name] = next((p for p in inherited if p.failed), StepPhase.SUCCEEDED)
+                stack.pop()
         depended_on = {p for names in parents.values() for p in names}
         for name, result in self.results.items():
             if name in depended_on or result.phase is not StepPhase.SKIPPED:
                 continue
-            phase = branch_phase(name)
-            if phase.failed and not result.continue_on_failure:
+            if branch[name].failed and not result.continue_on_failure:
                 result.failed_branch = True
 
     def _went_on(self, name: str) -> bool:
