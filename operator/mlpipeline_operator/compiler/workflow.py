@@ -270,7 +270,7 @@ def _succeeded(task: str) -> str:
     return f'{_expr_get("tasks", task, "status")} == "Succeeded"'
 
 
-def uncertain_steps(steps: list[api.Step]) -> set[str]:
+def _uncertain_steps(steps: list[api.Step]) -> set[str]:
     """Steps that can end without succeeding while the run goes on: those with a condition or
     continueOnFailure, and those that take outputs from one of them (they are skipped then)."""
     uncertain = {s.name for s in steps if s.when is not None or s.continue_on_failure}
@@ -284,7 +284,7 @@ def uncertain_steps(steps: list[api.Step]) -> set[str]:
     return uncertain
 
 
-def task_when(step: api.Step, uncertain: set[str]) -> str | None:
+def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
     """The task's `when`: the producers of its inputs succeeded (when they might not have), and
     its own condition holds."""
     guards = [p for p in step_producers(step) if p in uncertain]
@@ -327,7 +327,7 @@ def _step_task(step: api.Step, uncertain: set[str]) -> Manifest:
         task["dependencies"] = dependencies
     task["name"] = step.name
     task["template"] = step.name
-    if (when := task_when(step, uncertain)) is not None:
+    if (when := _task_when(step, uncertain)) is not None:
         task["when"] = when
     return task
 
@@ -492,7 +492,7 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
         "template": PROMOTION_TASK,
     }
     # No model to promote when the step that trains it was skipped (or failed and went on).
-    if promotion.from_.step in uncertain_steps(spec.steps):
+    if promotion.from_.step in _uncertain_steps(spec.steps):
         task["when"] = "{{=" + _succeeded(promotion.from_.step) + "}}"
     return task, template
 
@@ -517,7 +517,7 @@ def _memoized(templates: list[Manifest], pipeline: api.MLPipeline) -> list[Manif
 
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
-    uncertain = uncertain_steps(spec.steps)
+    uncertain = _uncertain_steps(spec.steps)
     tasks: list[Manifest] = []
     templates: list[Manifest] = []
     step_templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
