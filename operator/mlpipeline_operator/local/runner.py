@@ -260,6 +260,11 @@ class LocalRun:
             if branch[name].failed and not result.continue_on_failure:
                 result.failed_branch = True
 
+    def _stop_after(self, step: Step) -> None:
+        """A step failed for good: no step starts any more (failFast), unless it may fail."""
+        if not step.continue_on_failure:
+            self.failed_step = self.failed_step or step.name
+
     def _went_on(self, name: str) -> bool:
         """Whether the steps after `name` may start, as far as `name` goes."""
         result = self.results[name]
@@ -382,8 +387,7 @@ class LocalRun:
             holds = conditions.evaluate(conditions.parse(step.when), value_of)
         except conditions.ConditionError as error:
             result.phase, result.message = StepPhase.ERROR, f"when: {error}"
-            if not step.continue_on_failure:
-                self.failed_step = self.failed_step or step.name
+            self._stop_after(step)
             self.reporter.step(result, result.message)
             return False
         if not holds:
@@ -424,8 +428,7 @@ class LocalRun:
                     StepPhase.FAILED if outcome is retry.Outcome.FAILED else StepPhase.ERROR
                 )
                 result.message = message
-                if not plan.step.continue_on_failure:
-                    self.failed_step = self.failed_step or plan.name
+                self._stop_after(plan.step)
                 detail = message if result.max_attempts == 1 else f"{message}; {decision.reason}"
                 self.reporter.step(result, detail)
                 return
@@ -444,7 +447,7 @@ class LocalRun:
             items = fan_out.items_of(plan.step, {n: r.outputs for n, r in self.results.items()})
         except fan_out.FanOutError as error:
             result.phase, result.message = StepPhase.ERROR, str(error)
-            self.failed_step = self.failed_step or plan.name
+            self._stop_after(plan.step)
             self.reporter.step(result, result.message)
             return
         if not items:
@@ -475,7 +478,7 @@ class LocalRun:
             index, first = failed[0]
             result.phase, result.log = first.phase, first.log
             result.message = f"iteration {index} ({first.item}) {first.phase}: {first.message}"
-            self.failed_step = self.failed_step or plan.name
+            self._stop_after(plan.step)
         elif any(r.phase is not StepPhase.SUCCEEDED for r in result.iterations):
             result.phase = StepPhase.SKIPPED
             result.message = next(
