@@ -16,12 +16,18 @@ from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.constants import MAX_NAME
 from mlpipeline_operator.api.models import MLPipeline, Step, duration_nanoseconds
 
-# Names of the compiler's own templates (the DAG, and the task added for `spec.promotion`).
+# Names of the compiler's own templates (the DAG, the task added for `spec.promotion`, and the
+# exit handler of `spec.onExit`, which is also its name among the run's steps).
 ENTRY_TEMPLATE = "mlpipeline"
 PROMOTION_TASK = "promote-model"
 # The input parameter that carries the item into a fanned-out step's template; `{{item.KEY}}`
 # is carried by "item-KEY" (Argo's parameter names have no ".").
 ITEM_PARAMETER = "item"
+EXIT_STEP = "on-exit"
+# The input parameters that carry `{{promotion.NAME}}` into a step's container.
+PROMOTION_INPUTS = {
+    name: f"mlpipeline-promotion-{name}" for name in placeholders.NAMED_FORMS["promotion"]
+}
 
 Manifest = dict[str, Any]
 
@@ -77,10 +83,20 @@ def reads_promotion(step: Step) -> bool:
     )
 
 
+def step_texts(step: Step) -> list[str]:
+    """The texts of a step that may use its placeholders: command, args and env values."""
+    return [*step.command, *step.args, *(e.value for e in step.env if e.value is not None)]
+
+
+def uses_promotion(step: Step) -> bool:
+    """Whether a step uses `{{promotion.*}}`, and so runs after the promotion."""
+    return placeholders.uses(step_texts(step), "promotion")
+
+
 def after_promotion(steps: Sequence[Step]) -> set[str]:
-    """The steps that run after the promotion: those whose condition reads it, and every step
-    that depends on one of them."""
-    after = {s.name for s in steps if reads_promotion(s)}
+    """The steps that run after the promotion: those whose condition reads it or that use
+    `{{promotion.*}}`, and every step that depends on one of them."""
+    after = {s.name for s in steps if reads_promotion(s) or uses_promotion(s)}
     changed = bool(after)
     while changed:
         changed = False

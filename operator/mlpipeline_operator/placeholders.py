@@ -9,6 +9,10 @@ A step may write, in its command, args, env values and input parameter values:
     {{outputs.parameters.NAME.path}}  the file whose content becomes an output parameter
     {{item}}                          the current item of a step with forEach
     {{item.KEY}}                      a key of the current item (an object)
+    {{promotion.decision}}            the promotion's decision (also .version and .alias): the
+                                      step then runs after the promotion
+    {{pipeline.status}}               in spec.onExit only: how the run ended
+    {{pipeline.failures}}             in spec.onExit only: the failed steps, as JSON
 
 and a step's condition (`when`, see `conditions`) may read the promotion's decision:
 
@@ -33,6 +37,7 @@ PlaceholderKind = Literal[
     "outputs.parameters",
     "item",
     "promotion",
+    "pipeline",
 ]
 
 # Non-greedy, so "{{a}} and {{b}}" are two placeholders; an unclosed "{{" is reported apart.
@@ -43,13 +48,19 @@ _FORM_RE = re.compile(
 )
 # `{{item}}` (name "") and `{{item.KEY}}` (name KEY).
 _ITEM_RE = re.compile(r"^item(?:\.(?P<key>[a-zA-Z_][a-zA-Z0-9_]*))?$")
-# The promotion's outputs: the name is the output (`{{promotion.decision}}`).
-_PROMOTION_RE = re.compile(r"^promotion\.(?P<name>decision|version|alias)$")
+# Placeholders with a fixed set of names: `{{promotion.decision}}`, `{{pipeline.status}}`...
+_NAMED_FORM_RE = re.compile(r"^(?P<kind>promotion|pipeline)\.(?P<name>[a-z]+)$")
+NAMED_FORMS: dict[str, tuple[str, ...]] = {
+    "promotion": ("decision", "version", "alias"),
+    "pipeline": ("status", "failures"),
+}
 _NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
 
 ALLOWED_FORMS = (
     "{{pipeline.parameters.NAME}}, {{inputs.parameters.NAME}}, {{inputs.artifacts.NAME.path}}, "
-    "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}"
+    "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}, {{promotion.decision}}, "
+    "{{promotion.version}}, {{promotion.alias}}, and in spec.onExit {{pipeline.status}} and "
+    "{{pipeline.failures}}"
 )
 
 
@@ -72,8 +83,9 @@ def parse(expression: str) -> Placeholder:
     if item is not None:
         return Placeholder("item", item["key"] or "")
     match = _FORM_RE.match(expression.strip())
-    if match is None and (promotion := _PROMOTION_RE.match(expression.strip())) is not None:
-        return Placeholder("promotion", promotion["name"])
+    if match is None and (named := _NAMED_FORM_RE.match(expression.strip())) is not None:
+        if named["name"] in NAMED_FORMS[named["kind"]]:
+            return Placeholder(named["kind"], named["name"])  # type: ignore[arg-type]
     if match is None:
         raise PlaceholderError(
             f'"{{{{{expression}}}}}" is not a known placeholder; use one of {ALLOWED_FORMS}'
@@ -86,6 +98,20 @@ def parse(expression: str) -> Placeholder:
             f'"{{{{{expression}}}}}" is not a known placeholder; did you mean "{form}"?'
         )
     return Placeholder(kind, match["name"])
+
+
+def uses(texts: Iterable[str], kind: PlaceholderKind) -> bool:
+    """Whether any text has a valid placeholder of `kind` (invalid ones are validation's)."""
+    for text in texts:
+        if "{{" not in text:
+            continue
+        for expression in find(text):
+            try:
+                if parse(expression).kind == kind:
+                    return True
+            except PlaceholderError:
+                continue
+    return False
 
 
 def find(text: str) -> list[str]:

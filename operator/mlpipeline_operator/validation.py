@@ -20,6 +20,7 @@ from mlpipeline_operator.api.constants import API_VERSION, KIND, MAX_SCHEDULED_N
 from mlpipeline_operator.api.models import (
     DNS_SUBDOMAIN_PATTERN,
     GATE_METRIC_PATTERN,
+    ExitStep,
     MLPipeline,
     MLPipelineSpec,
     Schedule,
@@ -29,12 +30,16 @@ from mlpipeline_operator.api.models import (
 from mlpipeline_operator.caching import step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
+    EXIT_STEP,
     ITEM_PARAMETER,
+    PROMOTION_INPUTS,
     PROMOTION_TASK,
     Problem,
     after_promotion,
     split_ref,
     step_dependencies,
+    step_texts,
+    uses_promotion,
 )
 from mlpipeline_operator.messages import described, quoted
 from mlpipeline_operator.perf import gc_paused
@@ -229,6 +234,9 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     if spec.promotion is not None:
         problems += _check_promotion(spec, steps)
         problems += _check_promotion_order(spec, steps)
+        problems += _check_after_promotion(spec, steps)
+    if spec.on_exit is not None:
+        problems += _check_exit_step(spec, spec.on_exit, parameters)
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
@@ -254,6 +262,8 @@ def _check_step(
         problems.append(
             Problem(f"{path}.name", f'"{PROMOTION_TASK}" is reserved for the promotion step')
         )
+    elif step.name == EXIT_STEP and spec.on_exit is not None:
+        problems.append(Problem(f"{path}.name", f'"{EXIT_STEP}" is reserved for spec.onExit'))
     for j, dep in enumerate(step.depends_on):
         if dep == step.name:
             problems.append(Problem(f"{path}.dependsOn[{j}]", "a step cannot depend on itself"))
@@ -270,6 +280,13 @@ def _check_step(
             kind = where.replace("s.", " ")[:-1]  # "inputs.parameters" → "input parameter"
             problems += _duplicates((item.name for item in items), f"{path}.{where}", kind)
     for j, param in enumerate(inputs.parameters):
+        if param.name in PROMOTION_INPUTS.values():
+            problems.append(
+                Problem(
+                    f"{path}.inputs.parameters[{j}].name",
+                    f'"{param.name}" is reserved for the values of {{{{promotion.*}}}}',
+                )
+            )
         if param.from_ is not None:
             where = f"{path}.inputs.parameters[{j}].from"
             problems += _check_ref(param.from_, "parameter", where, step, steps)
@@ -279,13 +296,16 @@ def _check_step(
     for j, artifact in enumerate(inputs.artifacts):
         where = f"{path}.inputs.artifacts[{j}].from"
         problems += _check_ref(artifact.from_, "artifact", where, step, steps)
+    promotion = spec.promotion is not None
     for field, texts in (("command", step.command), ("args", step.args)):
         for j, text in enumerate(texts):
             if "{{" in text:
-                problems += _check_text(text, f"{path}.{field}[{j}]", step, parameters)
+                where = f"{path}.{field}[{j}]"
+                problems += _check_text(text, where, step, parameters, promotion=promotion)
     for j, env in enumerate(step.env):
         if env.value and "{{" in env.value:
-            problems += _check_text(env.value, f"{path}.env[{j}].value", step, parameters)
+            where = f"{path}.env[{j}].value"
+            problems += _check_text(env.value, where, step, parameters, promotion=promotion)
     if step.when is not None:
         problems += _check_when(spec, step, f"{path}.when", parameters)
     return problems
@@ -336,9 +356,14 @@ def _check_text(
     step: Step | None,
     parameters: set[str],
     item_step: Step | None = None,
+    *,
+    promotion: bool = False,
+    on_exit: bool = False,
 ) -> Iterator[Problem]:
     """Placeholders of one string; `step` is None where only pipeline parameters (and, in an
-    input parameter's value, `item_step`'s item) may be used."""
+    input parameter's value, `item_step`'s item) may be used, and in `spec.onExit`, which also
+    has `{{pipeline.status}}`, `{{pipeline.failures}}` and `{{promotion.*}}`; `promotion` says
+    whether the pipeline has `spec.promotion`."""
     item_step = item_step or step
     if "{{" not in text:
         return
@@ -356,16 +381,34 @@ def _check_text(
         if ref.kind == "pipeline.parameters":
             known: Iterable[str] = parameters
             what = "pipeline parameter"
+        elif ref.kind == "promotion" and (step is not None or on_exit):
+            if not promotion:
+                yield Problem(
+                    path,
+                    f'"{{{{{expression}}}}}" needs spec.promotion, which this pipeline does not '
+                    "have",
+                )
+            continue
+        elif ref.kind == "pipeline" and on_exit:
+            continue
+        elif ref.kind == "pipeline":
+            yield Problem(
+                path, f'"{{{{{expression}}}}}" can only be used in spec.onExit, once the run ended'
+            )
+            continue
+        elif on_exit:
+            yield Problem(
+                path,
+                f'"{{{{{expression}}}}}" cannot be used in spec.onExit; only '
+                "{{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}} and "
+                "{{promotion.*}} can",
+            )
+            continue
         elif step is None:
             yield Problem(
                 path,
                 f'"{{{{{expression}}}}}" cannot be used here; only '
                 "{{pipeline.parameters.NAME}} can",
-            )
-            continue
-        elif ref.kind == "promotion":
-            yield Problem(
-                path, f'"{{{{{expression}}}}}" cannot be used here; only in the step\'s when'
             )
             continue
         else:
@@ -543,6 +586,8 @@ def _check_promotion_order(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iter
             continue
         needed.add(name)
         todo += step_dependencies(steps[name])
+    if any(uses_promotion(s) for s in spec.steps if s.name in needed):
+        return  # _check_after_promotion reports this cycle, at the field that makes it
     for i, step in enumerate(spec.steps):
         if step.name in needed and step.name in after:
             yield Problem(
@@ -551,6 +596,64 @@ def _check_promotion_order(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iter
                 f'{{{{promotion.*}}}}), but the promotion takes its model from step "{source}", '
                 "which needs this step first",
             )
+
+
+def _check_after_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Problem]:
+    """A step that uses `{{promotion.*}}` runs after the promotion: it cannot be the promotion's
+    source, nor anything the source depends on."""
+    assert spec.promotion is not None
+    source = spec.promotion.from_.step
+    # The source and everything upstream of it, each with the step it is a dependency of.
+    downstream_of: dict[str, str | None] = {source: None}
+    todo = [source]
+    while todo:
+        name = todo.pop()
+        if (step := steps.get(name)) is None:
+            continue
+        for dependency in step_dependencies(step):
+            if dependency not in downstream_of:
+                downstream_of[dependency] = name
+                todo.append(dependency)
+    for i, step in enumerate(spec.steps):
+        if step.name not in downstream_of or not uses_promotion(step):
+            continue
+        chain = [step.name]
+        while (nxt := downstream_of[chain[-1]]) is not None:
+            chain.append(nxt)
+        cycle = " -> ".join([PROMOTION_TASK, *chain, PROMOTION_TASK])
+        field = _promotion_field(step)
+        yield Problem(
+            f"spec.steps[{i}].{field}",
+            f"uses {{{{promotion.*}}}}, so it runs after the promotion, which needs it first "
+            f"(promotion.from.step {quoted(source)}): dependency cycle: {cycle}",
+        )
+
+
+def _promotion_field(step: Step) -> str:
+    """The first field of a step that uses `{{promotion.*}}`, as a path below the step."""
+    fields = [f"command[{j}]" for j in range(len(step.command))]
+    fields += [f"args[{j}]" for j in range(len(step.args))]
+    fields += [f"env[{j}].value" for j, e in enumerate(step.env) if e.value is not None]
+    for field, text in zip(fields, step_texts(step), strict=True):
+        if placeholders.uses([text], "promotion"):
+            return field
+    return "command"
+
+
+def _check_exit_step(
+    spec: MLPipelineSpec, exit_step: ExitStep, parameters: set[str]
+) -> Iterator[Problem]:
+    path = "spec.onExit"
+    if exit_step.image is None and spec.image is None:
+        yield Problem(f"{path}.image", "required: set the exit step's image or spec.image")
+    promotion = spec.promotion is not None
+    texts = [(f"command[{j}]", t) for j, t in enumerate(exit_step.command)]
+    texts += [(f"args[{j}]", t) for j, t in enumerate(exit_step.args)]
+    texts += [(f"env[{j}].value", e.value) for j, e in enumerate(exit_step.env) if e.value]
+    for field, text in texts:
+        yield from _check_text(
+            text, f"{path}.{field}", None, parameters, promotion=promotion, on_exit=True
+        )
 
 
 def _check_schedule(schedule: Schedule) -> Iterator[Problem]:

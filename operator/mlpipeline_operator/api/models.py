@@ -584,6 +584,36 @@ class Step(ApiModel):
     )
 
 
+class ExitStep(ApiModel):
+    """The step that runs when the run ends, whatever its outcome (Argo's exit handler)."""
+
+    image: ImageRef | None = Field(default=None, description="Image; defaults to spec.image.")
+    command: list[Argument] = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "The command to run, with its arguments; may use {{pipeline.status}}, "
+            "{{pipeline.failures}}, {{promotion.*}} and {{pipeline.parameters.NAME}}."
+        ),
+    )
+    args: list[Argument] = Field(
+        default_factory=list, max_length=256, description="More arguments after the command."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_ENV_VARS,
+        description="Environment variables.",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    resources: Resources | None = Field(
+        default=None, description="Resources; replaces spec.defaults.resources when set."
+    )
+    retry: Retry | None = Field(default=None, description="Replaces spec.defaults.retry when set.")
+    timeout: Timeout | None = Field(
+        default=None, description="Limit on one attempt; replaces spec.defaults.timeout."
+    )
+
+
 # --- Promotion -----------------------------------------------------------------------------------
 
 GateOp = Literal[">=", ">", "<=", "<", "=="]
@@ -790,6 +820,13 @@ class MLPipelineSpec(ApiModel):
         description="Submit no run while true; the current generation's run is submitted once "
         "it is false again. A run already going on is not stopped (the mlops.gitops.dev/stop "
         "annotation stops it). A scheduled pipeline uses spec.schedule.suspend instead.",
+    )
+    on_exit: ExitStep | None = Field(
+        default=None,
+        description=(
+            "A step run when the run ends, succeeded or failed (after the promotion), e.g. to "
+            "notify; shown in status as the step on-exit."
+        ),
     )
 
 

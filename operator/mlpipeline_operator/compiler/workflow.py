@@ -10,6 +10,7 @@ second) and a second validation of what the API models already validated out of 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pydantic_core
@@ -28,7 +29,9 @@ from mlpipeline_operator.api.constants import (
 from mlpipeline_operator.caching import cache_config_map_name, cache_keys, step_max_age
 from mlpipeline_operator.core import (
     ENTRY_TEMPLATE,
+    EXIT_STEP,
     ITEM_PARAMETER,
+    PROMOTION_INPUTS,
     PROMOTION_TASK,
     CompiledRun,
     InvalidPipeline,
@@ -40,7 +43,9 @@ from mlpipeline_operator.core import (
     split_ref,
     step_dependencies,
     step_producers,
+    step_texts,
     timeout_seconds,
+    uses_promotion,
 )
 from mlpipeline_operator.perf import gc_paused
 from mlpipeline_operator.promotion.request import OUTPUT_DIR, OUTPUT_NAMES, request_for
@@ -76,6 +81,8 @@ def _argo_expression(expression: str) -> str:
         return f"{{{{inputs.parameters.{item_parameter(ref.name)}}}}}"
     if ref.kind == "pipeline.parameters":
         return f"{{{{workflow.parameters.{ref.name}}}}}"
+    if ref.kind == "promotion":
+        return f"{{{{tasks.{PROMOTION_TASK}.outputs.parameters.{ref.name}}}}}"
     suffix = "" if ref.kind == "inputs.parameters" else ".path"
     return f"{{{{{ref.kind}.{ref.name}{suffix}}}}}"
 
@@ -110,6 +117,50 @@ def _item_keys(step: api.Step) -> list[str]:
     return placeholders.item_keys([*step.command, *step.args, *(e.value or "" for e in step.env)])
 
 
+@functools.lru_cache(maxsize=4096)
+def _container_expression(expression: str) -> str:
+    """A placeholder inside a step's container: `{{tasks.*}}` cannot be read there, so the
+    promotion's values come in as input parameters that the task passes."""
+    ref = placeholders.parse(expression)
+    if ref.kind == "promotion":
+        return f"{{{{inputs.parameters.{PROMOTION_INPUTS[ref.name]}}}}}"
+    return _argo_expression(expression)
+
+
+def _to_container_text(text: str) -> str:
+    if "{{" not in text:
+        return text
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _container_expression(m[1]), text)
+
+
+# The promotion's values as global outputs of the Workflow, for the exit handler.
+def _promotion_global(name: str) -> str:
+    return f"mlpipeline_promotion_{name}"
+
+
+@functools.lru_cache(maxsize=256)
+def _exit_expression(expression: str) -> str:
+    """A placeholder of `spec.onExit`, as Argo's exit handler reads it. The promotion's global
+    outputs do not exist when it did not run: an expression makes them "" then. Argo gives
+    `workflow.failures` as a JSON string that holds the JSON list ("null" when empty): it is
+    decoded once, so the step reads the list itself."""
+    ref = placeholders.parse(expression)
+    if ref.kind == "promotion":
+        return f"{{{{=workflow?.outputs?.parameters?.{_promotion_global(ref.name)} ?? ''}}}}"
+    if ref.kind == "pipeline" and ref.name == "status":
+        return "{{workflow.status}}"
+    if ref.kind == "pipeline":
+        failures = "fromJSON(workflow.failures)"
+        return f"{{{{={failures} == 'null' ? '[]' : {failures}}}}}"
+    return _argo_expression(expression)
+
+
+def _to_exit_text(text: str) -> str:
+    if "{{" not in text:
+        return text
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _exit_expression(m[1]), text)
+
+
 def _present(fields: Manifest) -> Manifest:
     """An Argo object with its unset (None) fields left out, as Kubernetes serialises it."""
     return {key: value for key, value in fields.items() if value is not None}
@@ -135,9 +186,9 @@ def _key_selector(selector: api.KeySelector | None) -> Manifest | None:
     return _present({"key": selector.key, "name": selector.name, "optional": selector.optional})
 
 
-def _env(env: api.EnvVar) -> Manifest:
+def _env(env: api.EnvVar, to_text: Callable[[str], str] = _to_container_text) -> Manifest:
     if env.value_from is None:
-        value = None if env.value is None else _to_argo_text(env.value)
+        value = None if env.value is None else to_text(env.value)
         return _present({"name": env.name, "value": value})
     src = env.value_from
     field_ref = resource_ref = None
@@ -190,8 +241,8 @@ def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> Manifest:
     defaults = spec.defaults
     container: Manifest = {}
     if step.args:
-        container["args"] = [_to_argo_text(a) for a in step.args]
-    container["command"] = [_to_argo_text(c) for c in step.command]
+        container["args"] = [_to_container_text(a) for a in step.args]
+    container["command"] = [_to_container_text(c) for c in step.command]
     if step.env:
         container["env"] = [_env(e) for e in step.env]
     container["image"] = step.image or spec.image
@@ -464,19 +515,27 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
             "requests": {"cpu": "100m", "memory": "256Mi"},
         },
     }
+    # The exit handler reads the decision through the Workflow's global outputs.
+    exported = placeholders.NAMED_FORMS["promotion"] if spec.on_exit is not None else ()
     template = {
         "container": _present(container),
         "inputs": {"parameters": [{"name": "run-id"}]},
         "name": PROMOTION_TASK,
         "outputs": {
             "parameters": [
-                {"name": name, "valueFrom": {"default": "", "path": f"{OUTPUT_DIR}/{name}"}}
+                _present(
+                    {
+                        "globalName": _promotion_global(name) if name in exported else None,
+                        "name": name,
+                        "valueFrom": {"default": "", "path": f"{OUTPUT_DIR}/{name}"},
+                    }
+                )
                 for name in OUTPUT_NAMES
             ]
         },
     }
-    # Promote only once every step has succeeded: depend on the source and on every last step
-    # (of the steps before the promotion: those whose condition reads it come after).
+    # Promote only once every step before it has succeeded: depend on the source and on every
+    # last step, leaving out the steps that run after the promotion.
     after = after_promotion(spec.steps)
     before = [s for s in spec.steps if s.name not in after]
     depended_on = {d for s in before for d in step_dependencies(s)}
@@ -515,6 +574,60 @@ def _memoized(templates: list[Manifest], pipeline: api.MLPipeline) -> list[Manif
     return memoized
 
 
+def _promotion_names(step: api.Step) -> list[str]:
+    """The names of `{{promotion.NAME}}` that a validated step uses, in a fixed order."""
+    refs = {placeholders.parse(e) for t in step_texts(step) for e in placeholders.find(t)}
+    used = {ref.name for ref in refs if ref.kind == "promotion"}
+    return [name for name in placeholders.NAMED_FORMS["promotion"] if name in used]
+
+
+def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> None:
+    """A step that uses `{{promotion.*}}`: its task depends on the promotion and passes the
+    values it uses as input parameters of its template."""
+    names = _promotion_names(step)
+    dependencies = task.get("dependencies", [])
+    if PROMOTION_TASK not in dependencies:  # a condition that reads the promotion adds it too
+        task["dependencies"] = [*dependencies, PROMOTION_TASK]
+    arguments = task.setdefault("arguments", {})
+    arguments["parameters"] = [
+        *arguments.get("parameters", []),
+        *(
+            {"name": PROMOTION_INPUTS[n], "value": _argo_expression(f"promotion.{n}")}
+            for n in names
+        ),
+    ]
+    inputs = template.setdefault("inputs", {})
+    inputs["parameters"] = [
+        *inputs.get("parameters", []),
+        *({"name": PROMOTION_INPUTS[n]} for n in names),
+    ]
+    for manifest in (task, template):  # keys in alphabetical order, as everywhere
+        ordered = dict(sorted(manifest.items()))
+        manifest.clear()
+        manifest.update(ordered)
+
+
+def _exit_template(exit_step: api.ExitStep, spec: api.MLPipelineSpec) -> Manifest:
+    defaults = spec.defaults
+    container: Manifest = {}
+    if exit_step.args:
+        container["args"] = [_to_exit_text(a) for a in exit_step.args]
+    container["command"] = [_to_exit_text(c) for c in exit_step.command]
+    if exit_step.env:
+        container["env"] = [_env(e, _to_exit_text) for e in exit_step.env]
+    container["image"] = exit_step.image or spec.image
+    if (resources := _resources(exit_step.resources or defaults.resources)) is not None:
+        container["resources"] = resources
+    template: Manifest = {}
+    if (timeout := exit_step.timeout or defaults.timeout) is not None:
+        template["activeDeadlineSeconds"] = timeout_seconds(timeout)
+    template["container"] = container
+    template["name"] = EXIT_STEP
+    if (retry := _retry(exit_step.retry or defaults.retry)) is not None:
+        template["retryStrategy"] = retry
+    return template
+
+
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
     uncertain = _uncertain_steps(spec.steps)
@@ -523,7 +636,10 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifes
     step_templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
     for step, template in zip(spec.steps, step_templates, strict=True):
         if step.for_each is None:
-            tasks.append(_step_task(step, uncertain))
+            task = _step_task(step, uncertain)
+            if uses_promotion(step):
+                _run_after_promotion(step, task, template)
+            tasks.append(task)
             templates.append(template)
         else:
             task, fan_out_templates = _fan_out(step, template, uncertain)
@@ -533,6 +649,8 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifes
         task, template = _promotion(pipeline, options)
         tasks.append(task)
         templates.append(template)
+    if spec.on_exit is not None:
+        templates.append(_exit_template(spec.on_exit, spec))
     repo = spec.artifact_repository_ref
     workflow_spec = {
         "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}
@@ -542,6 +660,7 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifes
         if repo is None
         else _present({"configMap": repo.config_map, "key": repo.key}),
         "entrypoint": ENTRY_TEMPLATE,
+        "onExit": EXIT_STEP if spec.on_exit is not None else None,
         "podGC": {"strategy": "OnPodSuccess"},
         "podMetadata": {"labels": pipeline_labels(pipeline)},
         "serviceAccountName": spec.service_account_name or "default",
