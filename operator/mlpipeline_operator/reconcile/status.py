@@ -30,7 +30,7 @@ from mlpipeline_operator.api.status import (
     RunSummary,
     StepStatus,
 )
-from mlpipeline_operator.core import ENTRY_TEMPLATE, PROMOTION_TASK, Problem
+from mlpipeline_operator.core import ENTRY_TEMPLATE, EXIT_STEP, PROMOTION_TASK, Problem
 from mlpipeline_operator.promotion.outputs import status_from_outputs
 
 Obj = Mapping[str, Any]
@@ -110,6 +110,8 @@ def _task_order(workflow: Obj) -> dict[str, int]:
 def _step_nodes(workflow: Obj) -> dict[str, Obj]:
     """The node that stands for each step: its Retry node, or its only Pod node."""
     nodes = (workflow.get("status") or {}).get("nodes") or {}
+    # Argo names the exit handler's node "<workflow>.onExit": it is the step on-exit.
+    exit_node = f"{workflow.get('metadata', {}).get('name', '')}.onExit"
     chosen: dict[str, Obj] = {}
     for node in nodes.values():
         if node.get("type") not in _STEP_NODE_TYPES:
@@ -117,6 +119,8 @@ def _step_nodes(workflow: Obj) -> dict[str, Obj]:
         name = node.get("displayName", "")
         if "(" in name:  # "train(1)": an attempt inside a Retry node
             continue
+        if name == exit_node:
+            name = EXIT_STEP
         if name not in chosen or node.get("type") == "Retry":
             chosen[name] = node
     return chosen
