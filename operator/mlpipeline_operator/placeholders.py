@@ -83,9 +83,9 @@ def parse(expression: str) -> Placeholder:
     if item is not None:
         return Placeholder("item", item["key"] or "")
     match = _FORM_RE.match(expression.strip())
-    if match is None and (named := _NAMED_FORM_RE.match(expression.strip())) is not None:
-        if named["name"] in NAMED_FORMS[named["kind"]]:
-            return Placeholder(named["kind"], named["name"])  # type: ignore[arg-type]
+    named = _NAMED_FORM_RE.match(expression.strip()) if match is None else None
+    if named is not None and named["name"] in NAMED_FORMS[named["kind"]]:
+        return Placeholder(named["kind"], named["name"])  # type: ignore[arg-type]
     if match is None:
         raise PlaceholderError(
             f'"{{{{{expression}}}}}" is not a known placeholder; use one of {ALLOWED_FORMS}'

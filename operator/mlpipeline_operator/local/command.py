@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.caching import uses_cache
-from mlpipeline_operator.core import PROMOTION_TASK, InvalidPipeline
+from mlpipeline_operator.core import EXIT_STEP, PROMOTION_TASK, InvalidPipeline, after_promotion
 from mlpipeline_operator.loading import load_pipelines
 from mlpipeline_operator.local import mlflow_store
 from mlpipeline_operator.local.cache import LocalCache
@@ -120,6 +120,8 @@ def _notes(pipeline: MLPipeline, run: LocalRun, overrides: dict[str, str]) -> li
         notes.append(f"cached steps keep their results in {shown_path(run.options.cache.root)}")
     if spec.promotion is not None and run.options.skip_promotion:
         notes.append("--skip-promotion: the promotion step will not run")
+        if after_promotion(spec.steps):
+            notes.append("--skip-promotion: the steps after the promotion will not run either")
     return notes
 
 
@@ -261,6 +263,8 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:
         names.append(PROMOTION_TASK)
+    if spec.on_exit is not None:
+        names.append(EXIT_STEP)
     return LocalRun(pipeline, plans, layout, values, options, Reporter(names))
 
 

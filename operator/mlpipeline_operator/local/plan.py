@@ -188,9 +188,11 @@ def resolve(
     pipeline: Mapping[str, str],
     inputs: Mapping[str, str],
     item: Any = None,
+    named: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Resolved:
     """The command line and literal environment of a step of a validated pipeline (`item`: the
-    item of an iteration of a step with forEach)."""
+    item of an iteration of a step with forEach; `named`: the values of `{{promotion.*}}` and
+    `{{pipeline.status}}`... by kind, then name)."""
     paths = {
         "inputs.artifacts": {a.name: a.path for a in step.inputs.artifacts},
         "outputs.artifacts": {a.name: a.path for a in step.outputs.artifacts},
@@ -204,6 +206,8 @@ def resolve(
             return inputs[ref.name]
         if ref.kind == "item":
             return fan_out.item_text(item, ref.name)
+        if ref.kind in ("promotion", "pipeline"):
+            return (named or {})[ref.kind][ref.name]
         return str(layout.container_path(step.name, paths[ref.kind][ref.name]))
 
     argv = [placeholders.substitute(text, replace) for text in [*step.command, *step.args]]

@@ -18,6 +18,9 @@
 - The promotion task runs `mlpipeline promote` once the steps before it are done, unless a step
   failed (or is Skipped when the step it takes the model from did not succeed); the steps whose
   `when` reads `{{promotion.*}}` run after it.
+  A step that uses `{{promotion.*}}` runs after it too, and is Skipped without a decision.
+- `spec.onExit` runs last, whatever happened (unless the run was interrupted), with
+  `{{pipeline.status}}` and `{{pipeline.failures}}`; its failure fails the run, as in Argo.
 - SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130);
   a second signal kills the groups still running at once.
 - Whatever a step leaves behind (outputs missing, unreadable, binary...) is that step's Error.
@@ -26,6 +29,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import os
 import shutil
 import signal
@@ -35,16 +40,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlpipeline_operator import conditions
-from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator import conditions, placeholders
+from mlpipeline_operator.api.models import Inputs, MLPipeline, Outputs, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
+    EXIT_STEP,
     PROMOTION_TASK,
     after_promotion,
     reads_promotion,
     split_ref,
     step_dependencies,
     step_producers,
+    timeout_seconds,
+    uses_promotion,
 )
 from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
 from mlpipeline_operator.local.cache import CacheError, LocalCache
@@ -102,6 +110,36 @@ def step_environment(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def wall_clock(monotonic: float | None) -> str:
+    """A time.monotonic() reading as an RFC 3339 UTC time, as Argo writes times ("" if none)."""
+    if monotonic is None:
+        return ""
+    at = time.time() - (time.monotonic() - monotonic)
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def exit_plan(pipeline: MLPipeline) -> StepPlan | None:
+    """`spec.onExit` as a step named on-exit, with the settings that apply to it."""
+    exit_step, defaults = pipeline.spec.on_exit, pipeline.spec.defaults
+    if exit_step is None:
+        return None
+    step = Step.model_construct(
+        **{name: getattr(exit_step, name) for name in type(exit_step).model_fields},
+        name=EXIT_STEP,
+        depends_on=[],
+        inputs=Inputs(),
+        outputs=Outputs(),
+    )
+    timeout = step.timeout or defaults.timeout
+    return StepPlan(
+        step=step,
+        dependencies=tuple(step_dependencies(step)),
+        retry=step.retry or defaults.retry,
+        timeout=timeout,
+        timeout_seconds=None if timeout is None else timeout_seconds(timeout),
+    )
+
+
 class LocalRun:
     """One run of a validated pipeline in `layout.root`."""
 
@@ -146,6 +184,12 @@ class LocalRun:
         self.promotion: PromotionResult | None = None
         # The cache key of each step, with this run's parameter values (as the cluster's).
         self.cache_keys = cache_keys(pipeline.spec, self.values)
+        # {{pipeline.status}} and {{pipeline.failures}}, once the run has ended.
+        self.exit_values: dict[str, str] = {}
+        # Steps that use the promotion's decision, skipped without one (they wait for the
+        # promotion as every step of `after_promotion` does).
+        self.needs_decision = {p.name for p in plans if uses_promotion(p.step)}
+        self.exit_plan = exit_plan(pipeline)
 
     @property
     def all_results(self) -> list[StepResult]:
@@ -188,6 +232,8 @@ class LocalRun:
                     group.create_task(self._run_step(plan))
                 group.create_task(self._promotion_task())
             self._judge_last_steps()
+            if self.exit_plan is not None:
+                await self._run_exit_step(self.exit_plan)
         except asyncio.CancelledError:
             if self.interrupted is None:
                 raise
@@ -211,6 +257,40 @@ class LocalRun:
         for result in self.results.values():
             yield from result.iterations
             yield result
+
+    def _promotion_values(self) -> dict[str, str]:
+        """`{{promotion.*}}`: the decision files, "" when there was no decision."""
+        result = self.results.get(PROMOTION_TASK)
+        outputs = result.outputs if result is not None else {}
+        if not outputs.get("decision"):
+            outputs = {}
+        return {name: outputs.get(name, "") for name in placeholders.NAMED_FORMS["promotion"]}
+
+    def _exit_values(self) -> dict[str, str]:
+        """`{{pipeline.status}}` and `{{pipeline.failures}}`, in the shape Argo gives them."""
+        failed = [r for r in self._every_result() if r.phase.failed and r.name != EXIT_STEP]
+        failures = [
+            {
+                "displayName": r.name,
+                "message": r.message,
+                "templateName": r.name,
+                "phase": str(r.phase),
+                "podName": "",
+                "finishedAt": wall_clock(r.finished),
+            }
+            for r in failed
+        ]
+        fails_run = any(r.fails_run for r in self.results.values() if r.name != EXIT_STEP)
+        return {
+            "status": "Failed" if fails_run else "Succeeded",
+            "failures": json.dumps(failures, separators=(",", ":")),
+        }
+
+    async def _run_exit_step(self, plan: StepPlan) -> None:
+        result = StepResult(plan.name, plan.max_attempts, self.layout.log(plan.name))
+        self.results[plan.name] = result
+        self.exit_values = self._exit_values()
+        await self._attempts(plan, result)
 
     def _skip(self, result: StepResult, why: str) -> None:
         result.phase, result.message = StepPhase.SKIPPED, why
@@ -304,6 +384,12 @@ class LocalRun:
             if unmet:
                 self._skip(result, f"{unmet[0]} {str(self.results[unmet[0]].phase).lower()}")
                 return
+            if plan.name in self.needs_decision:
+                promoted = self.results.get(PROMOTION_TASK)
+                if promoted is None or promoted.phase is not StepPhase.SUCCEEDED:
+                    why = "did not run" if promoted is None else str(promoted.phase).lower()
+                    self._skip(result, f"{PROMOTION_TASK} {why}")
+                    return
             if self.failed_step is None and not self._condition_holds(plan.step, result):
                 return
             if plan.step.for_each is not None:
@@ -398,7 +484,8 @@ class LocalRun:
         assert self.slots is not None
         while True:
             async with self.slots:
-                if self.failed_step is not None and result.attempts == 0:
+                first = result.attempts == 0 and plan.name != EXIT_STEP
+                if self.failed_step is not None and first:
                     self._skip(result, f"not started: step {self.failed_step} failed")
                     return
                 result.attempts += 1
@@ -506,7 +593,8 @@ class LocalRun:
 
         produced = {name: r.outputs for name, r in self.results.items()}
         inputs = input_parameter_values(step, self.values, produced, plan.item)
-        resolved = resolve(step, layout, self.values, inputs, plan.item)
+        named = {"promotion": self._promotion_values(), "pipeline": self.exit_values}
+        resolved = resolve(step, layout, self.values, inputs, plan.item, named)
         env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
 
         timeout: float | None = plan.timeout_seconds
