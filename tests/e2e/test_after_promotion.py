@@ -229,3 +229,21 @@ def test_the_exit_step_sees_a_failed_run_and_no_decision(
         set(f) == {"displayName", "message", "templateName", "phase", "podName", "finishedAt"}
         for f in failures
     ), failures
+
+
+def test_a_failing_exit_step_fails_a_run_that_succeeded(cluster: NodeCluster) -> None:
+    doc = pipeline(
+        cluster,
+        "failing-exit",
+        [{"name": "work", "command": ["python", "-c", "print('done')"]}],
+        onExit={"command": ["python", "-c", "import sys; sys.exit(1)"]},
+    )
+    apply_pipeline(cluster, doc)
+
+    done = wait_status(cluster, "failing-exit", generation=1, timeout=RUN_TIMEOUT)
+
+    status = done["status"]
+    assert status["phase"] == "Failed", status
+    phases = {step["name"]: step["phase"] for step in status["lastRun"]["steps"]}
+    assert phases == {"work": "Succeeded", "on-exit": "Failed"}
+    assert status["message"] == 'step "on-exit" failed: main: Error (exit code 1)', status
