@@ -14,7 +14,14 @@ from typing import Any
 
 from mlpipeline_operator import placeholders
 from mlpipeline_operator.api.constants import MAX_NAME
-from mlpipeline_operator.api.models import MLPipeline, Step, duration_nanoseconds
+from mlpipeline_operator.api.models import (
+    ExitStep,
+    Inputs,
+    MLPipeline,
+    Outputs,
+    Step,
+    duration_nanoseconds,
+)
 
 # Names of the compiler's own templates (the DAG, the task added for `spec.promotion`, and the
 # exit handler of `spec.onExit`, which is also its name among the run's steps).
@@ -105,6 +112,15 @@ def after_promotion(steps: Sequence[Step]) -> set[str]:
                 after.add(step.name)
                 changed = True
     return after
+
+
+def exit_as_step(exit_step: ExitStep) -> Step:
+    """`spec.onExit` as the step named `on-exit`: no dependencies, inputs or outputs."""
+    fields = {name: getattr(exit_step, name) for name in type(exit_step).model_fields}
+    # Built from an already validated ExitStep, whose fields are a subset of a Step's.
+    return Step.model_construct(
+        **fields, name=EXIT_STEP, depends_on=[], inputs=Inputs(), outputs=Outputs()
+    )
 
 
 def duration_seconds(duration: str) -> float:

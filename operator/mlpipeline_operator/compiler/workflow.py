@@ -38,6 +38,7 @@ from mlpipeline_operator.core import (
     Manifest,
     Problem,
     after_promotion,
+    exit_as_step,
     reads_promotion,
     run_name,
     split_ref,
@@ -236,15 +237,17 @@ def _artifact(artifact: api.InputArtifact | api.OutputArtifact) -> Manifest:
     return {"name": artifact.name, "path": artifact.path}
 
 
-def _step_template(step: api.Step, spec: api.MLPipelineSpec) -> Manifest:
+def _step_template(
+    step: api.Step, spec: api.MLPipelineSpec, to_text: Callable[[str], str] = _to_container_text
+) -> Manifest:
     # Keys are added in alphabetical order, and only when set; this runs once per step.
     defaults = spec.defaults
     container: Manifest = {}
     if step.args:
-        container["args"] = [_to_container_text(a) for a in step.args]
-    container["command"] = [_to_container_text(c) for c in step.command]
+        container["args"] = [to_text(a) for a in step.args]
+    container["command"] = [to_text(c) for c in step.command]
     if step.env:
-        container["env"] = [_env(e) for e in step.env]
+        container["env"] = [_env(e, to_text) for e in step.env]
     container["image"] = step.image or spec.image
     if (resources := _resources(step.resources or defaults.resources)) is not None:
         container["resources"] = resources
@@ -607,27 +610,6 @@ def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> 
         manifest.update(ordered)
 
 
-def _exit_template(exit_step: api.ExitStep, spec: api.MLPipelineSpec) -> Manifest:
-    defaults = spec.defaults
-    container: Manifest = {}
-    if exit_step.args:
-        container["args"] = [_to_exit_text(a) for a in exit_step.args]
-    container["command"] = [_to_exit_text(c) for c in exit_step.command]
-    if exit_step.env:
-        container["env"] = [_env(e, _to_exit_text) for e in exit_step.env]
-    container["image"] = exit_step.image or spec.image
-    if (resources := _resources(exit_step.resources or defaults.resources)) is not None:
-        container["resources"] = resources
-    template: Manifest = {}
-    if (timeout := exit_step.timeout or defaults.timeout) is not None:
-        template["activeDeadlineSeconds"] = timeout_seconds(timeout)
-    template["container"] = container
-    template["name"] = EXIT_STEP
-    if (retry := _retry(exit_step.retry or defaults.retry)) is not None:
-        template["retryStrategy"] = retry
-    return template
-
-
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     spec = pipeline.spec
     uncertain = _uncertain_steps(spec.steps)
@@ -650,7 +632,7 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifes
         tasks.append(task)
         templates.append(template)
     if spec.on_exit is not None:
-        templates.append(_exit_template(spec.on_exit, spec))
+        templates.append(_step_template(exit_as_step(spec.on_exit), spec, _to_exit_text))
     repo = spec.artifact_repository_ref
     workflow_spec = {
         "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline_operator import placeholders
-from mlpipeline_operator.api.models import MLPipeline, Retry, Step
+from mlpipeline_operator.api.models import Defaults, MLPipeline, Retry, Step
 from mlpipeline_operator.core import split_ref, step_dependencies, timeout_seconds
 from mlpipeline_operator.local import fan_out
 from mlpipeline_operator.messages import quoted
@@ -46,20 +46,19 @@ class StepPlan:
 
 def build_plan(pipeline: MLPipeline) -> list[StepPlan]:
     """Every step of a valid pipeline, in spec order."""
-    defaults = pipeline.spec.defaults
-    plans = []
-    for step in pipeline.spec.steps:
-        timeout = step.timeout or defaults.timeout
-        plans.append(
-            StepPlan(
-                step=step,
-                dependencies=tuple(step_dependencies(step)),
-                retry=step.retry or defaults.retry,
-                timeout=timeout,
-                timeout_seconds=None if timeout is None else timeout_seconds(timeout),
-            )
-        )
-    return plans
+    return [step_plan(step, pipeline.spec.defaults) for step in pipeline.spec.steps]
+
+
+def step_plan(step: Step, defaults: Defaults) -> StepPlan:
+    """One step with the settings that apply to it."""
+    timeout = step.timeout or defaults.timeout
+    return StepPlan(
+        step=step,
+        dependencies=tuple(step_dependencies(step)),
+        retry=step.retry or defaults.retry,
+        timeout=timeout,
+        timeout_seconds=None if timeout is None else timeout_seconds(timeout),
+    )
 
 
 class OverrideError(ValueError):

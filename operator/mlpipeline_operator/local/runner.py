@@ -41,17 +41,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlpipeline_operator import conditions, placeholders
-from mlpipeline_operator.api.models import Inputs, MLPipeline, Outputs, Step
+from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
     EXIT_STEP,
     PROMOTION_TASK,
     after_promotion,
+    exit_as_step,
     reads_promotion,
     split_ref,
     step_dependencies,
     step_producers,
-    timeout_seconds,
     uses_promotion,
 )
 from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
@@ -61,6 +61,7 @@ from mlpipeline_operator.local.plan import (
     StepPlan,
     input_parameter_values,
     resolve,
+    step_plan,
 )
 from mlpipeline_operator.local.process import KILL_GRACE_SECONDS, Exit, run_attempt
 from mlpipeline_operator.local.report import Reporter, format_seconds
@@ -120,24 +121,10 @@ def wall_clock(monotonic: float | None) -> str:
 
 def exit_plan(pipeline: MLPipeline) -> StepPlan | None:
     """`spec.onExit` as a step named on-exit, with the settings that apply to it."""
-    exit_step, defaults = pipeline.spec.on_exit, pipeline.spec.defaults
+    exit_step = pipeline.spec.on_exit
     if exit_step is None:
         return None
-    step = Step.model_construct(
-        **{name: getattr(exit_step, name) for name in type(exit_step).model_fields},
-        name=EXIT_STEP,
-        depends_on=[],
-        inputs=Inputs(),
-        outputs=Outputs(),
-    )
-    timeout = step.timeout or defaults.timeout
-    return StepPlan(
-        step=step,
-        dependencies=tuple(step_dependencies(step)),
-        retry=step.retry or defaults.retry,
-        timeout=timeout,
-        timeout_seconds=None if timeout is None else timeout_seconds(timeout),
-    )
+    return step_plan(exit_as_step(exit_step), pipeline.spec.defaults)
 
 
 class LocalRun:
