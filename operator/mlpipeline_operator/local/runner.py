@@ -471,8 +471,9 @@ class LocalRun:
         assert self.slots is not None
         while True:
             async with self.slots:
-                first = result.attempts == 0 and plan.name != EXIT_STEP
-                if self.failed_step is not None and first:
+                # After a failure no step starts, but the exit step, which runs whatever happened.
+                not_started = result.attempts == 0 and plan.name != EXIT_STEP
+                if self.failed_step is not None and not_started:
                     self._skip(result, f"not started: step {self.failed_step} failed")
                     return
                 result.attempts += 1
