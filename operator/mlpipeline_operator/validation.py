@@ -615,6 +615,13 @@ def _check_after_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iter
                 downstream_of[dependency] = name
                 todo.append(dependency)
     for i, step in enumerate(spec.steps):
+        if uses_promotion(step) and step_max_age(step, spec) is not None:
+            origin = "its cache" if step.cache is not None else "spec.defaults.cache"
+            yield Problem(
+                f"spec.steps[{i}].cache",
+                f"cached ({origin}) but uses {{{{promotion.*}}}}, whose values its cache key "
+                "does not hold; set cache: {maxAge: 0s} on this step",
+            )
         if step.name not in downstream_of or not uses_promotion(step):
             continue
         chain = [step.name]

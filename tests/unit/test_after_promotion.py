@@ -275,3 +275,14 @@ def test_the_exit_handler_node_is_the_step_on_exit_in_status() -> None:
         ("train", "Succeeded", 0),
         ("on-exit", "Failed", 1),
     ]
+
+
+def test_a_step_after_the_promotion_is_not_cached() -> None:
+    doc = _with_deploy(pipeline(), args=["{{promotion.decision}}"])
+    doc["spec"]["defaults"] = {"cache": {"maxAge": "24h"}}
+    assert problems_of(doc) == [
+        "spec.steps[3].cache: cached (spec.defaults.cache) but uses {{promotion.*}}, whose "
+        "values its cache key does not hold; set cache: {maxAge: 0s} on this step"
+    ]
+    doc["spec"]["steps"][3]["cache"] = {"maxAge": "0s"}
+    assert problems_of(doc) == []
