@@ -615,6 +615,12 @@ def _check_after_promotion(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iter
                 downstream_of[dependency] = name
                 todo.append(dependency)
     for i, step in enumerate(spec.steps):
+        if uses_promotion(step) and step.for_each is not None:
+            yield Problem(
+                f"spec.steps[{i}].forEach",
+                "cannot be used with {{promotion.*}} in the same step; read the decision in a "
+                "step of its own, and make this one depend on it",
+            )
         if uses_promotion(step) and step_max_age(step, spec) is not None:
             origin = "its cache" if step.cache is not None else "spec.defaults.cache"
             yield Problem(

@@ -286,3 +286,12 @@ def test_a_step_after_the_promotion_is_not_cached() -> None:
     ]
     doc["spec"]["steps"][3]["cache"] = {"maxAge": "0s"}
     assert problems_of(doc) == []
+
+
+def test_a_step_with_for_each_cannot_read_the_decision() -> None:
+    doc = _with_deploy(pipeline(), args=["{{promotion.decision}}", "{{item}}"])
+    doc["spec"]["steps"][3]["forEach"] = {"items": ["a", "b"]}
+    assert problems_of(doc) == [
+        "spec.steps[3].forEach: cannot be used with {{promotion.*}} in the same step; read the "
+        "decision in a step of its own, and make this one depend on it"
+    ]
