@@ -295,3 +295,23 @@ def test_a_step_with_for_each_cannot_read_the_decision() -> None:
         "spec.steps[3].forEach: cannot be used with {{promotion.*}} in the same step; read the "
         "decision in a step of its own, and make this one depend on it"
     ]
+
+
+def test_a_step_with_a_condition_on_the_decision_that_uses_it_depends_on_the_promotion_once() -> (
+    None
+):
+    doc = _with_deploy(
+        pipeline(), when="{{promotion.decision}} == Promoted", args=["{{promotion.version}}"]
+    )
+    manifest = compile_document(doc)
+    tasks = _tasks(manifest)
+    assert tasks["deploy"]["dependencies"] == ["evaluate", "promote-model"]
+    assert tasks["promote-model"]["dependencies"] == ["train", "evaluate"]
+    assert tasks["deploy"]["arguments"] == {
+        "parameters": [
+            {
+                "name": "mlpipeline-promotion-version",
+                "value": "{{tasks.promote-model.outputs.parameters.version}}",
+            }
+        ]
+    }

@@ -167,12 +167,13 @@ def test_the_promotion_cannot_be_read_without_a_promotion() -> None:
     ]
 
 
-def test_the_promotion_placeholders_belong_to_conditions_only() -> None:
+def test_the_promotion_placeholders_are_not_for_pipeline_parameters() -> None:
+    # A step's command, args and env may use them (it then runs after the promotion).
     doc = pipeline()
-    doc["spec"]["steps"][2]["command"].append("{{promotion.version}}")
+    doc["spec"]["parameters"][0]["value"] = "{{promotion.version}}"
     assert _problems(doc) == [
-        'spec.steps[2].command[2]: "{{promotion.version}}" cannot be used here; only in the '
-        "step's when"
+        'spec.parameters[0].value: "{{promotion.version}}" cannot be used here; only '
+        "{{pipeline.parameters.NAME}} can"
     ]
 
 
