@@ -342,7 +342,7 @@ def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
     """The task's `when`: the producers of its inputs succeeded (when they might not have), and
     its own condition holds."""
     guards = [p for p in step_producers(step) if p in uncertain]
-    if reads_promotion(step):
+    if reads_promotion(step) or uses_promotion(step):  # it needs the decision
         guards.append(PROMOTION_TASK)
     parts = [_succeeded(g) for g in guards]
     if step.when is not None:
@@ -375,7 +375,7 @@ def _step_task(step: api.Step, uncertain: set[str]) -> Manifest:
     if step.continue_on_failure:
         task["continueOn"] = {"error": True, "failed": True}
     dependencies = step_dependencies(step)
-    if reads_promotion(step):
+    if reads_promotion(step) or uses_promotion(step):
         dependencies.append(PROMOTION_TASK)
     if dependencies:
         task["dependencies"] = dependencies
@@ -585,12 +585,9 @@ def _promotion_names(step: api.Step) -> list[str]:
 
 
 def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> None:
-    """A step that uses `{{promotion.*}}`: its task depends on the promotion and passes the
-    values it uses as input parameters of its template."""
+    """A step that uses `{{promotion.*}}` (its task depends on the promotion, and runs only when
+    it succeeded: `_step_task`): its task passes the values it uses as input parameters."""
     names = _promotion_names(step)
-    dependencies = task.get("dependencies", [])
-    if PROMOTION_TASK not in dependencies:  # a condition that reads the promotion adds it too
-        task["dependencies"] = [*dependencies, PROMOTION_TASK]
     arguments = task.setdefault("arguments", {})
     arguments["parameters"] = [
         *arguments.get("parameters", []),
