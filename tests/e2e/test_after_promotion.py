@@ -1,8 +1,9 @@
 """Steps after the promotion and the exit step on the real cluster: a `deploy` step that reads
-`{{promotion.*}}` runs once promote-model has decided and sees its decision; `spec.onExit` runs
-when the run ends and sees how it ended (`{{pipeline.status}}`, `{{pipeline.failures}}`) and the
-decision, "" when there was none. The steps record what they see as tags of an MLflow run,
-which the test reads back from the cluster's MLflow server."""
+`{{promotion.*}}` runs once promote-model has decided and sees its decision, and a condition
+on the decision (`when: "{{promotion.decision}} == Promoted"`) runs or skips its step;
+`spec.onExit` runs when the run ends and sees how it ended (`{{pipeline.status}}`,
+`{{pipeline.failures}}`) and the decision, "" when there was none. The steps record what they
+see as tags of an MLflow run, which the test reads back from the cluster's MLflow server."""
 
 from __future__ import annotations
 
@@ -149,10 +150,21 @@ def test_a_step_after_the_promotion_sees_the_decision_and_the_exit_step_the_outc
     }
     deploy["env"].append({"name": "ALIAS", "value": "{{promotion.alias}}"})
     deploy["command"].append("alias-seen=$(ALIAS)")
+    # Conditions on the decision: one holds, the other does not.
+    if_promoted = {
+        "name": "if-promoted",
+        "when": "{{promotion.decision}} == Promoted",
+        **_record(cluster, experiment, "if-promoted", "ran=yes"),
+    }
+    if_rejected = {
+        "name": "if-rejected",
+        "when": "{{promotion.decision}} == Rejected",
+        **_record(cluster, experiment, "if-rejected", "ran=yes"),
+    }
     doc = pipeline(
         cluster,
         "deploy-after",
-        [*_train_steps(cluster), deploy],
+        [*_train_steps(cluster), deploy, if_promoted, if_rejected],
         promotion={
             "model": f"after-{experiment}",
             "from": {"step": "train", "parameter": "run_id"},
@@ -167,14 +179,20 @@ def test_a_step_after_the_promotion_sees_the_decision_and_the_exit_step_the_outc
     status = done["status"]
     assert status["phase"] == "Succeeded", status
     steps = {step["name"]: step for step in status["lastRun"]["steps"]}
-    assert list(steps) == ["ingest", "preprocess", "train", "deploy", "promote-model", "on-exit"], (
-        status["lastRun"]
-    )
-    assert all(step["phase"] == "Succeeded" for step in steps.values()), steps
-    assert steps["deploy"]["startedAt"] >= steps["promote-model"]["finishedAt"]
+    assert list(steps) == [
+        *("ingest", "preprocess", "train", "deploy", "if-promoted", "if-rejected"),
+        *("promote-model", "on-exit"),
+    ], status["lastRun"]
+    phases = {name: step["phase"] for name, step in steps.items()}
+    assert phases.pop("if-rejected") == "Skipped", phases
+    assert set(phases.values()) == {"Succeeded"}, phases
+    for after in ("deploy", "if-promoted"):
+        assert steps[after]["startedAt"] >= steps["promote-model"]["finishedAt"], steps
     version = status["promotion"]["version"]
     assert status["promotion"]["decision"] == "Promoted"
     seen = recorded(cluster, experiment)
+    assert seen.pop("if-promoted") == {"ran": "yes"}
+    assert "if-rejected" not in seen, seen
     # Kubernetes expands $(ALIAS) from the step's environment.
     assert seen["deploy"] == {"decision": "Promoted", "version": version, "alias-seen": "champion"}
     assert seen["on-exit"] == {

@@ -1,6 +1,7 @@
 """Stopping a run and suspending a pipeline on the real cluster: `kubectl annotate ...
 mlops.gitops.dev/stop=current` makes Argo stop a running run (its long step's pod ends, the step
-after it never starts) and the status says who stopped it and when; `spec.suspend: true`
+after it never starts, the exit step still runs and sees the run Failed) and the status says who
+stopped it and when; `spec.suspend: true`
 submits no Workflow, and setting it back to false submits one that runs."""
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def test_the_stop_annotation_stops_the_running_run(cluster: NodeCluster) -> None
             {"name": "long", "command": ["python", "-c", "import time; time.sleep(600)"]},
             {"name": "after", "dependsOn": ["long"], "command": ["python", "-c", "print(1)"]},
         ],
+        # Succeeds only when it sees the run Failed, as a stopped run ends.
+        onExit={
+            "command": ["python", "-c", "import sys; sys.exit(sys.argv[1] != 'Failed')"],
+            "args": ["{{pipeline.status}}"],
+        },
     )
     apply_pipeline(cluster, doc)
     run = run_name(PIPELINE_NAMESPACE, "stoppable", 1)
@@ -72,12 +78,15 @@ def test_the_stop_annotation_stops_the_running_run(cluster: NodeCluster) -> None
     nodes = workflow["status"]["nodes"].values()
     assert [n["phase"] for n in nodes if n.get("displayName") == "long"] == ["Failed"]
     assert not [n for n in nodes if n.get("displayName") == "after" and n["type"] == "Pod"]
+    assert [n["phase"] for n in nodes if n.get("displayName") == f"{run}.onExit"] == ["Succeeded"]
 
     done = wait_status(cluster, "stoppable", generation=1, timeout=RUN_TIMEOUT)
     status = done["status"]
     assert status["phase"] == "Failed", status
     last = status["lastRun"]
     assert last["name"] == run
+    phases = {s["name"]: s["phase"] for s in last["steps"]}
+    assert (phases["long"], phases["on-exit"]) == ("Failed", "Succeeded"), last["steps"]
     assert last["stoppedBy"] == "kubectl-annotate"
     assert last["stoppedAt"] == workflow["metadata"]["annotations"]["mlops.gitops.dev/stopped-at"]
     ready = condition(done, "Ready")
