@@ -165,3 +165,14 @@ def cache_config_map(namespace: str, pipeline: str, cache_namespace: str) -> dic
             "annotations": {ANNOTATION_CACHE_OF: f"{namespace}/{pipeline}"},
         },
     }
+
+
+def cache_owner(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (namespace, name) of the pipeline whose cache ConfigMap this is, from the annotation
+    the operator wrote; None for any other ConfigMap (Argo's caches of other workflows among
+    them), and for one whose name is not the cache name of the pipeline it claims."""
+    owner = (metadata.get("annotations") or {}).get(ANNOTATION_CACHE_OF, "")
+    namespace, _, name = owner.partition("/")
+    if not namespace or not name or metadata.get("name") != cache_config_map_name(namespace, name):
+        return None
+    return namespace, name

@@ -99,7 +99,7 @@ def test_default_values_cluster_wide_with_peering() -> None:
     caches = find(objects, "Role", "mlpipeline-operator-caches")
     assert caches["metadata"]["namespace"] == "argo"
     assert caches["rules"] == [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "delete"]}
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "delete", "list"]}
     ]
     assert find(objects, "RoleBinding", "mlpipeline-operator-caches")["roleRef"]["name"] == (
         "mlpipeline-operator-caches"

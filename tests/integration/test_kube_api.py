@@ -183,3 +183,20 @@ def test_create_config_map_then_again_and_delete_twice(
         assert await api.create_config_map(manifest) is True  # it was gone
 
     against(check)
+
+
+def test_list_cache_metadata_gives_the_caches_metadata_only(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = cache_config_map(namespace, "demo", namespace)
+        manifest["data"] = {"entry": "x" * 1000}
+        await api.create_config_map(manifest)
+        # A ConfigMap that is not a cache (no Argo cache label) is not listed.
+        plain = {"metadata": {"name": "plain", "namespace": namespace}}
+        await api.create_config_map({"apiVersion": "v1", "kind": "ConfigMap", **plain})
+        found = await api.list_cache_metadata(namespace)
+        assert [m["name"] for m in found] == [manifest["metadata"]["name"]]
+        assert found[0]["annotations"] == {"mlops.gitops.dev/cache-of": f"{namespace}/demo"}
+
+    against(check)

@@ -10,6 +10,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.core import run_name
 from tests.controlplane.harness import ControlPlane, Kube, ManagedProcess
@@ -433,3 +434,32 @@ def test_concurrent_writers_converge(kube: Kube, namespace: str, operator: Opera
             set_run_status(kube, namespace, name, workflow_status(name, "Succeeded", {}))
     wait_status(kube, namespace, "demo", operator, phase="Succeeded")
     assert len(runs(kube, namespace, "demo")) == 1
+
+
+def test_at_start_the_operator_deletes_the_caches_of_pipelines_deleted_meanwhile(
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    # Caches in the test's namespace, standing for Argo's: one of a pipeline that exists, one of
+    # a pipeline deleted while no operator ran.
+    kube.create(make_pipeline(namespace, "kept"))
+    for pipeline in ("kept", "gone"):
+        kube.create(cache_config_map(namespace, pipeline, namespace))
+    operator = OperatorProcess(
+        control_plane,
+        tmp_path,
+        ["--standalone", "--namespace", namespace, "--argo-namespace", namespace],
+    )
+    operator.start()
+    try:
+        wait(
+            lambda: f"swept the caches in {namespace}: 1 of 2 deleted" in operator.log(),
+            30,
+            "the sweep of the caches",
+            operator,
+        )
+    finally:
+        operator.stop()
+    caches = kube.list_objects(
+        "v1", "ConfigMap", namespace, label_selector="workflows.argoproj.io/configmap-type=Cache"
+    )
+    assert [c["metadata"]["name"] for c in caches] == [cache_config_map_name(namespace, "kept")]

@@ -16,7 +16,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from mlpipeline_operator.api.constants import LABEL_PIPELINE
+from mlpipeline_operator.api.constants import (
+    ARGO_CACHE_LABEL,
+    ARGO_CACHE_LABEL_VALUE,
+    LABEL_PIPELINE,
+)
 from mlpipeline_operator.reconcile.kube import Conflict, Refused
 
 Obj = dict[str, Any]
@@ -138,6 +142,17 @@ class MemoryKube:
     async def delete_config_map(self, namespace: str, name: str) -> None:
         if self.objects.pop(("ConfigMap", namespace, name), None) is not None:
             self.writes.append(f"delete ConfigMap {namespace}/{name}")
+
+    async def list_cache_metadata(self, namespace: str) -> list[Obj]:
+        self.reads.append(f"list cache ConfigMaps in {namespace}")
+        return [
+            copy.deepcopy(obj["metadata"])
+            for (kind, ns, _), obj in self.objects.items()
+            if kind == "ConfigMap"
+            and ns == namespace
+            and (obj["metadata"].get("labels") or {}).get(ARGO_CACHE_LABEL)
+            == ARGO_CACHE_LABEL_VALUE
+        ]
 
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
         self.reads.append(f"get MLPipeline {name}")

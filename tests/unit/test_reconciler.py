@@ -14,11 +14,17 @@ from typing import Any
 
 import pytest
 
-from mlpipeline_operator.caching import cache_config_map_name
+from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
 from mlpipeline_operator.reconcile.kube import Kube, KubeApi, Retryable
-from mlpipeline_operator.reconcile.reconciler import STATUS_ATTEMPTS, Emit, Reconciler, Target
+from mlpipeline_operator.reconcile.reconciler import (
+    STATUS_ATTEMPTS,
+    Emit,
+    Reconciler,
+    Target,
+    sweep_caches_periodically,
+)
 from mlpipeline_operator.reconcile.status import Event, finished_runs
 from tests.unit.argo_runs import StepRun, workflow_status
 from tests.unit.memory_kube import MemoryKube
@@ -258,3 +264,74 @@ def test_a_pipeline_without_cached_steps_has_no_cache() -> None:
     doc["spec"]["defaults"] = {}
     run(reconciler, copy.deepcopy(doc), events)
     assert [k for k in kube.objects if k[0] == "ConfigMap"] == []
+
+
+def test_the_sweep_deletes_only_the_caches_of_watched_pipelines_that_are_gone() -> None:
+    kube, reconciler, _, _ = setup()  # the pipeline ml/demo exists
+    owners = [("ml", "demo"), ("ml", "gone"), ("other", "gone")]
+    caches = {f"{ns}/{name}": cache_config_map_name(ns, name) for ns, name in owners}
+    for ns, name in owners:
+        kube.add(cache_config_map(ns, name, "argo"))
+    # Argo's cache of some other workflow; and one whose annotation names another pipeline.
+    kube.add(
+        {
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "argo-cache",
+                "namespace": "argo",
+                "labels": {"workflows.argoproj.io/configmap-type": "Cache"},
+            },
+        }
+    )
+    forged = cache_config_map("ml", "gone-too", "argo")
+    forged["metadata"]["annotations"]["mlops.gitops.dev/cache-of"] = "ml/gone"
+    kube.add(forged)
+
+    deleted = asyncio.run(reconciler.sweep_caches(lambda namespace: namespace == "ml"))
+
+    assert deleted == [caches["ml/gone"]]
+    assert kube.writes == [f"delete ConfigMap argo/{caches['ml/gone']}"]
+    left = sorted(name for kind, _, name in kube.objects if kind == "ConfigMap")
+    assert left == sorted(
+        [caches["ml/demo"], caches["other/gone"], "argo-cache", forged["metadata"]["name"]]
+    )
+    # The same sweep again finds nothing more to delete.
+    assert asyncio.run(reconciler.sweep_caches(lambda namespace: namespace == "ml")) == []
+
+
+def test_a_sweep_the_api_server_cannot_answer_is_tried_again_soon() -> None:
+    kube, reconciler, _, _ = setup()
+    kube.add(cache_config_map("ml", "gone", "argo"))
+    answers: list[str] = []
+
+    async def failing_once(namespace: str) -> list[Obj]:
+        answers.append(namespace)
+        if len(answers) == 1:
+            raise Retryable("list cache ConfigMaps in argo: API server answered 503")
+        return await MemoryKube.list_cache_metadata(kube, namespace)
+
+    kube.list_cache_metadata = failing_once  # type: ignore[method-assign]
+    waits: list[float] = []
+
+    async def sweep() -> None:
+        task = asyncio.create_task(
+            sweep_caches_periodically(reconciler, lambda _: True, interval=3600, retry_interval=60)
+        )
+        # Each sweep ends in a wait; the second wait is the long one.
+        while len(waits) < 2:
+            await asyncio.sleep(0)
+        task.cancel()
+
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(delay: float) -> None:
+        if delay:
+            waits.append(delay)
+        await real_sleep(0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncio, "sleep", recorded_sleep)
+        asyncio.run(sweep())
+
+    assert waits[:2] == [60, 3600]
+    assert ("ConfigMap", "argo", cache_config_map_name("ml", "gone")) not in kube.objects

@@ -27,7 +27,12 @@ from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
-from mlpipeline_operator.reconcile.reconciler import Emit, FinishedRuns, Reconciler
+from mlpipeline_operator.reconcile.reconciler import (
+    Emit,
+    FinishedRuns,
+    Reconciler,
+    sweep_caches_periodically,
+)
 from mlpipeline_operator.reconcile.status import Event, finished_runs
 
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
@@ -80,14 +85,20 @@ async def configure(
         cache_namespace=config.argo_namespace,
     )
     memo.post_event = event_poster(metrics)
+    memo.cache_sweep_task = asyncio.create_task(
+        sweep_caches_periodically(
+            memo.reconciler, lambda namespace: config.clusterwide or namespace in config.namespaces
+        )
+    )
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Stop creating peering objects; close the API client and the metrics endpoint."""
-    task: asyncio.Task[None] | None = memo.get("peering_task")
-    if task is not None:
-        task.cancel()
+    """Stop creating peering objects and sweeping caches; close the API client and the metrics
+    endpoint."""
+    for task in (memo.get("peering_task"), memo.get("cache_sweep_task")):
+        if task is not None:
+            task.cancel()
     await memo.kube.api.close()
     server: MetricsServer | None = memo.get("metrics_server")
     if server is not None:
@@ -142,8 +153,8 @@ async def stop_requested(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def pipeline_deleted(
     body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
-    """A pipeline is gone: delete its cache ConfigMap. No finalizer: a deletion seen while the
-    operator runs is enough (a ConfigMap left by one unseen is deleted by hand)."""
+    """A pipeline is gone: delete its cache ConfigMap. No finalizer: the caches of deletions
+    the operator did not see are swept at its start and every hour."""
     if type != "DELETED":
         return
     try:

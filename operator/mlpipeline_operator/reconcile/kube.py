@@ -15,6 +15,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from mlpipeline_operator.api.constants import (
+    ARGO_CACHE_LABEL,
+    ARGO_CACHE_LABEL_VALUE,
     ARGO_GROUP,
     ARGO_VERSION,
     GROUP,
@@ -28,6 +30,7 @@ from mlpipeline_operator.api.constants import (
 Obj = dict[str, Any]
 _PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's leader election
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 class Retryable(Exception):
@@ -104,6 +107,11 @@ class KubeApi(Protocol):
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         """Delete a ConfigMap; nothing when it is already gone."""
+        ...
+
+    async def list_cache_metadata(self, namespace: str) -> list[Obj]:
+        """The metadata of the ConfigMaps of a namespace that Argo uses as caches (label
+        `workflows.argoproj.io/configmap-type: Cache`), without their data."""
         ...
 
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
@@ -304,6 +312,21 @@ class Kube:
         except Refused as error:
             if error.status != 404:
                 raise
+
+    async def list_cache_metadata(self, namespace: str) -> list[Obj]:
+        # Metadata only (a PartialObjectMetadataList): a cache holds up to 1 MiB of entries.
+        response = await self._call(
+            f"list cache ConfigMaps in {namespace}",
+            self.api.call_api,
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            "GET",
+            query_params=[("labelSelector", f"{ARGO_CACHE_LABEL}={ARGO_CACHE_LABEL_VALUE}")],
+            header_params={"Accept": _METADATA_LIST},
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object"},
+            _return_http_data_only=True,
+        )
+        return [item["metadata"] for item in response.get("items") or []]
 
     async def replace_pipeline_status(self, pipeline: Mapping[str, Any]) -> None:
         """Write the whole status through the status subresource.

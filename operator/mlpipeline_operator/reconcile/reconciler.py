@@ -27,11 +27,16 @@ from mlpipeline_operator.api.constants import (
 )
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
-from mlpipeline_operator.caching import cache_config_map, cache_config_map_name, uses_cache
+from mlpipeline_operator.caching import (
+    cache_config_map,
+    cache_config_map_name,
+    cache_owner,
+    uses_cache,
+)
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
 from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
-from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Retryable
+from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Refused, Retryable
 from mlpipeline_operator.reconcile.status import (
     FINISHED,
     Event,
@@ -54,6 +59,10 @@ from mlpipeline_operator.reconcile.stop import (
 from mlpipeline_operator.validation import validate_document
 
 Obj = dict[str, Any]
+# How often the caches of pipelines deleted while no operator ran are looked for (at start,
+# then this often), and how soon again after the API server could not answer.
+CACHE_SWEEP_INTERVAL = 3600.0
+CACHE_SWEEP_RETRY_INTERVAL = 60.0
 Emit = Callable[[Mapping[str, Any], Event], Awaitable[None]]
 # Per pipeline (namespace, name): what its statuses record of finished runs, as
 # `status.finished_runs` gives it (the operator's index of the MLPipelines it watches).
@@ -260,6 +269,33 @@ class Reconciler:
         name = cache_config_map_name(meta["namespace"], meta["name"])
         await self.kube.delete_config_map(self.cache_namespace, name)
 
+    async def sweep_caches(self, watched: Callable[[str], bool]) -> list[str]:
+        """Delete the cache ConfigMaps of pipelines that are gone (deleted while no operator
+        saw it); returns their names. Caches of pipelines in namespaces this operator does not
+        watch are another operator's: left alone."""
+        deleted = []
+        caches = await self.kube.list_cache_metadata(self.cache_namespace)
+        for metadata in caches:
+            owner = cache_owner(metadata)
+            if owner is None or not watched(owner[0]):
+                continue
+            if await self.kube.get_pipeline(*owner) is None:
+                await self.kube.delete_config_map(self.cache_namespace, metadata["name"])
+                self.logger.info(
+                    "deleted cache ConfigMap %s/%s of %s/%s, which no longer exists",
+                    self.cache_namespace,
+                    metadata["name"],
+                    *owner,
+                )
+                deleted.append(metadata["name"])
+        self.logger.info(
+            "swept the caches in %s: %d of %d deleted",
+            self.cache_namespace,
+            len(deleted),
+            len(caches),
+        )
+        return deleted
+
     async def _drop_schedule(self, target: Target) -> None:
         """Delete the CronWorkflow left from an earlier generation that had a schedule."""
         existing = await self.kube.get_child("CronWorkflow", target.namespace, target.name)
@@ -452,6 +488,26 @@ class Reconciler:
         if pipeline is None:
             return  # the pipeline is gone; garbage collection takes its runs
         await self.refresh(Target.of(pipeline), emit)
+
+
+async def sweep_caches_periodically(
+    reconciler: Reconciler,
+    watched: Callable[[str], bool],
+    interval: float = CACHE_SWEEP_INTERVAL,
+    retry_interval: float = CACHE_SWEEP_RETRY_INTERVAL,
+) -> None:
+    """Sweep the caches of deleted pipelines now and then for ever (cancelled at shutdown):
+    a deletion seen by the operator deletes its cache at once; this catches the others."""
+    while True:
+        try:
+            await reconciler.sweep_caches(watched)
+            delay = interval
+        except (Retryable, Refused) as error:
+            reconciler.logger.warning(
+                "cache ConfigMaps not swept, trying again in %gs: %s", retry_interval, error
+            )
+            delay = retry_interval
+        await asyncio.sleep(delay)
 
 
 def _was_scheduled(target: Target) -> bool:
