@@ -12,12 +12,16 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import pytest
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
-from mlpipeline_operator.reconcile.kube import Kube, KubeApi, Retryable
+from mlpipeline_operator.reconcile.kube import RETRY_DELAY, Kube, KubeApi, Retryable, _translate
 from mlpipeline_operator.reconcile.reconciler import (
     STATUS_ATTEMPTS,
     Emit,
@@ -335,3 +339,89 @@ def test_a_sweep_the_api_server_cannot_answer_is_tried_again_soon() -> None:
 
     assert waits[:2] == [60, 3600]
     assert ("ConfigMap", "argo", cache_config_map_name("ml", "gone")) not in kube.objects
+
+
+class Unavailable(MemoryKube):
+    """Lists of runs fail with Retryable `failures` times (the API server busy)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
+        if self.failures:
+            self.failures -= 1
+            raise Retryable(f"list runs of {namespace}/{pipeline}: API server answered 503", 1.5)
+        return await super().list_runs(namespace, pipeline)
+
+
+def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written() -> None:
+    kube = Unavailable(failures=7)
+    doc = pipeline()
+    doc["metadata"].update(uid="uid-1", generation=1)
+    kube.add(doc)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    reconciler = Reconciler(kube=kube, options=CompileOptions(), sleep=sleep)
+    name = run_name("ml", "demo", 1)
+    run_obj = kube.add(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {
+                "name": name,
+                "namespace": "ml",
+                "labels": {"mlops.gitops.dev/pipeline": "demo"},
+                "ownerReferences": [{"kind": "MLPipeline", "name": "demo", "uid": "uid-1"}],
+            },
+            "status": {"phase": "Running"},
+        }
+    )
+
+    async def emit(_: Mapping[str, Any], event: Event) -> None:
+        pass
+
+    asyncio.run(reconciler.refresh_for_run(run_obj, emit, "MODIFIED"))
+    assert waits == [1.5, 3.0, 6.0, 12.0, 24.0, 30.0, 30.0]
+    assert kube.writes == ["status"]
+    assert kube.pipeline()["status"]["lastRun"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "delay"),
+    [(429, {"Retry-After": "2"}, 2.0), (503, {"Retry-After": "0"}, 0.0), (500, {}, RETRY_DELAY)],
+)
+def test_the_api_servers_retry_after_sets_the_delay(
+    status: int, headers: dict[str, str], delay: float
+) -> None:
+    error = ApiException(status=status, reason="busy")
+    error.headers = CIMultiDictProxy(CIMultiDict(headers))
+    translated = _translate(error, "list runs of ml/demo")
+    assert isinstance(translated, Retryable)
+    assert translated.delay == delay
+    assert str(translated) == f"list runs of ml/demo: API server answered {status} busy"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiohttp.ServerDisconnectedError(),
+        ConnectionResetError(104, "reset"),
+        TimeoutError(),
+        RuntimeError("Session is closed"),
+    ],
+    ids=["server-disconnected", "reset", "timeout", "client-closed"],
+)
+def test_a_broken_connection_is_retryable(error: Exception) -> None:
+    async def call() -> None:
+        async def broken() -> None:
+            raise error
+
+        async with ApiClient() as api:
+            await Kube(api)._call("list runs of ml/demo", broken)
+
+    with pytest.raises(Retryable, match=r"^list runs of ml/demo: \w+"):
+        asyncio.run(call())

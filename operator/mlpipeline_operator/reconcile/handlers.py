@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -39,6 +40,11 @@ from mlpipeline_operator.reconcile.status import Event, finished_runs
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
 REFUSED_RETRY_DELAY = 60.0
+# Seconds before starting kopf again after it stopped on an error, doubling with each failure,
+# back to the first after a run of STABLE_SECONDS.
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
+STABLE_SECONDS = 300.0
+LOGGER = logging.getLogger("mlpipeline_operator")
 
 
 @kopf.on.startup()
@@ -179,28 +185,52 @@ async def run_changed(
     logger: kopf.Logger,
     **kwargs: Any,
 ) -> None:
-    """A run changed: refresh its pipeline's status (the next event or a resume retries)."""
+    """A run changed: refresh its pipeline's status (retried while the API server cannot answer;
+    a refusal waits for the next event or a resume)."""
     finished: FinishedRuns = kwargs["pipeline_finished_runs"]  # the index above, by its name
     try:
         with memo.metrics.handling("run_changed"):
             await memo.reconciler.refresh_for_run(body, memo.post_event, type, finished)
-    except (Retryable, Refused) as error:
+    except Refused as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
 
 
 def run(config: OperatorConfig) -> None:
-    """Run the operator until SIGINT or SIGTERM."""
+    """Run the operator until SIGINT or SIGTERM.
+
+    kopf stops altogether when one of its watches fails for good (the API server answers a
+    watch with 410 Gone, or a 5xx past kopf's own retries): it is started again here, after a
+    doubling wait, and resumes every pipeline (each pass is idempotent).
+    """
     kopf.configure(
         log_format=kopf.LogFormat[config.log_format.upper()], log_prefix=True, log_refkey="object"
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=config.clusterwide,
-            namespaces=list(config.namespaces),
-            standalone=config.peering is None,
-            peering_name=config.peering,
-            priority=config.priority,
-            liveness_endpoint=config.liveness,
-            memo=kopf.Memo(config=config, metrics=Metrics()),
-        )
-    )
+    metrics = Metrics()  # one for the process: its counts go on across restarts
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            asyncio.run(
+                kopf.operator(
+                    clusterwide=config.clusterwide,
+                    namespaces=list(config.namespaces),
+                    standalone=config.peering is None,
+                    peering_name=config.peering,
+                    priority=config.priority,
+                    liveness_endpoint=config.liveness,
+                    memo=kopf.Memo(config=config, metrics=metrics),
+                )
+            )
+            return
+        except Exception as error:  # whatever stopped kopf: the next start meets it anew
+            if time.monotonic() - started > STABLE_SECONDS:
+                failures = 0
+            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+            failures += 1
+            LOGGER.error(
+                "the operator stopped on %s: %s; starting again in %g s",
+                type(error).__name__,
+                error,
+                delay,
+            )
+            time.sleep(delay)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -31,12 +32,14 @@ Obj = dict[str, Any]
 _PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's leader election
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# Seconds before retrying a request the API server could not answer, unless it said how long.
+RETRY_DELAY = 5.0
 
 
 class Retryable(Exception):
     """A failure worth retrying after a delay (API server busy, unreachable, throttling)."""
 
-    def __init__(self, message: str, delay: float = 5.0) -> None:
+    def __init__(self, message: str, delay: float = RETRY_DELAY) -> None:
         super().__init__(message)
         self.delay = delay
 
@@ -58,12 +61,24 @@ def _translate(error: ApiException, what: str) -> Exception:
     if error.status == 409:
         return Conflict(f"{what}: conflict")
     if error.status in (429, 500, 502, 503, 504) or error.status == 0:
-        return Retryable(f"{what}: API server answered {error.status} {error.reason}")
+        message = f"{what}: API server answered {error.status} {error.reason}"
+        retry_after = _retry_after(error)
+        return Retryable(message, delay=RETRY_DELAY if retry_after is None else retry_after)
     try:  # a Status object says why: "... cannot create resource ..."
         reason = str(json.loads(error.body or b"")["message"])
     except (TypeError, ValueError, KeyError):
         reason = str(error.reason)
     return Refused(what, error.status, reason)
+
+
+def _retry_after(error: ApiException) -> float | None:
+    """The seconds to wait that the API server asked for (`Retry-After`, sent with 429 and
+    some 503 answers), if any."""
+    value = error.headers.get("Retry-After") if error.headers is not None else None
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
 
 
 class KubeApi(Protocol):
@@ -150,9 +165,13 @@ class Kube:
         except ApiException as error:
             self.count_error(error.status)
             raise _translate(error, what) from None
-        except OSError as error:  # connection refused, reset, DNS...
+        # Connection refused, reset or closed by the server, DNS, timeout (kubernetes_asyncio
+        # raises aiohttp's errors, and not all of them are OSErrors).
+        except (OSError, aiohttp.ClientError, TimeoutError) as error:
             self.count_error(None)
-            raise Retryable(f"{what}: {error}") from None
+            raise Retryable(f"{what}: {type(error).__name__}: {error}") from None
+        except RuntimeError as error:  # "Session is closed": the operator is stopping
+            raise Retryable(f"{what}: {error}", delay=1) from None
 
     async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
         """Create a Workflow or CronWorkflow; None when it already exists."""

@@ -70,6 +70,9 @@ FinishedRuns = Mapping[tuple[str, str], Iterable[frozenset[tuple[str, str]]]]
 LOGGER = logging.getLogger("mlpipeline_operator")
 # Rereads after a status conflict before giving up to a later retry.
 STATUS_ATTEMPTS = 4
+# The longest wait between attempts to refresh a status after a run's event, while the API
+# server cannot answer (the wait doubles from the error's own delay up to this).
+RUN_REFRESH_MAX_DELAY = 30.0
 
 
 def utc_now() -> str:
@@ -157,6 +160,7 @@ class Reconciler:
     # Status computations at once: each holds every run of its pipeline, whole (a start
     # recomputes every pipeline's status at the same time).
     refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def reconcile(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
         """Bring the child of the current generation into being, then refresh the status.
@@ -470,6 +474,7 @@ class Reconciler:
         started (the status written right after submitting it already lists it), and a run in
         a finished phase that the pipeline's status already records (`finished`), as every run
         is seen again when the operator starts; a resume recomputes everything anyway.
+        Retryable errors are retried here, with a doubling wait: nothing else would.
         """
         if event_type == "ADDED" and not run.get("status"):
             return
@@ -484,10 +489,26 @@ class Reconciler:
             (meta["name"], phase) in runs for runs in finished.get((meta["namespace"], name), ())
         ):
             return
-        pipeline = await self.kube.get_pipeline(meta["namespace"], name)
-        if pipeline is None:
-            return  # the pipeline is gone; garbage collection takes its runs
-        await self.refresh(Target.of(pipeline), emit)
+        # A run's event comes once: while the API server cannot answer, try again (each
+        # attempt reads everything anew) with a doubling wait, rather than lose the change.
+        delay = 0.0
+        while True:
+            try:
+                pipeline = await self.kube.get_pipeline(meta["namespace"], name)
+                if pipeline is None:
+                    return  # the pipeline is gone; garbage collection takes its runs
+                await self.refresh(Target.of(pipeline), emit)
+                return
+            except Retryable as error:
+                delay = min(max(delay * 2, error.delay), RUN_REFRESH_MAX_DELAY)
+                self.logger.warning(
+                    "%s/%s: status not refreshed, trying again in %g s: %s",
+                    meta["namespace"],
+                    name,
+                    delay,
+                    error,
+                )
+                await self.sleep(delay)
 
 
 async def sweep_caches_periodically(
