@@ -108,8 +108,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"mlpipeline operator: error: {missing_extra('operator', error)}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
-    handlers.run(from_arguments(args))
-    return 0
+    return handlers.run(from_arguments(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

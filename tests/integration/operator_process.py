@@ -45,7 +45,8 @@ class OperatorProcess:
         self.starts = 0
         self.env = dict(env or {})
 
-    def start(self) -> OperatorProcess:
+    def start(self, wait_healthy: bool = True) -> OperatorProcess:
+        """Start the process; unless told not to, wait until it answers on /healthz."""
         self.starts += 1
         env = {
             **os.environ,
@@ -68,8 +69,18 @@ class OperatorProcess:
         ]
         log = self.workdir / f"{self.name}-{self.starts}.log"
         self.process = ManagedProcess(self.name, argv, log, env=env)
-        wait(lambda: self._healthy(), 60, f"{self.name} to answer on /healthz", self)
+        if wait_healthy:
+            wait(lambda: self._healthy(), 60, f"{self.name} to answer on /healthz", self)
         return self
+
+    def exit_code(self) -> int | None:
+        """The exit code of the current process, None while it runs."""
+        assert self.process is not None
+        return self.process.proc.poll()
+
+    def current_log(self) -> str:
+        """The log of the current process only."""
+        return (self.workdir / f"{self.name}-{self.starts}.log").read_text(errors="replace")
 
     def _healthy(self) -> bool:
         assert self.process is not None

@@ -6,13 +6,18 @@ their runs moved Running and then to a final phase as Argo would — with one ki
 all of them mixed. Afterwards every pipeline's status is right, there is exactly one Workflow
 per (pipeline, generation), and the operator backed off: its requests stay within a bound of
 those of the fault-free scenario, measured first in the same session.
+
+The operator runs as its Deployment runs it: a process that exits is started again. It may exit
+only as documented (docs/operator.md): with `EXIT_STOPPED` and its log line, once per watch
+answered 410 Gone.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 import pytest
 
 from mlpipeline_operator.core import run_name
+from mlpipeline_operator.reconcile.handlers import EXIT_STOPPED
 from tests.controlplane.faultproxy import FaultProxy, GoneEvent, Reply, Reset, Rule, Stall
 from tests.controlplane.harness import ControlPlane, Kube
 from tests.integration.operator_process import (
@@ -28,13 +34,13 @@ from tests.integration.operator_process import (
     make_pipeline,
     pipeline_status,
     set_run_status,
-    wait,
 )
+from tests.integration.operator_process import wait as poll
 from tests.unit.argo_runs import StepRun, workflow_status
 
-PIPELINES = 10
+PIPELINES = 6
 UPDATED = range(0, PIPELINES, 2)  # these get a second generation
-TIMEOUT = 90
+TIMEOUT = 120
 # Low, so that a stalled watch is given up quickly; the same in every scenario, fault-free too.
 INACTIVITY_TIMEOUT = "4"
 READS = frozenset({"get", "list"})
@@ -45,10 +51,20 @@ ANY = READS | WRITES | {"watch"}
 REQUEST_FACTOR = 3
 
 
+GONE_ANSWER = "410 answering a watch"
+# The line the operator logs when kopf stopped on a watch answered 410 (handlers.run).
+STOPPED_LINE = re.compile(
+    r"\[CRITICAL\] the operator stopped on APIClientError: \('injected by the fault proxy: "
+    rf"{GONE_ANSWER}'.*\); exiting with code {EXIT_STOPPED} to be started again$",
+    re.MULTILINE,
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     requests: Counter[tuple[str, str]]
     faults: Counter[str]
+    exits: int
 
     @property
     def total(self) -> int:
@@ -67,7 +83,36 @@ def final_phase(index: int) -> str:
     return "Failed" if index % 3 == 0 else "Succeeded"
 
 
-def wait_statuses(kube: Kube, namespace: str, op: OperatorProcess, phase: str) -> None:
+class Supervised:
+    """The operator process as a Deployment runs it: started again whenever it exits. Every
+    exit is checked: the code `EXIT_STOPPED` and its log line, nothing else."""
+
+    def __init__(self, op: OperatorProcess) -> None:
+        self.op = op
+        self.exits = 0
+
+    def restart_if_exited(self) -> None:
+        code = self.op.exit_code()
+        if code is None:
+            return
+        log = self.op.current_log()
+        assert code == EXIT_STOPPED, f"the operator exited with {code}:\n{log[-6000:]}"
+        assert STOPPED_LINE.search(log), log[-6000:]
+        self.exits += 1
+        self.op.start(wait_healthy=False)  # a watch may fail before /healthz answers
+
+
+def wait(check: Callable[[], Any], what: str, supervised: Supervised) -> None:
+    """Poll `check`, starting the operator again whenever it exits."""
+
+    def supervised_check() -> Any:
+        supervised.restart_if_exited()
+        return check()
+
+    poll(supervised_check, TIMEOUT, what, supervised.op)
+
+
+def wait_statuses(kube: Kube, namespace: str, op: Supervised, phase: str) -> None:
     """Every pipeline's status names its current generation's run, in `phase` ("final": the
     pipeline's own final phase)."""
 
@@ -84,21 +129,15 @@ def wait_statuses(kube: Kube, namespace: str, op: OperatorProcess, phase: str) -
 
     wait(
         lambda: all(done(i) for i in range(PIPELINES)),
-        TIMEOUT,
         f"every pipeline's status with its current run {phase}",
         op,
     )
 
 
-def scenario(kube: Kube, namespace: str, op: OperatorProcess) -> None:
+def scenario(kube: Kube, namespace: str, op: Supervised) -> None:
     for index in range(PIPELINES):
         kube.create(make_pipeline(namespace, f"p{index}"))
-    wait(
-        lambda: len(runs_of(kube, namespace)) == PIPELINES,
-        TIMEOUT,
-        "a run of every pipeline",
-        op,
-    )
+    wait(lambda: len(runs_of(kube, namespace)) == PIPELINES, "a run of every pipeline", op)
     for index in UPDATED:
         kube.patch(
             PIPELINE_API,
@@ -171,14 +210,17 @@ def run_scenario(
             kubeconfig=proxy.kubeconfig(workdir / "kubeconfig-proxy"),
             env={"MLPIPELINE_INACTIVITY_TIMEOUT": INACTIVITY_TIMEOUT},
         )
-        op.start()
+        supervised = Supervised(op.start(wait_healthy=False))
         try:
-            scenario(kube, namespace, op)
-            outcome = Outcome(proxy.requests(), proxy.faults())
+            scenario(kube, namespace, supervised)
+            outcome = Outcome(proxy.requests(), proxy.faults(), supervised.exits)
             check_end_state(kube, namespace)
         finally:
             op.stop()
-    print(f"\nrequests {outcome.total}, faults {dict(outcome.faults)}: {dict(outcome.requests)}")
+    print(
+        f"\nrequests {outcome.total}, exits {outcome.exits}, faults {dict(outcome.faults)}: "
+        f"{dict(outcome.requests)}"
+    )
     return outcome
 
 
@@ -199,7 +241,7 @@ FAULTS: dict[str, list[Rule]] = {
         Rule("409 on status writes", Reply(409), frozenset({"update"}), r".*/status", 0.5),
     ],
     "gone-status": [
-        Rule("410 answering a watch", Reply(410), frozenset({"watch"}), limit=3),
+        Rule(GONE_ANSWER, Reply(410), frozenset({"watch"}), "mlpipelines", limit=3),
     ],
     "gone-event": [
         Rule("410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), limit=6),
@@ -221,15 +263,15 @@ FAULTS: dict[str, list[Rule]] = {
 }
 FAULTS["mixed"] = [
     Rule("409 on status writes", Reply(409), frozenset({"update"}), r".*/status", 0.2),
-    Rule("410 answering a watch", Reply(410), frozenset({"watch"}), probability=0.1, limit=2),
+    Rule(GONE_ANSWER, Reply(410), frozenset({"watch"}), "mlpipelines", probability=0.3, limit=1),
     Rule(
         "410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), probability=0.2, limit=3
     ),
-    Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.08),
-    Rule("500", Reply(500), ANY - {"watch"}, probability=0.05),
-    Rule("503", Reply(503), ANY - {"watch"}, probability=0.05),
-    Rule("connection reset", Reset(), ANY, probability=0.03),
-    Rule("connection closed", Reset(graceful=True), ANY, probability=0.03),
+    Rule("429 Retry-After 1", Reply(429, retry_after=1), ANY - {"watch"}, probability=0.05),
+    Rule("500", Reply(500), ANY - {"watch"}, probability=0.03),
+    Rule("503", Reply(503), ANY - {"watch"}, probability=0.03),
+    Rule("connection reset", Reset(), ANY, probability=0.02),
+    Rule("connection closed", Reset(graceful=True), ANY, probability=0.02),
     Rule("stalled watch", Stall(), frozenset({"watch"}), probability=0.2, limit=2),
 ]
 
@@ -245,6 +287,9 @@ def test_operator_survives(
 ) -> None:
     outcome = run_scenario(control_plane, kube, namespace, tmp_path, FAULTS[fault])
     assert outcome.injected > 0, "no fault was injected: the scenario proves nothing"
+    # kopf stops for good on a watch answered 410 (one watch of MLPipelines in each process),
+    # and on nothing else here: each such answer is one exit, and one start more.
+    assert outcome.exits == outcome.faults[GONE_ANSWER]
     bound = REQUEST_FACTOR * fault_free.total + outcome.injected
     assert outcome.total <= bound, (
         f"{outcome.total} requests under {fault} (fault-free: {fault_free.total}, "

@@ -385,7 +385,7 @@ def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written
         pass
 
     asyncio.run(reconciler.refresh_for_run(run_obj, emit, "MODIFIED"))
-    assert waits == [1.5, 3.0, 6.0, 12.0, 24.0, 30.0, 30.0]
+    assert waits == [1.5, 3.0, 6.0, 12.0, 20.0, 20.0, 20.0]
     assert kube.writes == ["status"]
     assert kube.pipeline()["status"]["lastRun"]["name"] == name
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -40,10 +39,11 @@ from mlpipeline_operator.reconcile.status import Event, finished_runs
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
 REFUSED_RETRY_DELAY = 60.0
-# Seconds before starting kopf again after it stopped on an error, doubling with each failure,
-# back to the first after a run of STABLE_SECONDS.
-RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
-STABLE_SECONDS = 300.0
+# The exit code when kopf stopped on an error (a watch failed for good): start the process again.
+EXIT_STOPPED = 4
+# Seconds kopf's shutdown may take before kopf kills the process (SIGKILL): a task that does not
+# end when cancelled must not keep a stopped operator alive (a Deployment's grace period is 30).
+SHUTDOWN_TIMEOUT = 25.0
 LOGGER = logging.getLogger("mlpipeline_operator")
 
 
@@ -73,6 +73,7 @@ async def configure(
     # 5-10 s before that). Keep-alives are not logged: with a short lifetime they are frequent.
     settings.peering.lifetime = config.peering_lifetime
     settings.peering.stealth = True
+    settings.process.ultimate_exiting_timeout = SHUTDOWN_TIMEOUT
     metrics: Metrics = memo.metrics
     if config.metrics is not None:
         memo.metrics_server = MetricsServer(metrics, config.metrics)
@@ -195,42 +196,36 @@ async def run_changed(
         logger.warning("status not refreshed, will be on the next event: %s", error)
 
 
-def run(config: OperatorConfig) -> None:
-    """Run the operator until SIGINT or SIGTERM.
+def run(config: OperatorConfig) -> int:
+    """Run the operator until SIGINT or SIGTERM (0), or until kopf stops on an error
+    (`EXIT_STOPPED`).
 
     kopf stops altogether when one of its watches fails for good (the API server answers a
-    watch with 410 Gone, or a 5xx past kopf's own retries): it is started again here, after a
-    doubling wait, and resumes every pipeline (each pass is idempotent).
+    watch with 410 Gone, or a 5xx past kopf's own retries). The process then exits, for its
+    Deployment to start a fresh one, which resumes every pipeline (each pass is idempotent):
+    starting kopf again in the same process could hang in its second shutdown.
     """
     kopf.configure(
         log_format=kopf.LogFormat[config.log_format.upper()], log_prefix=True, log_refkey="object"
     )
-    metrics = Metrics()  # one for the process: its counts go on across restarts
-    failures = 0
-    while True:
-        started = time.monotonic()
-        try:
-            asyncio.run(
-                kopf.operator(
-                    clusterwide=config.clusterwide,
-                    namespaces=list(config.namespaces),
-                    standalone=config.peering is None,
-                    peering_name=config.peering,
-                    priority=config.priority,
-                    liveness_endpoint=config.liveness,
-                    memo=kopf.Memo(config=config, metrics=metrics),
-                )
+    try:
+        asyncio.run(
+            kopf.operator(
+                clusterwide=config.clusterwide,
+                namespaces=list(config.namespaces),
+                standalone=config.peering is None,
+                peering_name=config.peering,
+                priority=config.priority,
+                liveness_endpoint=config.liveness,
+                memo=kopf.Memo(config=config, metrics=Metrics()),
             )
-            return
-        except Exception as error:  # whatever stopped kopf: the next start meets it anew
-            if time.monotonic() - started > STABLE_SECONDS:
-                failures = 0
-            delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
-            failures += 1
-            LOGGER.error(
-                "the operator stopped on %s: %s; starting again in %g s",
-                type(error).__name__,
-                error,
-                delay,
-            )
-            time.sleep(delay)
+        )
+    except Exception as error:  # whatever stopped kopf: a new process meets it anew
+        LOGGER.critical(
+            "the operator stopped on %s: %s; exiting with code %d to be started again",
+            type(error).__name__,
+            error,
+            EXIT_STOPPED,
+        )
+        return EXIT_STOPPED
+    return 0

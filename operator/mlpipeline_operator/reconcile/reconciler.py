@@ -72,7 +72,7 @@ LOGGER = logging.getLogger("mlpipeline_operator")
 STATUS_ATTEMPTS = 4
 # The longest wait between attempts to refresh a status after a run's event, while the API
 # server cannot answer (the wait doubles from the error's own delay up to this).
-RUN_REFRESH_MAX_DELAY = 30.0
+RUN_REFRESH_MAX_DELAY = 20.0
 
 
 def utc_now() -> str:
