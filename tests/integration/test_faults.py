@@ -266,7 +266,8 @@ FAULTS: dict[str, list[Rule]] = {
 }
 FAULTS["mixed"] = [
     Rule("409 on status writes", Reply(409), frozenset({"update"}), r".*/status", 0.2),
-    Rule(GONE_ANSWER, Reply(410), frozenset({"watch"}), "mlpipelines", probability=0.3, limit=1),
+    # The first process's watch: it exits, and the next one meets every other fault.
+    Rule(GONE_ANSWER, Reply(410), frozenset({"watch"}), "mlpipelines", limit=1),
     Rule(
         "410 event in a watch", GoneEvent(after=1), frozenset({"watch"}), probability=0.2, limit=3
     ),
