@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
-from mlpipeline_operator.reconcile.kube import RETRY_DELAY, Kube, KubeApi, Retryable, _translate
+from mlpipeline_operator.reconcile.kube import (
+    RETRY_DELAY,
+    ClientClosed,
+    Kube,
+    KubeApi,
+    Retryable,
+    _translate,
+)
 from mlpipeline_operator.reconcile.reconciler import (
     STATUS_ATTEMPTS,
     Emit,
@@ -342,21 +349,22 @@ def test_a_sweep_the_api_server_cannot_answer_is_tried_again_soon() -> None:
 
 
 class Unavailable(MemoryKube):
-    """Lists of runs fail with Retryable `failures` times (the API server busy)."""
+    """Lists of runs fail `failures` times with `error` (the API server busy)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: Callable[[str], Retryable]) -> None:
         super().__init__()
         self.failures = failures
+        self.error = error
 
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         if self.failures:
             self.failures -= 1
-            raise Retryable(f"list runs of {namespace}/{pipeline}: API server answered 503", 1.5)
+            raise self.error(f"list runs of {namespace}/{pipeline}")
         return await super().list_runs(namespace, pipeline)
 
 
-def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written() -> None:
-    kube = Unavailable(failures=7)
+def refresh_for_a_running_run(kube: MemoryKube) -> list[float]:
+    """A run's event on an unfinished run of pipeline ml/demo; the waits between attempts."""
     doc = pipeline()
     doc["metadata"].update(uid="uid-1", generation=1)
     kube.add(doc)
@@ -366,13 +374,12 @@ def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written
         waits.append(seconds)
 
     reconciler = Reconciler(kube=kube, options=CompileOptions(), sleep=sleep)
-    name = run_name("ml", "demo", 1)
     run_obj = kube.add(
         {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Workflow",
             "metadata": {
-                "name": name,
+                "name": run_name("ml", "demo", 1),
                 "namespace": "ml",
                 "labels": {"mlops.gitops.dev/pipeline": "demo"},
                 "ownerReferences": [{"kind": "MLPipeline", "name": "demo", "uid": "uid-1"}],
@@ -385,9 +392,22 @@ def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written
         pass
 
     asyncio.run(reconciler.refresh_for_run(run_obj, emit, "MODIFIED"))
+    return waits
+
+
+def test_a_run_event_is_retried_with_a_doubling_wait_until_the_status_is_written() -> None:
+    kube = Unavailable(7, lambda what: Retryable(f"{what}: API server answered 503", 1.5))
+    waits = refresh_for_a_running_run(kube)
     assert waits == [1.5, 3.0, 6.0, 12.0, 20.0, 20.0, 20.0]
     assert kube.writes == ["status"]
-    assert kube.pipeline()["status"]["lastRun"]["name"] == name
+    assert kube.pipeline()["status"]["lastRun"]["name"] == run_name("ml", "demo", 1)
+
+
+def test_a_run_event_ends_at_once_when_the_api_client_is_closed() -> None:
+    kube = Unavailable(1, lambda what: ClientClosed(f"{what}: Session is closed"))
+    with pytest.raises(ClientClosed, match=r"^list runs of ml/demo: Session is closed$"):
+        refresh_for_a_running_run(kube)
+    assert kube.writes == []
 
 
 @pytest.mark.parametrize(

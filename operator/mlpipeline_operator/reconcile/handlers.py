@@ -24,7 +24,7 @@ from mlpipeline_operator.api.constants import (
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline
 from mlpipeline_operator.reconcile.config import OperatorConfig
-from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
+from mlpipeline_operator.reconcile.kube import ClientClosed, Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import (
@@ -194,6 +194,8 @@ async def run_changed(
             await memo.reconciler.refresh_for_run(body, memo.post_event, type, finished)
     except Refused as error:
         logger.warning("status not refreshed, will be on the next event: %s", error)
+    except ClientClosed as error:
+        logger.warning("status not refreshed, will be on the next start: %s", error)
 
 
 def run(config: OperatorConfig) -> int:

@@ -48,6 +48,14 @@ class Conflict(Exception):
     """The object changed since it was read."""
 
 
+class ClientClosed(Retryable):
+    """The API client is closed: the operator is stopping (a pass is retried after 1 s by the
+    next start, which resumes every pipeline anyway)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, delay=1)
+
+
 class Refused(Exception):
     """The API server refused the request (forbidden, not found, invalid): one line saying
     what was asked and the server's own reason."""
@@ -171,7 +179,7 @@ class Kube:
             self.count_error(None)
             raise Retryable(f"{what}: {type(error).__name__}: {error}") from None
         except RuntimeError as error:  # "Session is closed": the operator is stopping
-            raise Retryable(f"{what}: {error}", delay=1) from None
+            raise ClientClosed(f"{what}: {error}") from None
 
     async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
         """Create a Workflow or CronWorkflow; None when it already exists."""

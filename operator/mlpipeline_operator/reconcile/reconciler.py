@@ -36,7 +36,7 @@ from mlpipeline_operator.caching import (
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
 from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
-from mlpipeline_operator.reconcile.kube import Conflict, KubeApi, Refused, Retryable
+from mlpipeline_operator.reconcile.kube import ClientClosed, Conflict, KubeApi, Refused, Retryable
 from mlpipeline_operator.reconcile.status import (
     FINISHED,
     Event,
@@ -499,6 +499,10 @@ class Reconciler:
                     return  # the pipeline is gone; garbage collection takes its runs
                 await self.refresh(Target.of(pipeline), emit)
                 return
+            except ClientClosed:
+                # The operator is stopping: end now rather than be cancelled (kopf's shutdown
+                # waits for its handlers); the next start refreshes every status.
+                raise
             except Retryable as error:
                 delay = min(max(delay * 2, error.delay), RUN_REFRESH_MAX_DELAY)
                 self.logger.warning(
