@@ -385,12 +385,18 @@ def test_not_an_mlpipeline_quotes_what_it_got() -> None:
 
 def _without(monkeypatch: pytest.MonkeyPatch, package: str, *ours: str) -> None:
     """Make `import package` fail, and forget our modules that imported it. Its submodules go
-    too: one already imported (by another test) would import without its package."""
+    too: one already imported (by another test) would import without its package. So does the
+    attribute that names one of ours on its parent package: `from parent import module` takes
+    it from there, without a look at sys.modules (a test module collected earlier may have
+    imported it)."""
     for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, package, None)
     for name in ours:
         monkeypatch.delitem(sys.modules, name, raising=False)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            monkeypatch.delattr(sys.modules[parent], child, raising=False)
 
 
 def test_operator_without_its_extra(capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
