@@ -8,7 +8,7 @@ models only, so that every layer above can depend on it without depending on eac
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,15 +105,24 @@ def uses_promotion(step: Step) -> bool:
 def after_promotion(steps: Sequence[Step]) -> set[str]:
     """The steps that run after the promotion: those whose condition reads it or that use
     `{{promotion.*}}`, and every step that depends on one of them."""
-    after = {s.name for s in steps if reads_promotion(s) or uses_promotion(s)}
-    changed = bool(after)
+    seeds = {s.name for s in steps if reads_promotion(s) or uses_promotion(s)}
+    return downstream(steps, seeds, step_dependencies)
+
+
+def downstream(
+    steps: Sequence[Step], seeds: set[str], upstream: Callable[[Step], list[str]]
+) -> set[str]:
+    """The seeds and every step that reaches one of them through `upstream` (a step's
+    dependencies, or the producers of its inputs), transitively."""
+    found = set(seeds)
+    changed = bool(found)
     while changed:
         changed = False
         for step in steps:
-            if step.name not in after and any(d in after for d in step_dependencies(step)):
-                after.add(step.name)
+            if step.name not in found and any(u in found for u in upstream(step)):
+                found.add(step.name)
                 changed = True
-    return after
+    return found
 
 
 def exit_as_step(exit_step: ExitStep) -> Step:

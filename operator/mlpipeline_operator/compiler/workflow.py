@@ -38,6 +38,7 @@ from mlpipeline_operator.core import (
     Manifest,
     Problem,
     after_promotion,
+    downstream,
     exit_as_step,
     reads_promotion,
     run_name,
@@ -327,15 +328,8 @@ def _succeeded(task: str) -> str:
 def _uncertain_steps(steps: list[api.Step]) -> set[str]:
     """Steps that can end without succeeding while the run goes on: those with a condition or
     continueOnFailure, and those that take outputs from one of them (they are skipped then)."""
-    uncertain = {s.name for s in steps if s.when is not None or s.continue_on_failure}
-    changed = True
-    while changed:
-        changed = False
-        for step in steps:
-            if step.name not in uncertain and any(p in uncertain for p in step_producers(step)):
-                uncertain.add(step.name)
-                changed = True
-    return uncertain
+    seeds = {s.name for s in steps if s.when is not None or s.continue_on_failure}
+    return downstream(steps, seeds, step_producers)
 
 
 def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
