@@ -130,8 +130,14 @@ def _exit_step(cluster: NodeCluster, experiment: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def experiments() -> dict[str, str]:
-    return {name: f"e2e-{name}-{uuid.uuid4().hex[:8]}" for name in ("deploy", "failing")}
+def experiments(cluster: NodeCluster) -> dict[str, str]:
+    """The experiments the steps record in, created before any step runs: steps that start at
+    once would race to create one, and MLflow's `set_experiment` leaves the loser of that race
+    on the Default experiment."""
+    names = {name: f"e2e-{name}-{uuid.uuid4().hex[:8]}" for name in ("deploy", "failing")}
+    for name in names.values():
+        _mlflow(cluster, "experiments/create", {"name": name})
+    return names
 
 
 def test_a_step_after_the_promotion_sees_the_decision_and_the_exit_step_the_outcome(
