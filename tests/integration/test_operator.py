@@ -7,8 +7,9 @@ way it does (see tests/unit/argo_runs.py).
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
@@ -29,6 +30,8 @@ from tests.integration.operator_process import (
 from tests.unit.argo_runs import StepRun, workflow_status
 
 TIMEOUT = 30
+# Where kopf keeps its record of the last handled state (handlers.py).
+LAST_HANDLED = "operator.mlops.gitops.dev/last-handled-configuration"
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -463,3 +466,34 @@ def test_at_start_the_operator_deletes_the_caches_of_pipelines_deleted_meanwhile
         "v1", "ConfigMap", namespace, label_selector="workflows.argoproj.io/configmap-type=Cache"
     )
     assert [c["metadata"]["name"] for c in caches] == [cache_config_map_name(namespace, "kept")]
+
+
+def test_a_pipeline_larger_than_the_annotation_limit_is_handled_once(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    # 80 more steps with 4,000-character arguments: a 330 KB spec, within the spec's 512 KiB
+    # but past the 256 KiB that all of an object's annotations may hold together.
+    doc = make_pipeline(namespace, name="large")
+    fillers = [{"name": f"filler-{i}", "command": ["echo", "x" * 4000]} for i in range(80)]
+    doc["spec"]["steps"] += fillers
+    assert len(json.dumps(doc["spec"])) > 256 * 1024
+    kube.create(doc)
+
+    status = wait_status(kube, namespace, "large", operator, phase="Pending", observedGeneration=1)
+
+    assert status["lastRun"]["name"] == run_name(namespace, "large", 1)
+
+    def recorded() -> dict[str, Any] | None:
+        """kopf's record of the handled state, once written (after the handler's status)."""
+        stored = kube.get(PIPELINE_API, "MLPipeline", "large", namespace)
+        text = stored["metadata"].get("annotations", {}).get(LAST_HANDLED)
+        return None if text is None else cast(dict[str, Any], json.loads(text))
+
+    handled = wait(recorded, TIMEOUT, "kopf's record of the handled state", operator)
+    assert set(handled) == {"specSha256"}, handled
+    # The spec changes: handled again (a new generation, a new run).
+    fewer = {"spec": {"steps": doc["spec"]["steps"][:-1]}}
+    kube.patch(PIPELINE_API, "MLPipeline", "large", fewer, namespace)
+    wait_status(kube, namespace, "large", operator, observedGeneration=2)
+    # kopf's record of the handled state fits (refused otherwise: handled again and again).
+    assert "Too long" not in operator.log()

@@ -5,6 +5,8 @@ the work is done by `Reconciler` (reconciler.py), which does not know kopf.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -47,6 +49,31 @@ SHUTDOWN_TIMEOUT = 25.0
 LOGGER = logging.getLogger("mlpipeline_operator")
 
 
+class SpecDigestStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's record of the last handled state, with the spec replaced by its SHA-256: a spec
+    may be 512 KiB, and all of an object's annotations together at most 256 KiB (past that,
+    kopf's patch is refused and the pipeline is handled again and again). The handlers
+    reconcile the whole spec, never a diff of it: a digest tells kopf all it needs, that the
+    spec changed. Labels and annotations are kept whole (the stop handler watches one)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return _spec_digested(super().build(body=body, extra_fields=extra_fields))
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        essence = super().fetch(body=body)
+        # A record that an earlier version kept whole compares equal to the unchanged spec.
+        return None if essence is None else _spec_digested(essence)
+
+
+def _spec_digested(essence: kopf.BodyEssence) -> kopf.BodyEssence:
+    if "spec" not in essence:
+        return essence
+    fields = dict(essence)
+    spec = json.dumps(fields.pop("spec"), sort_keys=True, separators=(",", ":"))
+    fields["specSha256"] = hashlib.sha256(spec.encode()).hexdigest()
+    return cast(kopf.BodyEssence, fields)
+
+
 @kopf.on.startup()
 async def configure(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
@@ -57,7 +84,7 @@ async def configure(
     settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     # A prefix of its own: kopf ignores annotations under it, and ours (rerun) must count.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = SpecDigestStorage(
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.watching.server_timeout = config.watch_timeout
