@@ -6,13 +6,16 @@ minimal Workflows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from mlpipeline_operator.api.constants import MAX_STEPS
 from mlpipeline_operator.api.models import History
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.core import Problem
 from mlpipeline_operator.reconcile.housekeeping import runs_to_delete
 from mlpipeline_operator.reconcile.status import (
+    STEP_MESSAGES_BUDGET,
     build_status,
     invalid_status,
     parse_status,
@@ -20,7 +23,7 @@ from mlpipeline_operator.reconcile.status import (
     status_patch,
     transitions,
 )
-from tests.unit.argo_runs import recorded, workflow
+from tests.unit.argo_runs import StepRun, recorded, workflow, workflow_status
 
 NOW = "2026-02-01T00:00:00Z"
 
@@ -267,3 +270,39 @@ def test_steps_served_from_the_cache_are_marked_cached() -> None:
     written = status_patch(status)["lastRun"]["steps"]
     assert [s.get("cached") for s in written] == [True, None, None, None, None]
     assert parse_status(status_patch(status)) == status
+
+
+def test_the_messages_of_a_largest_failed_run_share_a_budget_that_keeps_the_status_storable() -> (
+    None
+):
+    # 1,000 steps, the promotion and the exit step, every one failed with a long message but
+    # two: the status would hold 4 MB of messages, past the 1.5 MiB that etcd stores.
+    names = [f"step-{i}" for i in range(MAX_STEPS)] + ["promote-model", "on-exit"]
+    steps = {name: StepRun("Failed", message="m" * 5000) for name in names}
+    steps["step-1"] = StepRun("Failed", message="exit code 1")
+    steps["step-2"] = StepRun("Failed", message="x" * 100)
+    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Failed", steps), tasks=names)
+
+    status = status_of([wf])
+
+    assert status.last_run is not None
+    messages = {s.name: s.message or "" for s in status.last_run.steps}
+    assert list(messages) == names
+    assert messages["step-1"] == "exit code 1" and messages["step-2"] == "x" * 100
+    clipped = {text for name, text in messages.items() if name not in ("step-1", "step-2")}
+    assert len(clipped) == 1
+    (text,) = clipped
+    assert text.startswith("mmm") and text.endswith("...")
+    assert sum(map(len, messages.values())) <= STEP_MESSAGES_BUDGET
+    assert sum(map(len, messages.values())) > STEP_MESSAGES_BUDGET - len(names)
+    assert len(json.dumps(status_patch(status))) < 768 * 1024
+
+
+def test_messages_within_the_budget_are_kept_whole() -> None:
+    steps = {f"step-{i}": StepRun("Failed", message="m" * 4000) for i in range(20)}
+    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Failed", steps), tasks=list(steps))
+
+    status = status_of([wf])
+
+    assert status.last_run is not None
+    assert {s.message for s in status.last_run.steps} == {"m" * 4000}

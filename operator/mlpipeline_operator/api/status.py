@@ -119,7 +119,8 @@ class RunSummary(StatusModel):
 class RunStatus(RunSummary):
     """The most recent run, with its steps."""
 
-    steps: list[StepStatus] = Field(default_factory=list, max_length=MAX_STEPS + 1)
+    # Besides the user's steps: promote-model and on-exit.
+    steps: list[StepStatus] = Field(default_factory=list, max_length=MAX_STEPS + 2)
 
 
 class PromotionStatus(StatusModel):

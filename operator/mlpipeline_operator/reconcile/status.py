@@ -35,6 +35,8 @@ from mlpipeline_operator.promotion.outputs import status_from_outputs
 
 Obj = Mapping[str, Any]
 MAX_MESSAGE = 4000
+# Characters that the messages of the last run's steps share (see `_within_budget`).
+STEP_MESSAGES_BUDGET = 256 * 1024
 # Argo's workflow phases, as the pipeline's phase.
 _PHASES: dict[str, Phase] = {
     "Pending": "Pending",
@@ -56,8 +58,52 @@ class Event:
     message: str
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
+
+
+def _fair_limit(lengths: Sequence[int], budget: int) -> int | None:
+    """The largest length L such that messages clipped to L take at most `budget` characters
+    together: short messages stay whole, long ones share the rest. None: all fit."""
+    if sum(lengths) <= budget:
+        return None
+    remaining = budget
+    ordered = sorted(lengths)
+    for index, length in enumerate(ordered):
+        share = remaining // (len(ordered) - index)
+        if length > share:
+            return share
+        remaining -= length
+    return None
+
+
+def _within_budget(steps: list[StepStatus]) -> list[StepStatus]:
+    """The steps with their messages (and their failed iterations') clipped to share
+    STEP_MESSAGES_BUDGET: a run of 1,000 failed steps with long messages would make a status
+    larger than the API server stores (etcd's 1.5 MiB, which the spec shares)."""
+    lengths = [len(step.message or "") for step in steps] + [
+        len(failed.message or "")
+        for step in steps
+        if step.iterations is not None
+        for failed in step.iterations.failed or ()
+    ]
+    limit = _fair_limit(lengths, STEP_MESSAGES_BUDGET)
+    if limit is None:
+        return steps
+
+    def clipped(message: str | None) -> str | None:
+        return None if message is None else _clip(message, limit)
+
+    def fitted(step: StepStatus) -> StepStatus:
+        iterations = step.iterations
+        if iterations is not None and iterations.failed:
+            failed = [
+                f.model_copy(update={"message": clipped(f.message)}) for f in iterations.failed
+            ]
+            iterations = iterations.model_copy(update={"failed": failed})
+        return step.model_copy(update={"message": clipped(step.message), "iterations": iterations})
+
+    return [fitted(step) for step in steps]
 
 
 def run_generation(workflow: Obj) -> int | None:
@@ -225,7 +271,7 @@ def run_status(workflow: Obj) -> RunStatus:
         )
     ]
     summary = run_summary(workflow)
-    return RunStatus(**summary.model_dump(), steps=steps)
+    return RunStatus(**summary.model_dump(), steps=_within_budget(steps))
 
 
 def promotion_outputs(workflow: Obj) -> dict[str, str] | None:
