@@ -240,6 +240,17 @@ def test_restart_after_submission_adopts_the_run(
     # The state that the crash leaves: the run of generation 1 exists, the status is empty.
     manifest = compile_document(created, CompileOptions())
     manifest["metadata"]["namespace"] = namespace
+    meta = created["metadata"]
+    manifest["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": PIPELINE_API,
+            "kind": "MLPipeline",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     kube.create(manifest)
     op = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
     op.start()
@@ -497,3 +508,67 @@ def test_a_pipeline_larger_than_the_annotation_limit_is_handled_once(
     wait_status(kube, namespace, "large", operator, observedGeneration=2)
     # kopf's record of the handled state fits (refused otherwise: handled again and again).
     assert "Too long" not in operator.log()
+
+
+def _foreign_run(namespace: str, name: str, pipeline: str = "demo") -> dict[str, Any]:
+    """A Workflow with the pipeline's label but no owner reference to it (someone else's)."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"mlops.gitops.dev/pipeline": pipeline},
+        },
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {}}]},
+    }
+
+
+def test_a_workflow_with_the_pipeline_label_that_it_does_not_own_is_neither_shown_nor_pruned(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(_foreign_run(namespace, "someone-elses"))
+    set_run_status(
+        kube,
+        namespace,
+        "someone-elses",
+        workflow_status("someone-elses", "Succeeded", {}, finished="2026-01-01T00:00:00Z"),
+    )
+    kube.create(make_pipeline(namespace, history={"succeeded": 1, "failed": 1}))
+    name = run_name(namespace, "demo", 1)
+    wait(functools.partial(get_or_none, kube, "Workflow", namespace, name), TIMEOUT, name, operator)
+    set_run_status(
+        kube,
+        namespace,
+        name,
+        workflow_status(name, "Succeeded", {}, finished="2026-01-02T00:00:00Z"),
+    )
+
+    status = wait_status(kube, namespace, "demo", operator, phase="Succeeded")
+
+    assert [run["name"] for run in status["history"]] == [name]
+    # Past the history limit of one succeeded run, were it the pipeline's: still there.
+    assert get_or_none(kube, "Workflow", namespace, "someone-elses") is not None
+    assert "deleted run someone-elses" not in operator.log()
+
+
+def test_a_workflow_in_the_way_of_the_run_is_not_adopted_and_the_pipeline_says_so(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    name = run_name(namespace, "demo", 1)
+    kube.create(_foreign_run(namespace, name))
+    kube.create(make_pipeline(namespace))
+
+    status = wait_status(kube, namespace, "demo", operator, phase="Invalid")
+
+    assert status["message"] == (
+        f'metadata.name: a Workflow "{name}" that this pipeline does not own has the name of '
+        "its run; give the annotation mlops.gitops.dev/rerun a value to submit the run under "
+        "another name"
+    )
+    assert "lastRun" not in status
+    annotate = {"metadata": {"annotations": {"mlops.gitops.dev/rerun": "1"}}}
+    kube.patch(PIPELINE_API, "MLPipeline", "demo", annotate, namespace)
+    status = wait_status(kube, namespace, "demo", operator, phase="Pending")
+    assert status["lastRun"]["name"] == run_name(namespace, "demo", 1, "1")
+    assert get_or_none(kube, "Workflow", namespace, name) is not None

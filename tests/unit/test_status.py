@@ -146,6 +146,18 @@ def test_promotion_read_from_the_promotion_task() -> None:
     }
 
 
+def test_a_step_named_promote_model_in_a_pipeline_without_promotion_decides_nothing() -> None:
+    # Without spec.promotion the name is free: a step of the user's that writes "Promoted".
+    steps = {"promote-model": StepRun("Succeeded", outputs={"decision": "Promoted"})}
+    wf = workflow("demo-g2", 2, workflow_status("demo-g2", "Succeeded", steps), tasks=list(steps))
+    assert promotion_outputs(wf) == {"decision": "Promoted"}
+
+    status = status_of([wf], model=None)
+
+    assert status.promotion is None
+    assert "Promoted" not in conditions(status)
+
+
 def test_a_worse_model_rejected_after_the_champion() -> None:
     first, second = recorded("fraud-detection-g1"), recorded("fraud-detection-g2")
     status = status_of(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from mlpipeline_operator.api.constants import (
     ANNOTATION_RERUN,
@@ -183,18 +183,22 @@ class Reconciler:
             except InvalidPipeline as error:
                 await self.refresh(target, emit, problems=error.problems)
                 raise
-            await self.refresh(target, emit)
+            await self.refresh(target, emit, validated=True)
             return
         if _was_scheduled(target):
             await self._drop_schedule(target)
         if target.suspended:  # nothing is submitted until spec.suspend is false again
-            await self.refresh(target, emit)
+            await self.refresh(target, emit, validated=True)
             return
-        submitted = await self._submit(target, compiled, emit)
+        try:
+            submitted = await self._submit(target, compiled, emit)
+        except InvalidPipeline as error:
+            await self.refresh(target, emit, problems=error.problems)
+            raise
         recorded = target.status.history
         if submitted is not None and may_exceed(recorded, target.history):
             submitted = None  # a list of the runs tells which ones to delete
-        await self.refresh(target, emit, submitted=submitted)
+        await self.refresh(target, emit, submitted=submitted, validated=True)
 
     def _compile(self, target: Target) -> CompiledRun:
         pipeline, problems = validate_document(dict(target.body))
@@ -214,6 +218,9 @@ class Reconciler:
         await self._ensure_cache(target, compiled)
         created = await self.kube.create_child(compiled.manifest)
         if created is None:
+            existing = await self.kube.get_child("Workflow", target.namespace, run)
+            if existing is not None and not owned_by(existing, target.uid):
+                _not_adopted(existing, target)
             self.logger.info("%s: run %s already exists: adopted", target.ref, run)
             return None
         self.logger.info("%s: submitted run %s", target.ref, run)
@@ -316,9 +323,13 @@ class Reconciler:
         emit: Emit,
         problems: list[Problem] | None = None,
         submitted: Obj | None = None,
+        validated: bool = False,
     ) -> None:
         """Recompute the status from the pipeline's runs and write it if it changed; then
         delete the finished runs beyond the history limits.
+
+        `validated`: the spec has just been found valid, so an Invalid status of the same
+        generation (a Workflow that was in the way of its run) is over.
 
         `submitted`: the run this pass has just created, when the runs the status records leave
         nothing to delete. The status then needs no list of the runs: it is the status read
@@ -328,7 +339,7 @@ class Reconciler:
         for _ in range(STATUS_ATTEMPTS):
             try:
                 async with self.refreshes:
-                    runs = await self._write_status(target, emit, problems, submitted)
+                    runs = await self._write_status(target, emit, problems, submitted, validated)
                 break
             except Conflict:
                 body = await self.kube.get_pipeline(target.namespace, target.name)
@@ -346,12 +357,13 @@ class Reconciler:
         emit: Emit,
         problems: list[Problem] | None,
         submitted: Obj | None = None,
+        validated: bool = False,
     ) -> list[Obj]:
         """Write the status computed from the runs listed now (or from the previous status and
         the run just submitted); return the runs it was computed from."""
         previous = target.status
         if submitted is None:
-            runs = await self.kube.list_runs(target.namespace, target.name)
+            runs = await self._runs(target)
         else:
             runs = [submitted]
         now = self.clock()
@@ -373,7 +385,11 @@ class Reconciler:
             status = invalid_status(
                 generation=target.generation, problems=problems, previous=fresh_runs, now=now
             )
-        elif previous.phase == "Invalid" and previous.observed_generation == target.generation:
+        elif (
+            previous.phase == "Invalid"
+            and previous.observed_generation == target.generation
+            and not validated
+        ):
             # A run of an earlier generation reported: record it, the spec stays Invalid.
             status = status.model_copy(
                 update={k: getattr(previous, k) for k in ("phase", "message", "conditions")}
@@ -441,25 +457,27 @@ class Reconciler:
         """The run `current` names: the current generation's, or a schedule's newest."""
         if target.expected_run is not None:
             return target.expected_run
-        newest = newest_run(await self.kube.list_runs(target.namespace, target.name))
+        newest = newest_run(await self._runs(target))
         return None if newest is None else str(newest["metadata"]["name"])
 
+    async def _runs(self, target: Target) -> list[Obj]:
+        """The pipeline's runs. Another Workflow with its label is neither shown nor deleted."""
+        labelled = await self.kube.list_runs(target.namespace, target.name)
+        scheduled = any(_by_schedule(run, target) for run in labelled)
+        schedule = await self._schedule_uid(target) if scheduled else None
+        return [run for run in labelled if _run_of(run, target, schedule)]
+
     async def _owns(self, target: Target, run: Mapping[str, Any]) -> bool:
-        """Whether the run is the pipeline's: its label, and an owner reference to the pipeline
-        or to the pipeline's own CronWorkflow (which creates the runs of a schedule)."""
-        if not labelled_for(run, target.name):
-            return False
-        if owned_by(run, target.uid):
-            return True
-        cron = owner_of(run, "CronWorkflow")
-        if cron is None or cron.get("name") != target.name:
-            return False
+        """Whether the run is the pipeline's (reading its CronWorkflow's uid if need be)."""
+        schedule = await self._schedule_uid(target) if _by_schedule(run, target) else None
+        return _run_of(run, target, schedule)
+
+    async def _schedule_uid(self, target: Target) -> str | None:
+        """The uid of the pipeline's own CronWorkflow, if it has one."""
         schedule = await self.kube.get_child("CronWorkflow", target.namespace, target.name)
-        return (
-            schedule is not None
-            and schedule["metadata"].get("uid") == cron.get("uid")
-            and owned_by(schedule, target.uid)
-        )
+        if schedule is None or not owned_by(schedule, target.uid):
+            return None
+        return str(schedule["metadata"].get("uid"))
 
     async def refresh_for_run(
         self,
@@ -533,6 +551,41 @@ async def sweep_caches_periodically(
             )
             delay = retry_interval
         await asyncio.sleep(delay)
+
+
+def _by_schedule(run: Mapping[str, Any], target: Target) -> bool:
+    """Whether the run names a CronWorkflow of the pipeline's name as its owner."""
+    return (owner_of(run, "CronWorkflow") or {}).get("name") == target.name
+
+
+def _run_of(run: Mapping[str, Any], target: Target, schedule: str | None) -> bool:
+    """Whether the run is the pipeline's: its label, and an owner reference to the pipeline or
+    to the pipeline's own CronWorkflow of uid `schedule` (which creates a schedule's runs)."""
+    if not labelled_for(run, target.name):
+        return False
+    if owned_by(run, target.uid):
+        return True
+    return schedule is not None and (owner_of(run, "CronWorkflow") or {}).get("uid") == schedule
+
+
+def _not_adopted(run: Obj, target: Target) -> NoReturn:
+    """Raise why a Workflow with the run's name, not owned by the pipeline, is not adopted:
+    the run of an earlier pipeline of the same name, which garbage collection is about to
+    delete (retried soon), or someone else's (the spec gets another run name to go on)."""
+    name = run["metadata"]["name"]
+    earlier = owner_of(run, KIND)
+    if earlier is not None and earlier.get("name") == target.name:
+        raise Retryable(f"run {name} of an earlier MLPipeline {target.name} is being deleted")
+    raise InvalidPipeline(
+        [
+            Problem(
+                "metadata.name",
+                f'a Workflow "{name}" that this pipeline does not own has the name of its run; '
+                f"give the annotation {ANNOTATION_RERUN} a value to submit the run under "
+                "another name",
+            )
+        ]
+    )
 
 
 def _was_scheduled(target: Target) -> bool:

@@ -344,7 +344,9 @@ def build_status(
     history = [run_summary(w) for w in runs[:MAX_HISTORY]]
 
     promotion = previous.promotion
-    for wf in runs:
+    # Without spec.promotion, "promote-model" may be a step of the user's like any other: its
+    # outputs are no decision.
+    for wf in runs if model is not None else ():
         outputs = promotion_outputs(wf)
         if outputs is not None:
             found = status_from_outputs(outputs, model=model, run=wf["metadata"]["name"])
