@@ -9,7 +9,8 @@ and outputs (names, paths, literal values, where `from`), the values of the pipe
 it uses, and the keys of the steps it depends on, so that a change upstream changes the key of
 everything downstream. What the operator or the runner adds at run time (generation, run name,
 re-run token, lineage and MLflow variables) is not in it, nor what does not change a result
-(resources, retry, timeout, cache).
+(resources, retry, timeout, cache); so validation refuses a cached step that uses
+`{{pipeline.scheduledTime}}`, `{{pipeline.runName}}` or `{{pipeline.generation}}`.
 """
 
 from __future__ import annotations

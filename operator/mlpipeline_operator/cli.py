@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from mlpipeline_operator import __version__
@@ -40,6 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     with long_lived():  # imports: see `main`
         from mlpipeline_operator import yamlio
+        from mlpipeline_operator.api.constants import ANNOTATION_RUN_AT
         from mlpipeline_operator.compiler.workflow import CompileOptions, compile_pipeline
         from mlpipeline_operator.core import InvalidPipeline
         from mlpipeline_operator.loading import load_pipelines
@@ -60,8 +62,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             meta.namespace = args.namespace
         if args.generation is not None:
             meta.generation = args.generation
+        # With the run-at annotation, the operator also creates the run for that time.
+        run_at = meta.annotations.get(ANNOTATION_RUN_AT)
+        at_options = [] if run_at is None else [replace(options, scheduled_time=run_at)]
         try:
-            manifests.append(compile_pipeline(pipeline, options))
+            for compile_options in [options, *at_options]:
+                manifests.append(compile_pipeline(pipeline, compile_options))
         except InvalidPipeline as error:
             print("\n".join(f"{loaded.label}: {p}" for p in error.problems), file=sys.stderr)
             return 1

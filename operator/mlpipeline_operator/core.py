@@ -8,8 +8,10 @@ models only, so that every layer above can depend on it without depending on eac
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mlpipeline_operator import placeholders
@@ -155,6 +157,45 @@ def run_name(namespace: str, name: str, generation: int, rerun: str | None = Non
     key = f"{namespace}/{name}/{generation}/{rerun or ''}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:6]
     suffix = f"-g{generation}-{digest}"
+    return name[: MAX_NAME - len(suffix)].rstrip("-.") + suffix
+
+
+# RFC 3339 as Go's time.Parse(time.RFC3339) reads it (Argo's parser of scheduled times): a
+# date, "T", a time with optional fraction, and "Z" or an offset.
+_RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+)
+RFC3339_EXAMPLE = "2026-01-31T00:00:00Z"
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 time as an aware datetime, or None when the text is not one."""
+    if _RFC3339_RE.match(text) is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # a day, hour... out of range
+        return None
+
+
+def rfc3339_error(text: str) -> str | None:
+    """Why a text is not an RFC 3339 time, or None when it is one."""
+    if parse_rfc3339(text) is not None:
+        return None
+    return (
+        f'"{text}" is not an RFC 3339 time; write a date, "T", a time and "Z" or an offset, '
+        f'such as "{RFC3339_EXAMPLE}" or "2026-01-31T02:00:00+02:00"'
+    )
+
+
+def run_at_name(namespace: str, name: str, at: datetime) -> str:
+    """The deterministic name of the run for one scheduled time (the run-at annotation):
+    `<pipeline>-at-<UTC time>-<hash>`. The same instant, however written, names the same run."""
+    instant = at.astimezone(UTC)
+    stamp = instant.strftime("%Y%m%dt%H%M%S")
+    key = f"{namespace}/{name}/at/{instant.isoformat()}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:6]
+    suffix = f"-at-{stamp}-{digest}"
     return name[: MAX_NAME - len(suffix)].rstrip("-.") + suffix
 
 

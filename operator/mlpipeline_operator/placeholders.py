@@ -11,6 +11,9 @@ A step may write, in its command, args, env values and input parameter values:
     {{item.KEY}}                      a key of the current item (an object)
     {{promotion.decision}}            the promotion's decision (also .version and .alias): the
                                       step then runs after the promotion
+    {{pipeline.scheduledTime}}        when the run is scheduled for (RFC 3339; see docs/compiler.md)
+    {{pipeline.runName}}              the run's name (the Argo Workflow's)
+    {{pipeline.generation}}           the metadata.generation the run was compiled from
     {{pipeline.status}}               in spec.onExit only: how the run ended
     {{pipeline.failures}}             in spec.onExit only: the failed steps, as JSON
 
@@ -38,6 +41,7 @@ PlaceholderKind = Literal[
     "item",
     "promotion",
     "pipeline",
+    "run",
 ]
 
 # Non-greedy, so "{{a}} and {{b}}" are two placeholders; an unclosed "{{" is reported apart.
@@ -54,12 +58,16 @@ NAMED_FORMS: dict[str, tuple[str, ...]] = {
     "promotion": ("decision", "version", "alias"),
     "pipeline": ("status", "failures"),
 }
+# The run's time and identity, `{{pipeline.scheduledTime}}`...: kind "run", named as written.
+RUN_NAMES = ("scheduledTime", "runName", "generation")
+_RUN_FORM_RE = re.compile(r"^pipeline\.(?P<name>scheduledTime|runName|generation)$")
 _NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
 
 ALLOWED_FORMS = (
     "{{pipeline.parameters.NAME}}, {{inputs.parameters.NAME}}, {{inputs.artifacts.NAME.path}}, "
     "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}, {{promotion.decision}}, "
-    "{{promotion.version}}, {{promotion.alias}}, and in spec.onExit {{pipeline.status}} and "
+    "{{promotion.version}}, {{promotion.alias}}, {{pipeline.scheduledTime}}, {{pipeline.runName}}, "
+    "{{pipeline.generation}}, and in spec.onExit {{pipeline.status}} and "
     "{{pipeline.failures}}"
 )
 
@@ -82,6 +90,9 @@ def parse(expression: str) -> Placeholder:
     item = _ITEM_RE.match(expression.strip())
     if item is not None:
         return Placeholder("item", item["key"] or "")
+    run = _RUN_FORM_RE.match(expression.strip())
+    if run is not None:
+        return Placeholder("run", run["name"])
     match = _FORM_RE.match(expression.strip())
     named = _NAMED_FORM_RE.match(expression.strip()) if match is None else None
     if named is not None and named["name"] in NAMED_FORMS[named["kind"]]:

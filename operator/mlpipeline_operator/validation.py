@@ -16,7 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlpipeline_operator import conditions, placeholders
-from mlpipeline_operator.api.constants import API_VERSION, KIND, MAX_SCHEDULED_NAME
+from mlpipeline_operator.api.constants import (
+    ANNOTATION_RUN_AT,
+    API_VERSION,
+    KIND,
+    MAX_SCHEDULED_NAME,
+)
 from mlpipeline_operator.api.models import (
     DNS_SUBDOMAIN_PATTERN,
     GATE_METRIC_PATTERN,
@@ -36,6 +41,7 @@ from mlpipeline_operator.core import (
     PROMOTION_TASK,
     Problem,
     after_promotion,
+    rfc3339_error,
     split_ref,
     step_dependencies,
     step_texts,
@@ -179,6 +185,9 @@ def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
         problems.append(
             Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
         )
+    run_at = pipeline.metadata.annotations.get(ANNOTATION_RUN_AT)
+    if run_at is not None and (error := rfc3339_error(run_at)) is not None:
+        problems.insert(0, Problem(f'metadata.annotations["{ANNOTATION_RUN_AT}"]', error))
     name = pipeline.metadata.name
     if pipeline.spec.schedule is not None and len(name) > MAX_SCHEDULED_NAME:
         problems.insert(
@@ -329,6 +338,13 @@ def _check_when(
             known = [p.name for p in step.inputs.parameters]
             if name not in known:
                 yield Problem(path, f"{where}: " + _unknown("input parameter", name, known))
+            elif (run := _run_placeholder(step.inputs.parameters[known.index(name)].value)):
+                # Argo evaluates a condition before the run's variables reach the step.
+                yield Problem(
+                    path,
+                    f'{where}: input parameter "{name}" uses "{run}", which a condition cannot '
+                    "read",
+                )
         elif kind == "promotion" and spec.promotion is None:
             yield Problem(path, f"{where}: there is no promotion (spec.promotion is not set)")
 
@@ -389,6 +405,8 @@ def _check_text(
                     "have",
                 )
             continue
+        elif ref.kind == "run" and (item_step is not None or on_exit):
+            continue
         elif ref.kind == "pipeline" and on_exit:
             continue
         elif ref.kind == "pipeline":
@@ -400,7 +418,8 @@ def _check_text(
             yield Problem(
                 path,
                 f'"{{{{{expression}}}}}" cannot be used in spec.onExit; only '
-                "{{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}} and "
+                "{{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}}, "
+                "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}} and "
                 "{{promotion.*}} can",
             )
             continue
@@ -553,10 +572,18 @@ def _check_cache(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Probl
     for i, step in enumerate(spec.steps):
         if step_max_age(step, spec) is None:
             continue
+        origin = "its cache" if step.cache is not None else "spec.defaults.cache"
+        texts = [*step_texts(step), *(p.value or "" for p in step.inputs.parameters)]
+        if (run := next(filter(None, map(_run_placeholder, texts)), None)) is not None:
+            yield Problem(
+                f"spec.steps[{i}].cache",
+                f'cached ({origin}) but uses "{run}", whose value the cache key does not cover '
+                "(a result would be reused for another value); remove the placeholder or set "
+                "cache: {maxAge: 0s} on this step",
+            )
         for dep in step_dependencies(step):
             upstream = steps.get(dep)
             if upstream is not None and step_max_age(upstream, spec) is None:
-                origin = "its cache" if step.cache is not None else "spec.defaults.cache"
                 if upstream.for_each is not None:
                     yield Problem(
                         f"spec.steps[{i}].cache",
@@ -570,6 +597,19 @@ def _check_cache(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Probl
                     f'may give other outputs at each run; cache "{dep}" too, or set '
                     "cache: {maxAge: 0s} on this step",
                 )
+
+
+def _run_placeholder(text: str | None) -> str | None:
+    """The first `{{pipeline.scheduledTime}}`, `{{pipeline.runName}}` or `{{pipeline.generation}}`
+    of a text, as written in the pipeline's terms; None when it uses none."""
+    for expression in placeholders.find(text or ""):
+        try:
+            ref = placeholders.parse(expression)
+        except placeholders.PlaceholderError:
+            continue
+        if ref.kind == "run":
+            return f"{{{{pipeline.{ref.name}}}}}"
+    return None
 
 
 def _check_promotion_order(spec: MLPipelineSpec, steps: dict[str, Step]) -> Iterator[Problem]:

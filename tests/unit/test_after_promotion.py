@@ -85,7 +85,8 @@ def test_the_exit_step_has_no_inputs_or_outputs() -> None:
     doc["spec"]["onExit"] = {"command": ["notify", "{{inputs.parameters.run_id}}"]}
     assert problems_of(doc) == [
         'spec.onExit.command[1]: "{{inputs.parameters.run_id}}" cannot be used in spec.onExit; '
-        "only {{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}} and "
+        "only {{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}}, "
+        "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}} and "
         "{{promotion.*}} can",
     ]
 

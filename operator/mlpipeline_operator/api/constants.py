@@ -41,6 +41,12 @@ ANNOTATION_RERUN = f"{GROUP}/rerun"
 # handlers still run). Acted upon when its value changes.
 ANNOTATION_STOP = f"{GROUP}/stop"
 STOP_CURRENT = "current"
+# Set on an MLPipeline to an RFC 3339 time to submit one run whose {{pipeline.scheduledTime}} is
+# that time (a backfill of one date); one run per time, however often it is applied.
+ANNOTATION_RUN_AT = f"{GROUP}/run-at"
+# Argo's annotation of a run's scheduled time: set by a CronWorkflow on its runs, and by
+# `argo submit --scheduled-time`; the operator sets it on a run-at run.
+ARGO_ANNOTATION_SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"
 # Written by the operator on a run it stopped: the field manager that set ANNOTATION_STOP, and
 # when the operator set `spec.shutdown` (the status reads them back).
 ANNOTATION_STOPPED_BY = f"{GROUP}/stopped-by"

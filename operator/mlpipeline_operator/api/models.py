@@ -739,6 +739,14 @@ class Schedule(ApiModel):
         description="What to do when a run is due while the previous one still runs.",
     )
     suspend: bool = Field(default=False, description="Stop starting new runs.")
+    starting_deadline_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="How many seconds after its scheduled time a missed run (Argo's controller "
+        "was down, say) may still start; a run missed by longer is skipped. Unset: a missed "
+        "run is not started.",
+    )
 
 
 class History(ApiModel):

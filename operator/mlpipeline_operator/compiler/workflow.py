@@ -19,6 +19,7 @@ from mlpipeline_operator import conditions, placeholders
 from mlpipeline_operator.api import models as api
 from mlpipeline_operator.api.constants import (
     ANNOTATION_GIT_REVISION,
+    ARGO_ANNOTATION_SCHEDULED_TIME,
     DEFAULT_PROMOTION_IMAGE,
     LABEL_GENERATION,
     LABEL_MANAGED_BY,
@@ -40,7 +41,9 @@ from mlpipeline_operator.core import (
     after_promotion,
     downstream,
     exit_as_step,
+    parse_rfc3339,
     reads_promotion,
+    run_at_name,
     run_name,
     split_ref,
     step_dependencies,
@@ -64,6 +67,29 @@ class CompileOptions:
     promotion_image: str = DEFAULT_PROMOTION_IMAGE
     # Token of a manual re-run request; a new token gives a new run of the same generation.
     rerun: str | None = None
+    # The RFC 3339 time of a run-at run: one Workflow for that time, named after it, whatever
+    # the pipeline's schedule.
+    scheduled_time: str | None = None
+
+
+@dataclass(frozen=True)
+class RunTexts:
+    """What `{{pipeline.scheduledTime}}`, `{{pipeline.runName}}` and `{{pipeline.generation}}`
+    become in one Argo object: Argo's variables, or values the compiler knows."""
+
+    scheduled_time: str
+    generation: str
+    run_name: str = "{{workflow.name}}"
+
+    def text(self, name: str) -> str:
+        if name == "scheduledTime":
+            return self.scheduled_time
+        return self.run_name if name == "runName" else self.generation
+
+
+# A Workflow's scheduled time is its creation time; a CronWorkflow's runs carry theirs.
+WORKFLOW_SCHEDULED_TIME = "{{workflow.creationTimestamp.RFC3339}}"
+CRON_SCHEDULED_TIME = "{{workflow.scheduledTime}}"
 
 
 def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
@@ -76,9 +102,11 @@ def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _argo_expression(expression: str) -> str:
+def _argo_expression(expression: str, run: RunTexts) -> str:
     """One validated placeholder as Argo's variable (cached: pipelines repeat the same few)."""
     ref = placeholders.parse(expression)
+    if ref.kind == "run":
+        return run.text(ref.name)
     if ref.kind == "item":  # in the step's template, the item arrives as an input parameter
         return f"{{{{inputs.parameters.{item_parameter(ref.name)}}}}}"
     if ref.kind == "pipeline.parameters":
@@ -89,10 +117,10 @@ def _argo_expression(expression: str) -> str:
     return f"{{{{{ref.kind}.{ref.name}{suffix}}}}}"
 
 
-def _to_argo_text(text: str) -> str:
+def _to_argo_text(text: str, run: RunTexts) -> str:
     if "{{" not in text:
         return text
-    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argo_expression(m[1]), text)
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argo_expression(m[1], run), text)
 
 
 def item_parameter(key: str) -> str:
@@ -100,18 +128,18 @@ def item_parameter(key: str) -> str:
     return f"{ITEM_PARAMETER}-{key}" if key else ITEM_PARAMETER
 
 
-def _argument_expression(expression: str) -> str:
+def _argument_expression(expression: str, run: RunTexts) -> str:
     """A placeholder in a task's argument, where Argo itself substitutes the item."""
     ref = placeholders.parse(expression)
     if ref.kind == "item":
         return f"{{{{item.{ref.name}}}}}" if ref.name else "{{item}}"
-    return _argo_expression(expression)
+    return _argo_expression(expression, run)
 
 
-def _to_argo_argument(text: str) -> str:
+def _to_argo_argument(text: str, run: RunTexts) -> str:
     if "{{" not in text:
         return text
-    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argument_expression(m[1]), text)
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _argument_expression(m[1], run), text)
 
 
 def _item_keys(step: api.Step) -> list[str]:
@@ -120,19 +148,19 @@ def _item_keys(step: api.Step) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _container_expression(expression: str) -> str:
+def _container_expression(expression: str, run: RunTexts) -> str:
     """A placeholder inside a step's container: `{{tasks.*}}` cannot be read there, so the
     promotion's values come in as input parameters that the task passes."""
     ref = placeholders.parse(expression)
     if ref.kind == "promotion":
         return f"{{{{inputs.parameters.{PROMOTION_INPUTS[ref.name]}}}}}"
-    return _argo_expression(expression)
+    return _argo_expression(expression, run)
 
 
-def _to_container_text(text: str) -> str:
+def _to_container_text(text: str, run: RunTexts) -> str:
     if "{{" not in text:
         return text
-    return placeholders.PLACEHOLDER_RE.sub(lambda m: _container_expression(m[1]), text)
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _container_expression(m[1], run), text)
 
 
 # The promotion's values as global outputs of the Workflow, for the exit handler.
@@ -141,7 +169,7 @@ def _promotion_global(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _exit_expression(expression: str) -> str:
+def _exit_expression(expression: str, run: RunTexts) -> str:
     """A placeholder of `spec.onExit`, as Argo's exit handler reads it. The promotion's global
     outputs do not exist when it did not run: an expression makes them "" then. Argo gives
     `workflow.failures` as a JSON string that holds the JSON list ("null" when empty): it is
@@ -154,13 +182,13 @@ def _exit_expression(expression: str) -> str:
     if ref.kind == "pipeline":
         failures = "fromJSON(workflow.failures)"
         return f"{{{{={failures} == 'null' ? '[]' : {failures}}}}}"
-    return _argo_expression(expression)
+    return _argo_expression(expression, run)
 
 
-def _to_exit_text(text: str) -> str:
+def _to_exit_text(text: str, run: RunTexts) -> str:
     if "{{" not in text:
         return text
-    return placeholders.PLACEHOLDER_RE.sub(lambda m: _exit_expression(m[1]), text)
+    return placeholders.PLACEHOLDER_RE.sub(lambda m: _exit_expression(m[1], run), text)
 
 
 def _present(fields: Manifest) -> Manifest:
@@ -188,7 +216,7 @@ def _key_selector(selector: api.KeySelector | None) -> Manifest | None:
     return _present({"key": selector.key, "name": selector.name, "optional": selector.optional})
 
 
-def _env(env: api.EnvVar, to_text: Callable[[str], str] = _to_container_text) -> Manifest:
+def _env(env: api.EnvVar, to_text: Callable[[str], str]) -> Manifest:
     if env.value_from is None:
         value = None if env.value is None else to_text(env.value)
         return _present({"name": env.name, "value": value})
@@ -239,7 +267,7 @@ def _artifact(artifact: api.InputArtifact | api.OutputArtifact) -> Manifest:
 
 
 def _step_template(
-    step: api.Step, spec: api.MLPipelineSpec, to_text: Callable[[str], str] = _to_container_text
+    step: api.Step, spec: api.MLPipelineSpec, to_text: Callable[[str], str]
 ) -> Manifest:
     # Keys are added in alphabetical order, and only when set; this runs once per step.
     defaults = spec.defaults
@@ -347,7 +375,7 @@ def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
     return "{{=" + " && ".join(parts) + "}}"
 
 
-def _step_task(step: api.Step, uncertain: set[str]) -> Manifest:
+def _step_task(step: api.Step, uncertain: set[str], run: RunTexts) -> Manifest:
     task: Manifest = {}
     inputs = step.inputs
     if inputs.artifacts or inputs.parameters:
@@ -361,7 +389,7 @@ def _step_task(step: api.Step, uncertain: set[str]) -> Manifest:
                     "name": p.name,
                     "value": _task_argument(p.from_, "parameters")
                     if p.from_
-                    else _to_argo_argument(p.value or ""),
+                    else _to_argo_argument(p.value or "", run),
                 }
                 for p in inputs.parameters
             ],
@@ -402,7 +430,7 @@ def _wrapper_name(step: api.Step) -> str:
 
 
 def _fan_out(
-    step: api.Step, template: Manifest, uncertain: set[str]
+    step: api.Step, template: Manifest, uncertain: set[str], run: RunTexts
 ) -> tuple[Manifest, list[Manifest]]:
     """The task and templates of a step with forEach.
 
@@ -413,9 +441,12 @@ def _fan_out(
     """
     for_each = step.for_each
     assert for_each is not None
-    task = _step_task(step, uncertain)
+    task = _step_task(step, uncertain, run)
     item_arguments = [
-        {"name": item_parameter(k), "value": _argument_expression(f"item.{k}" if k else "item")}
+        {
+            "name": item_parameter(k),
+            "value": _argument_expression(f"item.{k}" if k else "item", run),
+        }
         for k in _item_keys(step)
     ]
     if item_arguments:
@@ -431,7 +462,7 @@ def _fan_out(
         [
             {"name": p.name, "value": f"{{{{inputs.parameters.{p.name}}}}}"}
             if p.from_ is not None
-            else {"name": p.name, "value": _to_argo_argument(p.value or "")}
+            else {"name": p.name, "value": _to_argo_argument(p.value or "", run)}
             for p in inputs.parameters
         ]
         + item_arguments,
@@ -578,7 +609,9 @@ def _promotion_names(step: api.Step) -> list[str]:
     return [name for name in placeholders.NAMED_FORMS["promotion"] if name in used]
 
 
-def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> None:
+def _run_after_promotion(
+    step: api.Step, task: Manifest, template: Manifest, run: RunTexts
+) -> None:
     """A step that uses `{{promotion.*}}` (its task depends on the promotion, and runs only when
     it succeeded: `_step_task`): its task passes the values it uses as input parameters."""
     names = _promotion_names(step)
@@ -586,7 +619,7 @@ def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> 
     arguments["parameters"] = [
         *arguments.get("parameters", []),
         *(
-            {"name": PROMOTION_INPUTS[n], "value": _argo_expression(f"promotion.{n}")}
+            {"name": PROMOTION_INPUTS[n], "value": _argo_expression(f"promotion.{n}", run)}
             for n in names
         ),
     ]
@@ -601,21 +634,22 @@ def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest) -> 
         manifest.update(ordered)
 
 
-def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
+def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTexts) -> Manifest:
     spec = pipeline.spec
     uncertain = _uncertain_steps(spec.steps)
     tasks: list[Manifest] = []
     templates: list[Manifest] = []
-    step_templates = _memoized([_step_template(s, spec) for s in spec.steps], pipeline)
+    to_container = functools.partial(_to_container_text, run=run)
+    step_templates = _memoized([_step_template(s, spec, to_container) for s in spec.steps], pipeline)
     for step, template in zip(spec.steps, step_templates, strict=True):
         if step.for_each is None:
-            task = _step_task(step, uncertain)
+            task = _step_task(step, uncertain, run)
             if uses_promotion(step):
-                _run_after_promotion(step, task, template)
+                _run_after_promotion(step, task, template, run)
             tasks.append(task)
             templates.append(template)
         else:
-            task, fan_out_templates = _fan_out(step, template, uncertain)
+            task, fan_out_templates = _fan_out(step, template, uncertain, run)
             tasks.append(task)
             templates += fan_out_templates
     if spec.promotion is not None:
@@ -623,7 +657,8 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions) -> Manifes
         tasks.append(task)
         templates.append(template)
     if spec.on_exit is not None:
-        templates.append(_step_template(exit_as_step(spec.on_exit), spec, _to_exit_text))
+        to_exit = functools.partial(_to_exit_text, run=run)
+        templates.append(_step_template(exit_as_step(spec.on_exit), spec, to_exit))
     repo = spec.artifact_repository_ref
     workflow_spec = {
         "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}
@@ -653,12 +688,22 @@ def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
     meta_ = pipeline.metadata
     generation = meta_.generation or 1
     annotations = {k: v for k, v in meta_.annotations.items() if k == ANNOTATION_GIT_REVISION}
-    workflow_spec = _workflow_spec(pipeline, options)
     schedule = pipeline.spec.schedule
-    if schedule is None:
+    if options.scheduled_time is not None:
+        at = parse_rfc3339(options.scheduled_time)
+        assert at is not None  # validated by the caller
+        name = run_at_name(meta_.namespace or "", meta_.name, at)
+        # Argo's own record of a run's scheduled time, as `argo submit --scheduled-time` sets it.
+        annotations[ARGO_ANNOTATION_SCHEDULED_TIME] = options.scheduled_time
+        run = RunTexts(scheduled_time=options.scheduled_time, generation=str(generation))
+        kind, spec = "Workflow", _workflow_spec(pipeline, options, run)
+    elif schedule is None:
         name = run_name(meta_.namespace or "", meta_.name, generation, options.rerun)
-        kind, spec = "Workflow", workflow_spec
+        run = RunTexts(scheduled_time=WORKFLOW_SCHEDULED_TIME, generation=str(generation))
+        kind, spec = "Workflow", _workflow_spec(pipeline, options, run)
     else:
+        run = RunTexts(scheduled_time=CRON_SCHEDULED_TIME, generation=str(generation))
+        workflow_spec = _workflow_spec(pipeline, options, run)
         history = pipeline.spec.history
         name, kind = meta_.name, "CronWorkflow"
         workflow_metadata = {
@@ -669,6 +714,7 @@ def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
             "concurrencyPolicy": schedule.concurrency_policy,
             "failedJobsHistoryLimit": history.failed,
             "schedules": [schedule.cron],
+            "startingDeadlineSeconds": schedule.starting_deadline_seconds,
             "successfulJobsHistoryLimit": history.succeeded,
             "suspend": schedule.suspend or None,
             "timezone": schedule.timezone,

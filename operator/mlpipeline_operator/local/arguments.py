@@ -14,6 +14,16 @@ def _parameter(text: str) -> tuple[str, str]:
     return name, value
 
 
+def rfc3339_time(text: str) -> str:
+    """An RFC 3339 time, kept as written."""
+    from mlpipeline_operator.core import rfc3339_error  # the models: only when the flag is given
+
+    error = rfc3339_error(text)
+    if error is not None:
+        raise argparse.ArgumentTypeError(error)
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `mlpipeline run`; see docs/local.md."""
     parser.add_argument("file", metavar="FILE", help="YAML file with one MLPipeline")
@@ -26,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="override a pipeline parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--scheduled-time",
+        type=rfc3339_time,
+        metavar="TIME",
+        help="the run's {{pipeline.scheduledTime}}, an RFC 3339 time such as "
+        "2026-01-31T00:00:00Z (default: the time the run starts)",
     )
     parser.add_argument(
         "--run-dir",

@@ -259,6 +259,7 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
         store=store,
         experiment=name if store is not None else None,
         cache=cache,
+        scheduled_time=args.scheduled_time,
     )
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:

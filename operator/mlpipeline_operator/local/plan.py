@@ -162,13 +162,17 @@ def input_parameter_values(
     pipeline: Mapping[str, str],
     outputs: Mapping[str, Mapping[str, str]],
     item: Any = None,
+    run: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Values of the step's input parameters: literals, or outputs of the steps they come from
-    (for a step with forEach, a JSON list: see `fan_out.aggregate`)."""
+    (for a step with forEach, a JSON list: see `fan_out.aggregate`); `run`: the values of
+    `{{pipeline.scheduledTime}}`, `{{pipeline.runName}}` and `{{pipeline.generation}}`."""
 
     def replace(ref: placeholders.Placeholder) -> str:
         if ref.kind == "item":
             return fan_out.item_text(item, ref.name)
+        if ref.kind == "run":
+            return (run or {})[ref.name]
         return pipeline[ref.name]
 
     values: dict[str, str] = {}
@@ -191,7 +195,8 @@ def resolve(
 ) -> Resolved:
     """The command line and literal environment of a step of a validated pipeline (`item`: the
     item of an iteration of a step with forEach; `named`: the values of `{{promotion.*}}` and
-    `{{pipeline.status}}`... by kind, then name)."""
+    `{{pipeline.status}}`, `{{pipeline.scheduledTime}}`... by kind ("run" for the run's time and
+    identity), then name)."""
     paths = {
         "inputs.artifacts": {a.name: a.path for a in step.inputs.artifacts},
         "outputs.artifacts": {a.name: a.path for a in step.outputs.artifacts},
@@ -205,7 +210,7 @@ def resolve(
             return inputs[ref.name]
         if ref.kind == "item":
             return fan_out.item_text(item, ref.name)
-        if ref.kind in ("promotion", "pipeline"):
+        if ref.kind in ("promotion", "pipeline", "run"):
             return (named or {})[ref.kind][ref.name]
         return str(layout.container_path(step.name, paths[ref.kind][ref.name]))
 

@@ -90,6 +90,8 @@ class RunOptions:
     experiment: str | None = None
     # Where cached steps keep their results (None: no step is served from a cache).
     cache: LocalCache | None = None
+    # {{pipeline.scheduledTime}} (RFC 3339; None: the time the run starts).
+    scheduled_time: str | None = None
 
 
 def step_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -177,6 +179,13 @@ class LocalRun:
         # promotion as every step of `after_promotion` does).
         self.needs_decision = {p.name for p in plans if uses_promotion(p.step)}
         self.exit_plan = exit_plan(pipeline)
+        # {{pipeline.scheduledTime}}, {{pipeline.runName}} (the run directory's name) and
+        # {{pipeline.generation}}, as the cluster gives them.
+        self.run_values = {
+            "scheduledTime": options.scheduled_time or wall_clock(time.monotonic()),
+            "runName": layout.root.name,
+            "generation": str(pipeline.metadata.generation or 1),
+        }
 
     @property
     def all_results(self) -> list[StepResult]:
@@ -444,7 +453,7 @@ class LocalRun:
         if step.when is None:
             return True
         produced = {name: r.outputs for name, r in self.results.items()}
-        inputs = input_parameter_values(step, self.values, produced)
+        inputs = input_parameter_values(step, self.values, produced, run=self.run_values)
         promotion = self.results.get(PROMOTION_TASK)
 
         def value_of(ref: conditions.Reference) -> str:
@@ -580,8 +589,12 @@ class LocalRun:
             return retry.Outcome.ERROR, message
 
         produced = {name: r.outputs for name, r in self.results.items()}
-        inputs = input_parameter_values(step, self.values, produced, plan.item)
-        named = {"promotion": self._promotion_values(), "pipeline": self.exit_values}
+        inputs = input_parameter_values(step, self.values, produced, plan.item, self.run_values)
+        named = {
+            "promotion": self._promotion_values(),
+            "pipeline": self.exit_values,
+            "run": self.run_values,
+        }
         resolved = resolve(step, layout, self.values, inputs, plan.item, named)
         env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
 

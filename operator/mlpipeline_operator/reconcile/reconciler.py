@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from mlpipeline_operator.api.constants import (
     ANNOTATION_RERUN,
+    ANNOTATION_RUN_AT,
     ANNOTATION_STOP,
     API_VERSION,
     DEFAULT_ARGO_NAMESPACE,
@@ -25,7 +26,7 @@ from mlpipeline_operator.api.constants import (
     LABEL_PIPELINE,
     STOP_CURRENT,
 )
-from mlpipeline_operator.api.models import History
+from mlpipeline_operator.api.models import History, MLPipeline
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.caching import (
     cache_config_map,
@@ -34,7 +35,14 @@ from mlpipeline_operator.caching import (
     uses_cache,
 )
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
-from mlpipeline_operator.core import CompiledRun, InvalidPipeline, Problem, run_name
+from mlpipeline_operator.core import (
+    CompiledRun,
+    InvalidPipeline,
+    Problem,
+    parse_rfc3339,
+    run_at_name,
+    run_name,
+)
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
 from mlpipeline_operator.reconcile.kube import ClientClosed, Conflict, KubeApi, Refused, Retryable
 from mlpipeline_operator.reconcile.status import (
@@ -97,6 +105,7 @@ class Target:
     model: str | None  # spec.promotion.model, for the status
     history: History
     suspended: bool = False  # spec.suspend (a scheduled pipeline has schedule.suspend instead)
+    run_at: str | None = None  # the run-at annotation: the scheduled time of one more run
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> Target:
@@ -117,6 +126,7 @@ class Target:
             model=(spec.get("promotion") or {}).get("model"),
             history=history,
             suspended=spec.get("suspend") is True,
+            run_at=(meta.get("annotations") or {}).get(ANNOTATION_RUN_AT),
         )
 
     @property
@@ -135,6 +145,13 @@ class Target:
         if self.scheduled:
             return None
         return run_name(self.namespace, self.name, self.generation, self.rerun)
+
+    @property
+    def run_at_run(self) -> str | None:
+        """The name of the run that the run-at annotation asks for (the name the compiler gives
+        it); None without the annotation, or with a time that is not valid."""
+        at = parse_rfc3339(self.run_at) if self.run_at is not None else None
+        return None if at is None else run_at_name(self.namespace, self.name, at)
 
     def owner_reference(self) -> Obj:
         return {
@@ -174,12 +191,11 @@ class Reconciler:
         except InvalidPipeline as error:
             await self.refresh(target, emit, problems=error.problems)
             raise
-        manifest = compiled.manifest
-        manifest["metadata"]["namespace"] = target.namespace
-        manifest["metadata"]["ownerReferences"] = [target.owner_reference()]
+        _own(target, compiled)
         if compiled.scheduled:
             try:
                 await self._apply_schedule(target, compiled, emit)
+                await self._submit_run_at(target, compiled.pipeline, emit)
             except InvalidPipeline as error:
                 await self.refresh(target, emit, problems=error.problems)
                 raise
@@ -192,6 +208,8 @@ class Reconciler:
             return
         try:
             submitted = await self._submit(target, compiled, emit)
+            if await self._submit_run_at(target, compiled.pipeline, emit) is not None:
+                submitted = None  # two new runs: a list of the runs gives both
         except InvalidPipeline as error:
             await self.refresh(target, emit, problems=error.problems)
             raise
@@ -206,6 +224,18 @@ class Reconciler:
             raise InvalidPipeline(problems)
         options = CompileOptions(promotion_image=self.options.promotion_image, rerun=target.rerun)
         return compile_run(pipeline, options)
+
+    async def _submit_run_at(self, target: Target, pipeline: MLPipeline, emit: Emit) -> Obj | None:
+        """Create the run that the run-at annotation asks for, once per time (its name comes
+        from the time); return it when this call created it."""
+        if target.run_at is None:
+            return None
+        options = CompileOptions(
+            promotion_image=self.options.promotion_image, scheduled_time=target.run_at
+        )
+        compiled = compile_run(pipeline, options)
+        _own(target, compiled)
+        return await self._submit(target, compiled, emit)
 
     async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> Obj | None:
         """Create the generation's run; return it when this call created it."""
@@ -404,7 +434,7 @@ class Reconciler:
 
     async def _prune(self, target: Target, runs: list[Obj]) -> None:
         """Delete the oldest finished runs beyond `spec.history`, never the current one."""
-        keep = {name for name in (target.expected_run,) if name}
+        keep = {name for name in (target.expected_run, target.run_at_run) if name}
         for name in runs_to_delete(runs, target.history, keep):
             await self.kube.delete_child("Workflow", target.namespace, name)
             self.logger.info("%s: deleted run %s (history limit)", target.ref, name)
@@ -586,6 +616,12 @@ def _not_adopted(run: Obj, target: Target) -> NoReturn:
             )
         ]
     )
+
+
+def _own(target: Target, compiled: CompiledRun) -> None:
+    """Place the compiled object in the pipeline's namespace, owned by the pipeline."""
+    compiled.manifest["metadata"]["namespace"] = target.namespace
+    compiled.manifest["metadata"]["ownerReferences"] = [target.owner_reference()]
 
 
 def _was_scheduled(target: Target) -> bool:
