@@ -162,9 +162,7 @@ def run_name(namespace: str, name: str, generation: int, rerun: str | None = Non
 
 # RFC 3339 as Go's time.Parse(time.RFC3339) reads it (Argo's parser of scheduled times): a
 # date, "T", a time with optional fraction, and "Z" or an offset.
-_RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-)
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 RFC3339_EXAMPLE = "2026-01-31T00:00:00Z"
 
 

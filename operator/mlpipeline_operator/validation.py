@@ -338,7 +338,7 @@ def _check_when(
             known = [p.name for p in step.inputs.parameters]
             if name not in known:
                 yield Problem(path, f"{where}: " + _unknown("input parameter", name, known))
-            elif (run := _run_placeholder(step.inputs.parameters[known.index(name)].value)):
+            elif run := _run_placeholder(step.inputs.parameters[known.index(name)].value):
                 # Argo evaluates a condition before the run's variables reach the step.
                 yield Problem(
                     path,
@@ -405,9 +405,9 @@ def _check_text(
                     "have",
                 )
             continue
-        elif ref.kind == "run" and (item_step is not None or on_exit):
-            continue
-        elif ref.kind == "pipeline" and on_exit:
+        elif ref.kind in ("pipeline", "run") and (on_exit or (ref.kind == "run" and item_step)):
+            # {{pipeline.status}}... in the exit step; the run's time and identity in a step,
+            # its input parameters' values, and the exit step.
             continue
         elif ref.kind == "pipeline":
             yield Problem(

@@ -609,9 +609,7 @@ def _promotion_names(step: api.Step) -> list[str]:
     return [name for name in placeholders.NAMED_FORMS["promotion"] if name in used]
 
 
-def _run_after_promotion(
-    step: api.Step, task: Manifest, template: Manifest, run: RunTexts
-) -> None:
+def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest, run: RunTexts) -> None:
     """A step that uses `{{promotion.*}}` (its task depends on the promotion, and runs only when
     it succeeded: `_step_task`): its task passes the values it uses as input parameters."""
     names = _promotion_names(step)
@@ -640,7 +638,9 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
     tasks: list[Manifest] = []
     templates: list[Manifest] = []
     to_container = functools.partial(_to_container_text, run=run)
-    step_templates = _memoized([_step_template(s, spec, to_container) for s in spec.steps], pipeline)
+    step_templates = _memoized(
+        [_step_template(s, spec, to_container) for s in spec.steps], pipeline
+    )
     for step, template in zip(spec.steps, step_templates, strict=True):
         if step.for_each is None:
             task = _step_task(step, uncertain, run)

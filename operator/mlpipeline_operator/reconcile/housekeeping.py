@@ -23,9 +23,9 @@ def runs_to_delete(
 ) -> list[str]:
     """Names of the oldest finished runs beyond the limits, oldest first.
 
-    Runs in `keep` (the current generation's run, the run-at annotation's) are never deleted, so that a restart cannot
-    mistake a pruned run for one never submitted. Runs created by a CronWorkflow are left to
-    Argo, which applies the same limits to them.
+    Runs in `keep` (the current generation's run, the run-at annotation's) are never deleted,
+    so that a restart cannot mistake a pruned run for one never submitted. Runs created by a
+    CronWorkflow are left to Argo, which applies the same limits to them.
     """
     succeeded: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
