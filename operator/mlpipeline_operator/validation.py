@@ -19,17 +19,28 @@ from mlpipeline_operator import conditions, placeholders
 from mlpipeline_operator.api.constants import (
     ANNOTATION_RUN_AT,
     API_VERSION,
+    ARGO_GROUP,
+    GROUP,
     KIND,
+    LABEL_MANAGED_BY,
     MAX_SCHEDULED_NAME,
 )
 from mlpipeline_operator.api.models import (
     DNS_SUBDOMAIN_PATTERN,
     GATE_METRIC_PATTERN,
+    Affinity,
+    Defaults,
     ExitStep,
+    LabelSelector,
+    LabelSelectorRequirement,
     MLPipeline,
     MLPipelineSpec,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    PodAffinity,
     Schedule,
     Step,
+    Toleration,
     duration_nanoseconds,
 )
 from mlpipeline_operator.caching import step_max_age
@@ -188,6 +199,7 @@ def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
     run_at = pipeline.metadata.annotations.get(ANNOTATION_RUN_AT)
     if run_at is not None and (error := rfc3339_error(run_at)) is not None:
         problems.insert(0, Problem(f'metadata.annotations["{ANNOTATION_RUN_AT}"]', error))
+    problems += label_problems(pipeline.metadata.labels, "metadata.labels")
     name = pipeline.metadata.name
     if pipeline.spec.schedule is not None and len(name) > MAX_SCHEDULED_NAME:
         problems.insert(
@@ -250,6 +262,12 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
     problems += _check_cache(spec, steps)
+    problems += _check_placement(spec.defaults, "spec.defaults")
+    for i, step in enumerate(spec.steps):
+        problems += _check_placement(step, f"spec.steps[{i}]")
+    if spec.on_exit is not None:
+        problems += _check_placement(spec.on_exit, "spec.onExit")
+    problems += _check_run_metadata(spec)
     return sorted(problems, key=_path_order)
 
 
@@ -730,6 +748,205 @@ def _check_suspend(spec: MLPipelineSpec) -> Iterator[Problem]:
             "spec.suspend",
             "a scheduled pipeline is suspended with spec.schedule.suspend, not spec.suspend",
         )
+
+
+# --- Placement and labels, checked as the API server checks a Pod's -----------------------------
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
+# Label prefixes of the operator (its own labels, and the copies of the pipeline's) and of Argo.
+RESERVED_LABEL_DOMAINS = (GROUP, ARGO_GROUP)
+
+
+def label_key_error(key: str) -> str | None:
+    """Why Kubernetes refuses a label key ("[prefix/]name"), or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return f"{quoted(key)} is not a label key: the prefix before '/' is empty"
+    if slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return (
+            f"{quoted(key)} is not a label key: its prefix {quoted(prefix)} must be a DNS "
+            "subdomain of at most 253 characters (lower-case letters, digits, '-' and '.')"
+        )
+    if len(name) > 63 or not _LABEL_NAME.match(name):
+        return (
+            f"{quoted(key)} is not a label key: its name {quoted(name)} must have 1 to 63 "
+            "characters (letters, digits, '-', '_' and '.'), starting and ending with a letter "
+            "or digit"
+        )
+    return None
+
+
+def label_value_error(value: str) -> str | None:
+    """Why Kubernetes refuses a label value, or None."""
+    if value == "" or (len(value) <= 63 and _LABEL_NAME.match(value)):
+        return None
+    return (
+        f"{quoted(value)} is not a label value: at most 63 characters (letters, digits, '-', "
+        "'_' and '.'), starting and ending with a letter or digit"
+    )
+
+
+def label_problems(labels: dict[str, str], path: str) -> Iterator[Problem]:
+    for key, value in labels.items():
+        error = label_key_error(key) or label_value_error(value)
+        if error:
+            yield Problem(f"{path}.{key}", error)
+
+
+def _check_placement(holder: Defaults | Step | ExitStep, path: str) -> Iterator[Problem]:
+    if holder.node_selector:
+        yield from label_problems(holder.node_selector, f"{path}.nodeSelector")
+    for j, toleration in enumerate(holder.tolerations or ()):
+        yield from _check_toleration(toleration, f"{path}.tolerations[{j}]")
+    if holder.affinity is not None:
+        yield from _check_affinity(holder.affinity, f"{path}.affinity")
+    name = holder.priority_class_name
+    if name and not _DNS_SUBDOMAIN.match(name):
+        yield Problem(
+            f"{path}.priorityClassName",
+            f"{quoted(name)} is not a PriorityClass name: use lower-case letters, digits, '-' "
+            "and '.', starting and ending with a letter or digit",
+        )
+
+
+def _check_toleration(toleration: Toleration, path: str) -> Iterator[Problem]:
+    # Kubernetes' rules (ValidateTolerations); an unset operator means Equal.
+    exists = toleration.operator == "Exists"
+    if toleration.key:
+        if (error := label_key_error(toleration.key)) is not None:
+            yield Problem(f"{path}.key", error)
+    elif not exists:
+        yield Problem(
+            f"{path}.operator",
+            "must be Exists when the key is empty (a toleration of every taint)",
+        )
+    if exists and toleration.value:
+        yield Problem(
+            f"{path}.value",
+            "must be empty with operator Exists (which tolerates any value); remove it, or use "
+            "operator Equal",
+        )
+    elif toleration.value and (error := label_value_error(toleration.value)) is not None:
+        yield Problem(f"{path}.value", error)
+    if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
+        yield Problem(
+            f"{path}.tolerationSeconds",
+            "applies only to effect NoExecute (the time a pod stays once the taint appears); "
+            "set effect: NoExecute or remove it",
+        )
+
+
+def _check_requirement(
+    requirement: NodeSelectorRequirement | LabelSelectorRequirement, path: str, *, field: bool
+) -> Iterator[Problem]:
+    if field:
+        if requirement.key != "metadata.name":
+            yield Problem(
+                f"{path}.key", f'{quoted(requirement.key)}: matchFields takes only "metadata.name"'
+            )
+    elif (error := label_key_error(requirement.key)) is not None:
+        yield Problem(f"{path}.key", error)
+    values, operator = requirement.values or [], requirement.operator
+    if operator in ("In", "NotIn") and not values:
+        yield Problem(f"{path}.values", f"operator {operator} needs at least one value")
+    elif operator in ("Exists", "DoesNotExist") and values:
+        yield Problem(f"{path}.values", f"must be empty with operator {operator}")
+    elif operator in ("Gt", "Lt") and (len(values) != 1 or not values[0].lstrip("-").isdigit()):
+        yield Problem(f"{path}.values", f"operator {operator} needs exactly one integer value")
+    else:
+        for k, value in enumerate(values):
+            if (error := label_value_error(value)) is not None:
+                yield Problem(f"{path}.values[{k}]", error)
+
+
+def _check_node_term(term: NodeSelectorTerm, path: str) -> Iterator[Problem]:
+    for k, requirement in enumerate(term.match_expressions or ()):
+        yield from _check_requirement(requirement, f"{path}.matchExpressions[{k}]", field=False)
+    for k, requirement in enumerate(term.match_fields or ()):
+        yield from _check_requirement(requirement, f"{path}.matchFields[{k}]", field=True)
+
+
+def _check_label_selector(selector: LabelSelector | None, path: str) -> Iterator[Problem]:
+    if selector is None:
+        return
+    yield from label_problems(selector.match_labels or {}, f"{path}.matchLabels")
+    for k, requirement in enumerate(selector.match_expressions or ()):
+        yield from _check_requirement(requirement, f"{path}.matchExpressions[{k}]", field=False)
+
+
+def _check_pod_affinity(affinity: PodAffinity | None, path: str) -> Iterator[Problem]:
+    if affinity is None:
+        return
+    required = "requiredDuringSchedulingIgnoredDuringExecution"
+    preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+    terms = [
+        (f"{path}.{required}[{k}]", term)
+        for k, term in enumerate(affinity.required_during_scheduling_ignored_during_execution or ())
+    ]
+    terms += [
+        (f"{path}.{preferred}[{k}].podAffinityTerm", weighted.pod_affinity_term)
+        for k, weighted in enumerate(
+            affinity.preferred_during_scheduling_ignored_during_execution or ()
+        )
+    ]
+    for where, term in terms:
+        yield from _check_label_selector(term.label_selector, f"{where}.labelSelector")
+        yield from _check_label_selector(term.namespace_selector, f"{where}.namespaceSelector")
+        if (error := label_key_error(term.topology_key)) is not None:
+            yield Problem(f"{where}.topologyKey", error)
+
+
+def _check_affinity(affinity: Affinity, path: str) -> Iterator[Problem]:
+    node = affinity.node_affinity
+    if node is not None:
+        where = f"{path}.nodeAffinity"
+        required = node.required_during_scheduling_ignored_during_execution
+        for k, term in enumerate(required.node_selector_terms if required else ()):
+            yield from _check_node_term(
+                term,
+                f"{where}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{k}]",
+            )
+        for k, preferred in enumerate(
+            node.preferred_during_scheduling_ignored_during_execution or ()
+        ):
+            yield from _check_node_term(
+                preferred.preference,
+                f"{where}.preferredDuringSchedulingIgnoredDuringExecution[{k}].preference",
+            )
+    yield from _check_pod_affinity(affinity.pod_affinity, f"{path}.podAffinity")
+    yield from _check_pod_affinity(affinity.pod_anti_affinity, f"{path}.podAntiAffinity")
+
+
+def _reserved_domain(key: str) -> str | None:
+    prefix = key.rpartition("/")[0]
+    for domain in RESERVED_LABEL_DOMAINS:
+        if prefix == domain or prefix.endswith(f".{domain}"):
+            return domain
+    return None
+
+
+def _check_run_metadata(spec: MLPipelineSpec) -> Iterator[Problem]:
+    for j, secret in enumerate(spec.image_pull_secrets or ()):
+        if not _DNS_SUBDOMAIN.match(secret.name):
+            yield Problem(
+                f"spec.imagePullSecrets[{j}].name",
+                f"{quoted(secret.name)} is not a Secret name: use lower-case letters, digits, "
+                "'-' and '.', starting and ending with a letter or digit",
+            )
+    names = (s.name for s in spec.image_pull_secrets or ())
+    yield from _duplicates(names, "spec.imagePullSecrets", "secret")
+    labels = spec.run_labels or {}
+    yield from label_problems(labels, "spec.runLabels")
+    for key in labels:
+        domain = _reserved_domain(key)
+        if domain is not None or key == LABEL_MANAGED_BY:
+            owner = "Argo's" if domain == ARGO_GROUP else "the operator's"
+            yield Problem(
+                f"spec.runLabels.{key}",
+                f"uses {owner} own label {'prefix ' + domain if domain else 'key'}, which a run "
+                "label may not set; choose another key",
+            )
 
 
 # --- Cron, as Argo's parser (robfig/cron, standard form) reads it ------------------------------

@@ -76,6 +76,36 @@ def every_field_pipeline() -> dict[str, Any]:
     evaluate["inputs"]["parameters"].append({"name": "lr", "value": "{{pipeline.parameters.lr}}"})
     evaluate["inputs"]["artifacts"] = [{"name": "raw", "from": "extract.raw", "path": "/raw"}]
     evaluate["image"] = "registry.example.com/eval:2"
+    evaluate["tolerations"] = [{"operator": "Exists"}]
+    evaluate["priorityClassName"] = "batch"
+    evaluate["nodeSelector"] = {"pool": "cpu"}
+    evaluate["affinity"] = {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 10,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "namespaces": ["ml"],
+                        "labelSelector": {
+                            "matchLabels": {"app": "x"},
+                            "matchExpressions": [{"key": "tier", "operator": "Exists"}],
+                        },
+                        "namespaceSelector": {"matchLabels": {"team": "a"}},
+                    },
+                }
+            ]
+        },
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}
+                ]
+            }
+        },
+    }
+    spec["imagePullSecrets"] = [{"name": "registry"}]
+    spec["runLabels"] = {"team": "fraud"}
     return doc
 
 

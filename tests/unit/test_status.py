@@ -318,3 +318,22 @@ def test_messages_within_the_budget_are_kept_whole() -> None:
 
     assert status.last_run is not None
     assert {s.message for s in status.last_run.steps} == {"m" * 4000}
+
+
+def test_a_running_run_says_why_its_waiting_step_waits() -> None:
+    unschedulable = (
+        "Unschedulable: 0/1 nodes are available: 1 node(s) didn't match Pod's node "
+        "affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful "
+        "for scheduling."
+    )
+    steps = {
+        "prepare": StepRun("Succeeded"),
+        "train": StepRun("Pending", message=unschedulable),
+        "score": StepRun("Pending"),
+    }
+    run = workflow("demo-g2", 2, workflow_status("demo-g2", "Running", steps))
+
+    status = status_of([run])
+
+    assert status.message == f'run demo-g2 is running; step "train" is pending: {unschedulable}'
+    assert conditions(status)["Ready"] == ("False", "RunRunning")

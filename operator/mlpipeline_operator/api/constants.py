@@ -16,6 +16,8 @@ MANAGER = "mlpipeline-operator"
 LABEL_PIPELINE = f"{GROUP}/pipeline"
 LABEL_GENERATION = f"{GROUP}/generation"
 ANNOTATION_GIT_REVISION = f"{GROUP}/git-revision"
+# The MLPipeline's own labels are copied to its runs and their pods under this prefix.
+PIPELINE_LABEL_PREFIX = f"pipeline.{GROUP}"
 
 # Bounds. etcd refuses objects over about 1.5 MiB and Argo stores every template of a run (and,
 # later, one status node per step and attempt) in the Workflow object itself, uncompressed.

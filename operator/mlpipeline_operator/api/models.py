@@ -262,6 +262,164 @@ class Resources(ApiModel):
     )
 
 
+# --- Placement: where a step's pod runs, in the Pod spec's own shapes ---------------------------
+
+# A label key or value as Kubernetes checks it; validation gives the messages (validation.py).
+LabelKey = Annotated[str, Field(min_length=1, max_length=317)]
+LabelValue = Annotated[str, Field(max_length=63)]
+LabelMap = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=64, description="Labels: keys [prefix/]name, values of at most 63."),
+]
+MAX_PLACEMENT_ITEMS = 32
+_Values = Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=64)]
+
+
+class Toleration(ApiModel):
+    """A taint the step's pod tolerates, as in Kubernetes' Toleration."""
+
+    key: LabelKey | None = Field(
+        default=None, description="Taint key; empty with operator Exists tolerates every taint."
+    )
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Equal (the default): the value matches; Exists: any value."
+    )
+    value: LabelValue | None = Field(default=None, description="Taint value (with operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Effect tolerated (every effect when unset)."
+    )
+    toleration_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="With effect NoExecute: how long the pod stays once the taint appears.",
+    )
+
+
+class NodeSelectorRequirement(ApiModel):
+    """A condition on a node's labels (or fields): key, operator, values."""
+
+    key: LabelKey = Field(description="Label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(
+        description="In, NotIn, Exists, DoesNotExist, Gt or Lt."
+    )
+    values: _Values | None = Field(
+        default=None,
+        description="Values: some for In and NotIn, none for Exists and DoesNotExist, one "
+        "integer for Gt and Lt.",
+    )
+
+
+class NodeSelectorTerm(ApiModel):
+    """Requirements that a node must all meet."""
+
+    match_expressions: list[NodeSelectorRequirement] | None = Field(
+        default=None, max_length=MAX_PLACEMENT_ITEMS, description="Requirements on node labels."
+    )
+    match_fields: list[NodeSelectorRequirement] | None = Field(
+        default=None, max_length=MAX_PLACEMENT_ITEMS, description="Requirements on node fields."
+    )
+
+
+class NodeSelector(ApiModel):
+    """Terms of which a node must meet at least one."""
+
+    node_selector_terms: list[NodeSelectorTerm] = Field(
+        min_length=1, max_length=MAX_PLACEMENT_ITEMS, description="The terms (ORed)."
+    )
+
+
+class PreferredSchedulingTerm(ApiModel):
+    """A preferred term of node affinity, with its weight."""
+
+    weight: int = Field(ge=1, le=100, description="Weight, 1 to 100.")
+    preference: NodeSelectorTerm = Field(description="The preferred term.")
+
+
+class NodeAffinity(ApiModel):
+    """Node affinity, as in Kubernetes' NodeAffinity."""
+
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = Field(
+        default=None, description="Nodes the pod may run on."
+    )
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] | None = (
+        Field(default=None, max_length=MAX_PLACEMENT_ITEMS, description="Nodes preferred.")
+    )
+
+
+class LabelSelectorRequirement(ApiModel):
+    """A condition on labels: key, operator (In, NotIn, Exists, DoesNotExist), values."""
+
+    key: LabelKey = Field(description="Label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: _Values | None = Field(
+        default=None, description="Values: some for In and NotIn, none otherwise."
+    )
+
+
+class LabelSelector(ApiModel):
+    """A label selector, as in Kubernetes' LabelSelector."""
+
+    match_labels: LabelMap | None = Field(default=None, description="Labels that must match.")
+    match_expressions: list[LabelSelectorRequirement] | None = Field(
+        default=None, max_length=MAX_PLACEMENT_ITEMS, description="Requirements (ANDed)."
+    )
+
+
+class PodAffinityTerm(ApiModel):
+    """Pods (selected by labels) near which, or away from which, the pod runs."""
+
+    label_selector: LabelSelector | None = Field(default=None, description="The pods.")
+    namespaces: list[Name] | None = Field(
+        default=None, max_length=MAX_PLACEMENT_ITEMS, description="Their namespaces."
+    )
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Their namespaces, by label."
+    )
+    topology_key: LabelKey = Field(
+        description='Node label whose value defines "near", e.g. kubernetes.io/hostname.'
+    )
+
+
+class WeightedPodAffinityTerm(ApiModel):
+    """A preferred pod affinity term, with its weight."""
+
+    weight: int = Field(ge=1, le=100, description="Weight, 1 to 100.")
+    pod_affinity_term: PodAffinityTerm = Field(description="The preferred term.")
+
+
+class PodAffinity(ApiModel):
+    """Pod affinity or anti-affinity, as in Kubernetes' PodAffinity."""
+
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] | None = Field(
+        default=None, max_length=MAX_PLACEMENT_ITEMS, description="Terms that must hold."
+    )
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] | None = (
+        Field(default=None, max_length=MAX_PLACEMENT_ITEMS, description="Terms preferred.")
+    )
+
+
+class Affinity(ApiModel):
+    """Scheduling constraints, as in Kubernetes' Affinity."""
+
+    node_affinity: NodeAffinity | None = Field(default=None, description="Node affinity.")
+    pod_affinity: PodAffinity | None = Field(default=None, description="Pod affinity.")
+    pod_anti_affinity: PodAffinity | None = Field(default=None, description="Pod anti-affinity.")
+
+
+class LocalObjectReference(ApiModel):
+    """An object of the pipeline's namespace, by name."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, description="Name of the object.")]
+
+
+NodeSelectorMap = Annotated[dict[LabelKey, LabelValue], Field(max_length=64)]
+Tolerations = Annotated[list[Toleration], Field(max_length=MAX_PLACEMENT_ITEMS)]
+PriorityClassName = Annotated[str, Field(max_length=253)]
+
+
 # --- Execution policy ----------------------------------------------------------------------------
 
 RetryPolicyName = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
@@ -319,6 +477,23 @@ class Defaults(ApiModel):
     cache: Cache | None = Field(
         default=None,
         description="Cache every step's result for maxAge (a step's own cache replaces it).",
+    )
+    node_selector: NodeSelectorMap | None = Field(
+        default=None,
+        description="Node labels that every step's pod requires (not the promotion's), e.g. "
+        '{nvidia.com/gpu.present: "true"}.',
+    )
+    tolerations: Tolerations | None = Field(
+        default=None,
+        description="Taints that every step's pod tolerates (not the promotion's).",
+    )
+    affinity: Affinity | None = Field(
+        default=None,
+        description="Node and pod affinity of every step's pod (not the promotion's).",
+    )
+    priority_class_name: PriorityClassName | None = Field(
+        default=None,
+        description="PriorityClass of every step's pod (not the promotion's).",
     )
 
 
@@ -582,6 +757,26 @@ class Step(ApiModel):
         "retries spent); the steps that take its outputs end Skipped. By default a failed step "
         "stops the run.",
     )
+    node_selector: NodeSelectorMap | None = Field(
+        default=None,
+        description="Node labels that its pod requires; replaces spec.defaults.nodeSelector "
+        "when set ({} clears it).",
+    )
+    tolerations: Tolerations | None = Field(
+        default=None,
+        description="Taints that its pod tolerates; replaces spec.defaults.tolerations "
+        "when set ([] clears them).",
+    )
+    affinity: Affinity | None = Field(
+        default=None,
+        description="Node and pod affinity of its pod; replaces spec.defaults.affinity "
+        "when set ({} clears it).",
+    )
+    priority_class_name: PriorityClassName | None = Field(
+        default=None,
+        description="PriorityClass of its pod; replaces spec.defaults.priorityClassName "
+        'when set ("" clears it).',
+    )
 
 
 class ExitStep(ApiModel):
@@ -611,6 +806,26 @@ class ExitStep(ApiModel):
     retry: Retry | None = Field(default=None, description="Replaces spec.defaults.retry when set.")
     timeout: Timeout | None = Field(
         default=None, description="Limit on one attempt; replaces spec.defaults.timeout."
+    )
+    node_selector: NodeSelectorMap | None = Field(
+        default=None,
+        description="Node labels that its pod requires; replaces spec.defaults.nodeSelector "
+        "when set ({} clears it).",
+    )
+    tolerations: Tolerations | None = Field(
+        default=None,
+        description="Taints that its pod tolerates; replaces spec.defaults.tolerations "
+        "when set ([] clears them).",
+    )
+    affinity: Affinity | None = Field(
+        default=None,
+        description="Node and pod affinity of its pod; replaces spec.defaults.affinity "
+        "when set ({} clears it).",
+    )
+    priority_class_name: PriorityClassName | None = Field(
+        default=None,
+        description="PriorityClass of its pod; replaces spec.defaults.priorityClassName "
+        'when set ("" clears it).',
     )
 
 
@@ -835,6 +1050,19 @@ class MLPipelineSpec(ApiModel):
             "A step run when the run ends, succeeded or failed (after the promotion), e.g. to "
             "notify; shown in status as the step on-exit."
         ),
+    )
+    image_pull_secrets: list[LocalObjectReference] | None = Field(
+        default=None,
+        max_length=MAX_PLACEMENT_ITEMS,
+        description="Secrets of the namespace holding credentials of private registries, "
+        "used by every pod of a run (the workflow's imagePullSecrets).",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    run_labels: LabelMap | None = Field(
+        default=None,
+        description="Labels put on every run (Workflow) and its pods, e.g. for cost attribution "
+        "({team: fraud, cost-center: ml-42}); keys may not use the operator's prefix "
+        "mlops.gitops.dev (nor a subdomain of it) or Argo's workflows.argoproj.io.",
     )
 
 

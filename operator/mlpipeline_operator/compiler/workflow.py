@@ -26,6 +26,7 @@ from mlpipeline_operator.api.constants import (
     LABEL_PIPELINE,
     MANAGER,
     MAX_WORKFLOW_BYTES,
+    PIPELINE_LABEL_PREFIX,
 )
 from mlpipeline_operator.caching import cache_config_map_name, cache_keys, step_max_age
 from mlpipeline_operator.core import (
@@ -99,6 +100,59 @@ def pipeline_labels(pipeline: api.MLPipeline) -> dict[str, str]:
         LABEL_PIPELINE: pipeline.metadata.name,
         LABEL_GENERATION: str(pipeline.metadata.generation or 1),
     }
+
+
+def copied_label_key(key: str) -> str | None:
+    """The key under which a label of the MLPipeline is copied to its runs: an unprefixed key
+    `team` becomes `pipeline.mlops.gitops.dev/team` (its name, at most 63 characters, fits the
+    name part whole). A prefixed key belongs to a tool (`app.kubernetes.io/instance` of Argo CD)
+    and is not copied: its prefix would not fit in a name, and runs would look like the tool's."""
+    return None if "/" in key else f"{PIPELINE_LABEL_PREFIX}/{key}"
+
+
+def run_labels(pipeline: api.MLPipeline) -> dict[str, str]:
+    """Labels of a run and its pods: the pipeline's own labels (copied under
+    PIPELINE_LABEL_PREFIX), then `spec.runLabels`, then the operator's, which always win."""
+    labels: dict[str, str] = {}
+    for key, value in pipeline.metadata.labels.items():
+        if (copied := copied_label_key(key)) is not None:
+            labels[copied] = value
+    labels.update(pipeline.spec.run_labels or {})
+    labels.update(pipeline_labels(pipeline))
+    return labels
+
+
+def _kube(value: object) -> object:
+    """An API model in the Pod spec's shapes as Kubernetes serialises it: fields by their JSON
+    name in alphabetical order (the order of hera's models), unset ones left out; maps as given."""
+    if isinstance(value, api.ApiModel):
+        fields = {
+            info.alias or name: _kube(getattr(value, name))
+            for name, info in type(value).model_fields.items()
+            if getattr(value, name) is not None
+        }
+        return dict(sorted(fields.items()))
+    if isinstance(value, list):
+        return [_kube(item) for item in value]
+    return value
+
+
+def _placement(step: api.Step, defaults: api.Defaults) -> Manifest:
+    """The template's placement fields: each is the step's own when set, else the default's,
+    whole; an empty value ({}, [] or "") on the step clears the default."""
+    chosen = {
+        "affinity": _kube(step.affinity if step.affinity is not None else defaults.affinity),
+        "nodeSelector": step.node_selector
+        if step.node_selector is not None
+        else defaults.node_selector,
+        "priorityClassName": step.priority_class_name
+        if step.priority_class_name is not None
+        else defaults.priority_class_name,
+        "tolerations": _kube(
+            step.tolerations if step.tolerations is not None else defaults.tolerations
+        ),
+    }
+    return {key: value for key, value in chosen.items() if value}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -283,6 +337,9 @@ def _step_template(
     template: Manifest = {}
     if (timeout := step.timeout or defaults.timeout) is not None:
         template["activeDeadlineSeconds"] = timeout_seconds(timeout)
+    placement = _placement(step, defaults)
+    if "affinity" in placement:
+        template["affinity"] = placement["affinity"]
     template["container"] = container
     inputs, outputs = step.inputs, step.outputs
     item_inputs = [{"name": item_parameter(k)} for k in _item_keys(step)] if step.for_each else []
@@ -292,13 +349,19 @@ def _step_template(
             [{"name": p.name} for p in inputs.parameters] + item_inputs,
         )
     template["name"] = step.name
+    if "nodeSelector" in placement:
+        template["nodeSelector"] = placement["nodeSelector"]
     if outputs.artifacts or outputs.parameters:
         template["outputs"] = _io(
             [_artifact(a) for a in outputs.artifacts],
             [{"name": p.name, "valueFrom": {"path": p.path}} for p in outputs.parameters],
         )
+    if "priorityClassName" in placement:
+        template["priorityClassName"] = placement["priorityClassName"]
     if (retry := _retry(step.retry or defaults.retry)) is not None:
         template["retryStrategy"] = retry
+    if "tolerations" in placement:
+        template["tolerations"] = placement["tolerations"]
     return template
 
 
@@ -668,9 +731,12 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         if repo is None
         else _present({"configMap": repo.config_map, "key": repo.key}),
         "entrypoint": ENTRY_TEMPLATE,
+        "imagePullSecrets": [{"name": s.name} for s in spec.image_pull_secrets]
+        if spec.image_pull_secrets
+        else None,
         "onExit": EXIT_STEP if spec.on_exit is not None else None,
         "podGC": {"strategy": "OnPodSuccess"},
-        "podMetadata": {"labels": pipeline_labels(pipeline)},
+        "podMetadata": {"labels": run_labels(pipeline)},
         "serviceAccountName": spec.service_account_name or "default",
         "templates": [{"dag": {"tasks": tasks}, "name": ENTRY_TEMPLATE}, *templates],
         "ttlStrategy": {"secondsAfterCompletion": TTL_SECONDS_AFTER_COMPLETION},
@@ -708,7 +774,7 @@ def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
         name, kind = meta_.name, "CronWorkflow"
         workflow_metadata = {
             "annotations": dict(annotations) or None,
-            "labels": pipeline_labels(pipeline),
+            "labels": run_labels(pipeline),
         }
         cron_spec = {
             "concurrencyPolicy": schedule.concurrency_policy,
@@ -724,7 +790,7 @@ def _compile(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
         spec = _present(cron_spec)
     metadata = {
         "annotations": annotations or None,
-        "labels": pipeline_labels(pipeline),
+        "labels": run_labels(pipeline),
         "name": name,
         "namespace": meta_.namespace,
     }

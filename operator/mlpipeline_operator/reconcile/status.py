@@ -316,6 +316,15 @@ def _failure_message(run: RunStatus) -> str:
     return run.message or f"run {run.name} failed"
 
 
+def _pending_reason(run: RunStatus) -> str:
+    """Why the first waiting step waits, as Argo reports it (the scheduler's reason when no node
+    can take its pod: "Unschedulable: 0/1 nodes are available: ..."), or ""."""
+    waiting = [s for s in run.steps if s.phase == "Pending" and s.message]
+    if not waiting:
+        return ""
+    return f'; step "{waiting[0].name}" is pending: {waiting[0].message}'
+
+
 def build_status(
     *,
     generation: int,
@@ -387,7 +396,7 @@ def build_status(
             _condition(conds, "Ready", "False", "RunFailed", message, generation, now)
         )
     else:
-        message = f"run {run.name} is {phase.lower()}"
+        message = f"run {run.name} is {phase.lower()}" + _pending_reason(run)
         conditions.append(
             _condition(conds, "Ready", "False", f"Run{phase}", message, generation, now)
         )
