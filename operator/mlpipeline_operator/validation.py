@@ -752,6 +752,7 @@ def _check_suspend(spec: MLPipelineSpec) -> Iterator[Problem]:
 
 # --- Placement and labels, checked as the API server checks a Pod's -----------------------------
 
+MAX_INT64 = 2**63 - 1
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
 # Label prefixes of the operator (its own labels, and the copies of the pipeline's) and of Argo.
@@ -829,7 +830,12 @@ def _check_toleration(toleration: Toleration, path: str) -> Iterator[Problem]:
         )
     elif toleration.value and (error := label_value_error(toleration.value)) is not None:
         yield Problem(f"{path}.value", error)
-    if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
+    seconds = toleration.toleration_seconds
+    if seconds is not None and seconds > MAX_INT64:
+        yield Problem(
+            f"{path}.tolerationSeconds", f"{seconds} is over {MAX_INT64}, the most it takes"
+        )
+    if seconds is not None and toleration.effect != "NoExecute":
         yield Problem(
             f"{path}.tolerationSeconds",
             "applies only to effect NoExecute (the time a pod stays once the taint appears); "

@@ -85,6 +85,12 @@ INVALID: list[tuple[str, Doc, str, str]] = [
         "effect: NoExecute or remove it",
     ),
     (
+        "tolerationSeconds over an int64",
+        with_step(tolerations=[{"key": "spot", "effect": "NoExecute", "tolerationSeconds": 2**63}]),
+        "spec.steps[1].tolerations[0].tolerationSeconds",
+        "9223372036854775808 is over 9223372036854775807, the most it takes",
+    ),
+    (
         "bad toleration key",
         with_step(tolerations=[{"key": "gpu/", "operator": "Exists"}]),
         "spec.steps[1].tolerations[0].key",

@@ -268,7 +268,7 @@ class Resources(ApiModel):
 LabelKey = Annotated[str, Field(min_length=1, max_length=317)]
 LabelValue = Annotated[str, Field(max_length=63)]
 LabelMap = Annotated[
-    dict[LabelKey, LabelValue],
+    dict[str, LabelValue],
     Field(max_length=64, description="Labels: keys [prefix/]name, values of at most 63."),
 ]
 MAX_PLACEMENT_ITEMS = 32
@@ -291,7 +291,6 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = Field(
         default=None,
         ge=0,
-        le=2**63 - 1,
         description="With effect NoExecute: how long the pod stays once the taint appears.",
     )
 
@@ -415,7 +414,7 @@ class LocalObjectReference(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=253, description="Name of the object.")]
 
 
-NodeSelectorMap = Annotated[dict[LabelKey, LabelValue], Field(max_length=64)]
+NodeSelectorMap = Annotated[dict[str, LabelValue], Field(max_length=64)]
 Tolerations = Annotated[list[Toleration], Field(max_length=MAX_PLACEMENT_ITEMS)]
 PriorityClassName = Annotated[str, Field(max_length=253)]
 
