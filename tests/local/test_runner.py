@@ -269,3 +269,35 @@ def test_a_missing_output_fails_the_step(tmp_path: Path) -> None:
     run = run_local(write(tmp_path, doc), tmp_path / "run")
     assert run.code == 1
     assert 'output artifact "model": /out/model was not written' in run.step("lazy")["message"]
+
+
+def test_placement_and_run_labels_have_no_local_meaning(tmp_path: Path) -> None:
+    placement = {
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "training",
+    }
+    doc = pipeline(
+        [step("train", "print('trained')", affinity={}), step("score", "pass", nodeSelector={})],
+        defaults=placement,
+        runLabels={"cost-center": "ml-42"},
+        imagePullSecrets=[{"name": "registry"}],
+    )
+    run = run_local(write(tmp_path, doc), tmp_path / "run")
+    assert run.code == 0, run.err
+    assert [(s["name"], s["phase"]) for s in run.summary["steps"]] == [
+        ("train", "Succeeded"),
+        ("score", "Succeeded"),
+    ]
+
+
+def test_a_misused_toleration_is_refused_as_the_operator_refuses_it(tmp_path: Path) -> None:
+    toleration = {"key": "gpu", "operator": "Exists", "value": "yes"}
+    doc = pipeline([step("train", "pass", tolerations=[toleration])])
+    file = write(tmp_path, doc)
+    run = run_local(file, tmp_path / "run")
+    assert run.code == 1
+    assert run.err.splitlines() == [
+        f"{file}: spec.steps[0].tolerations[0].value: must be empty with operator Exists "
+        "(which tolerates any value); remove it, or use operator Equal"
+    ]
