@@ -95,11 +95,19 @@ def started(cluster: NodeCluster, pool: str) -> Iterator[None]:
         yield
     finally:
         cluster.kubectl(
-            "delete", "mlpipeline", "placed", "nowhere", "-n", PIPELINE_NAMESPACE, "--wait"
+            "delete",
+            "mlpipeline",
+            "placed",
+            "nowhere",
+            "-n",
+            PIPELINE_NAMESPACE,
+            "--ignore-not-found",
         )
         nowhere = f"{LABEL_PIPELINE}=nowhere"
         eventually(
-            lambda: not labelled(cluster, "Pod", nowhere) + labelled(cluster, "Workflow", nowhere),
+            lambda: (
+                not (labelled(cluster, "Pod", nowhere) + labelled(cluster, "Workflow", nowhere))
+            ),
             "the pending run and its pod deleted",
             timeout=120,
         )
@@ -137,7 +145,7 @@ def test_a_step_no_node_can_take_waits_and_the_status_says_why(
     assert seen["message"].startswith(
         f'run {run} is running; step "train" is pending: {UNSCHEDULABLE}'
     ), seen["message"]
-    ((step),) = seen["lastRun"]["steps"]
+    (step,) = seen["lastRun"]["steps"]
     assert (step["name"], step["phase"]) == ("train", "Pending")
     assert step["message"].startswith(UNSCHEDULABLE), step
     # The waiting pod carries the run labels, as the run does.
