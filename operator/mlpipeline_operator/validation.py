@@ -30,6 +30,7 @@ from mlpipeline_operator.api.models import (
     GATE_METRIC_PATTERN,
     Affinity,
     Defaults,
+    EnvVar,
     ExitStep,
     LabelSelector,
     LabelSelectorRequirement,
@@ -58,6 +59,7 @@ from mlpipeline_operator.core import (
     step_texts,
     uses_promotion,
 )
+from mlpipeline_operator.lineage import ENV_TRACKING_URI, RESERVED_ENV_PREFIX, RUN_TAGS
 from mlpipeline_operator.messages import described, quoted
 from mlpipeline_operator.perf import gc_paused
 
@@ -333,6 +335,7 @@ def _check_step(
         if env.value and "{{" in env.value:
             where = f"{path}.env[{j}].value"
             problems += _check_text(env.value, where, step, parameters, promotion=promotion)
+    problems += _check_injected_env(spec, step.env, step.mlflow_credentials, path)
     if step.when is not None:
         problems += _check_when(spec, step, f"{path}.when", parameters)
     return problems
@@ -724,6 +727,46 @@ def _check_exit_step(
     for field, text in texts:
         yield from _check_text(
             text, f"{path}.{field}", None, parameters, promotion=promotion, on_exit=True
+        )
+    yield from _check_injected_env(spec, exit_step.env, exit_step.mlflow_credentials, path)
+
+
+_RESERVED_ENV = ", ".join(n for n in RUN_TAGS)
+
+
+def _check_injected_env(
+    spec: MLPipelineSpec, env: list[EnvVar], mlflow_credentials: bool, path: str
+) -> Iterator[Problem]:
+    """The variables the operator adds to every step (`lineage`) are its own: a step may not set
+    one; and MLflow's credentials reach a step only from spec.mlflow.credentialsSecret."""
+    for j, var in enumerate(env):
+        if var.name.startswith(RESERVED_ENV_PREFIX):
+            yield Problem(
+                f"{path}.env[{j}].name",
+                f'"{var.name}": names starting with {RESERVED_ENV_PREFIX} are reserved for the '
+                f"variables set in every step ({_RESERVED_ENV}); choose another name",
+            )
+        elif var.name == ENV_TRACKING_URI and var.value_from is not None and spec.mlflow:
+            # Argo merges the Workflow's templateDefaults by name: value and valueFrom would
+            # both be set, which Kubernetes refuses.
+            yield Problem(
+                f"{path}.env[{j}].valueFrom",
+                f"{ENV_TRACKING_URI} is spec.mlflow.trackingUri in every step, which a step "
+                "replaces with a literal value only; set value instead",
+            )
+    if not mlflow_credentials:
+        return
+    if spec.mlflow is None:
+        yield Problem(
+            f"{path}.mlflowCredentials",
+            "spec.mlflow is not set: set spec.mlflow with its credentialsSecret, or remove "
+            "mlflowCredentials",
+        )
+    elif not spec.mlflow.credentials_secret:
+        yield Problem(
+            f"{path}.mlflowCredentials",
+            "spec.mlflow.credentialsSecret is not set: name the Secret of MLflow's credentials "
+            "there, or remove mlflowCredentials",
         )
 
 

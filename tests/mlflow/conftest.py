@@ -45,8 +45,13 @@ def model() -> Any:
 
 @pytest.fixture(scope="session")
 def log_run(mlflow_server: MlflowServer, model: Any) -> LogRun:
-    def log(metrics: dict[str, float], *, artifact_path: str | None = "model") -> str:
-        return log_run_to(mlflow_server.url, model, metrics, artifact_path=artifact_path)
+    def log(
+        metrics: dict[str, float],
+        *,
+        artifact_path: str | None = "model",
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        return log_run_to(mlflow_server.url, model, metrics, artifact_path=artifact_path, tags=tags)
 
     return log
 

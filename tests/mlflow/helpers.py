@@ -43,13 +43,15 @@ def log_run_to(
     metrics: dict[str, float],
     *,
     artifact_path: str | None = "model",
+    tags: dict[str, str] | None = None,
 ) -> str:
-    """A run with `metrics` and, unless `artifact_path` is None, `model` logged at that path."""
+    """A run with `metrics`, `tags` and, unless `artifact_path` is None, `model` logged at that
+    path."""
     import mlflow.sklearn
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("promotion-tests")
-    with mlflow.start_run() as run:
+    with mlflow.start_run(tags=tags) as run:
         mlflow.log_metrics(metrics)
         if artifact_path is not None:
             mlflow.sklearn.log_model(model, name=artifact_path, pip_requirements=["scikit-learn"])

@@ -58,6 +58,7 @@ def test_gates_pass(
         "alias": "champion",
         "reason": reason,
         "metrics": '{"accuracy": 0.93, "auc": 0.97}',
+        "lineage": "Unknown",
     }
     assert alias_holder(client, model_name) == "1"
     version = client.get_model_version(model_name, "1")
@@ -351,3 +352,40 @@ def test_model_logged_as_run_artifacts(
     assert version.source == f"{run.info.artifact_uri}/classifier"
     loaded = mlflow.sklearn.load_model(f"models:/{model_name}@champion")
     assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]
+
+
+def test_the_runs_lineage_tags_are_checked_against_the_pipelines(
+    mlflow_server: MlflowServer,
+    client: MlflowClient,
+    log_run: LogRun,
+    model_name: str,
+    tmp_path: Path,
+) -> None:
+    # As the example's train step tags its run from MLPIPELINE_* (lineage.RUN_TAGS).
+    ours = {f"mlpipeline.{key}": value for key, value in LINEAGE.items()}
+    earlier = log_run({"auc": 0.96}, tags={**ours, "mlpipeline.generation": "6"})
+    other = log_run({"auc": 0.99}, tags={**ours, "mlpipeline.pipeline": "churn"})
+
+    matched = run_promote(make_request(mlflow_server.url, model_name, earlier, tmp_path / "1"))
+    assert matched.code == ExitCode.DECIDED, matched.stderr
+    assert matched.outputs["decision"] == "Promoted"
+    assert matched.outputs["reason"] == "no gates; the run was logged by generation 6"
+    assert matched.outputs["lineage"] == "Matched"
+
+    mismatched = run_promote(make_request(mlflow_server.url, model_name, other, tmp_path / "2"))
+    assert mismatched.code == ExitCode.DECIDED, mismatched.stderr
+    reason = (
+        "the run was logged by pipeline ml/churn, not ml/fraud-detection (its tags "
+        "mlpipeline.namespace and mlpipeline.pipeline): promote a run of this pipeline"
+    )
+    assert {k: mismatched.outputs[k] for k in ("decision", "version", "reason", "lineage")} == {
+        "decision": "Rejected",
+        "version": "2",
+        "reason": reason,
+        "lineage": "Mismatched",
+    }
+    assert alias_holder(client, model_name) == "1"
+    assert client.get_model_version(model_name, "2").tags["mlpipeline.reason"] == reason
+    status = status_from_outputs(mismatched.outputs, model=model_name)
+    assert status is not None
+    assert (status.decision, status.lineage) == ("Rejected", "Mismatched")

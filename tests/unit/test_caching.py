@@ -152,6 +152,26 @@ def test_compiled_steps_are_memoized_in_the_pipelines_cache() -> None:
     assert all("memoize" not in t for t in compile_document(pipeline())["spec"]["templates"])
 
 
+def test_the_variables_injected_in_every_step_leave_the_memoization_keys_alone() -> None:
+    def memoized(doc: Doc) -> dict[str, Any]:
+        workflow = compile_document(doc)
+        return {t["name"]: t["memoize"]["key"] for t in workflow["spec"]["templates"]
+                if "memoize" in t}
+
+    def injected(doc: Doc) -> Any:
+        return compile_document(doc)["spec"]["templateDefaults"]
+
+    base = cached()
+    other = cached()
+    other["metadata"]["generation"] = 9
+    other["metadata"]["annotations"] = {"mlops.gitops.dev/git-revision": "0ddba11"}
+    other["spec"]["mlflow"]["trackingUri"] = "http://elsewhere:5000"
+    other["spec"]["steps"][1]["mlflowCredentials"] = True
+    assert injected(base) != injected(other)  # the injected values differ...
+    assert memoized(base) == memoized(other) == keys(base)  # ...and are in no key
+    assert list(memoized(base)) == ["extract", "train", "evaluate"]
+
+
 def test_config_map_names_are_apart_per_namespace_and_within_limits() -> None:
     name = "p" * 63
     assert cache_config_map_name("a", name) != cache_config_map_name("b", name)

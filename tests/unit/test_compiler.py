@@ -260,7 +260,75 @@ def test_promotion_runs_last_with_credentials_from_the_secret_only() -> None:
     assert "git-revision=abc123" in args and "workflow={{workflow.name}}" in args
     assert wf["metadata"]["annotations"] == {"mlops.gitops.dev/git-revision": "abc123"}
     outputs = templates(wf)["promote-model"]["outputs"]["parameters"]
-    assert [o["name"] for o in outputs] == ["decision", "version", "alias", "reason", "metrics"]
+    assert [o["name"] for o in outputs] == [
+        *("decision", "version", "alias", "reason", "metrics", "lineage")
+    ]
+
+
+def test_every_step_gets_the_lineage_and_the_tracking_uri_but_credentials_only_when_asked() -> (
+    None
+):
+    doc = pipeline()
+    doc["metadata"]["annotations"] = {"mlops.gitops.dev/git-revision": "abc123"}
+    spec = doc["spec"]
+    spec["steps"][1]["mlflowCredentials"] = True
+    spec["steps"][2]["env"] = [{"name": "MLFLOW_TRACKING_URI", "value": "http://mine:5000"}]
+    spec["onExit"] = {"command": ["notify"], "mlflowCredentials": True}
+    wf = compile_document(doc)
+    # Once, for every container template (each iteration of a forEach step runs its step's
+    # template); Argo merges them by name, so evaluate's own MLFLOW_TRACKING_URI wins.
+    assert wf["spec"]["templateDefaults"] == {
+        "container": {
+            "env": [
+                {"name": "MLPIPELINE_NAMESPACE", "value": "{{workflow.namespace}}"},
+                {"name": "MLPIPELINE_NAME", "value": "demo"},
+                {"name": "MLPIPELINE_GENERATION", "value": "3"},
+                {"name": "MLPIPELINE_RUN", "value": "{{workflow.name}}"},
+                {"name": "MLPIPELINE_GIT_REVISION", "value": "abc123"},
+                {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+            ],
+            # Argo's schema wants one; every template has its own.
+            "image": "registry.example.com/demo:1",
+        }
+    }
+    containers = {n: t["container"] for n, t in templates(wf).items() if "container" in t}
+    assert {n: c.get("env") for n, c in containers.items()} == {
+        "extract": None,
+        "train": None,
+        "evaluate": [{"name": "MLFLOW_TRACKING_URI", "value": "http://mine:5000"}],
+        "promote-model": None,
+        "on-exit": None,
+    }
+    credentials = [{"secretRef": {"name": "mlflow"}}]
+    assert {n: c.get("envFrom") for n, c in containers.items()} == {
+        "extract": None,
+        "train": credentials,
+        "evaluate": None,
+        "promote-model": credentials,
+        "on-exit": credentials,
+    }
+
+
+def test_without_mlflow_or_revision_steps_get_the_lineage_alone() -> None:
+    doc = pipeline()
+    del doc["spec"]["mlflow"], doc["spec"]["promotion"], doc["spec"]["image"]
+    del doc["metadata"]["generation"]
+    for step in doc["spec"]["steps"]:
+        step["image"] = "example/step:1"
+    defaults = compile_document(doc, CompileOptions(promotion_image="example/op:1"))["spec"][
+        "templateDefaults"
+    ]
+    assert defaults == {
+        "container": {
+            "env": [
+                {"name": "MLPIPELINE_NAMESPACE", "value": "{{workflow.namespace}}"},
+                {"name": "MLPIPELINE_NAME", "value": "demo"},
+                {"name": "MLPIPELINE_GENERATION", "value": "1"},
+                {"name": "MLPIPELINE_RUN", "value": "{{workflow.name}}"},
+            ],
+            "image": "example/op:1",
+        }
+    }
 
 
 def test_schedule_compiles_to_a_cronworkflow_named_after_the_pipeline() -> None:

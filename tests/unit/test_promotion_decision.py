@@ -8,7 +8,10 @@ import pytest
 
 from mlpipeline_operator.api.models import Gate, GateOp, MustBeat
 from mlpipeline_operator.promotion.decision import (
+    Decision,
     Holder,
+    LineageCheck,
+    check_lineage,
     compare,
     decide,
     evaluate_gates,
@@ -165,4 +168,67 @@ def test_gate_and_comparison_failures_together() -> None:
     )
     assert decision.summary("champion") == (
         "Rejected: m version 4 (alias champion not moved): " + decision.reason
+    )
+
+
+OURS = {
+    "mlpipeline.namespace": "ml",
+    "mlpipeline.pipeline": "fraud",
+    "mlpipeline.generation": "7",
+    "mlpipeline.workflow": "fraud-g7-1a2b3c",
+}
+
+
+@pytest.mark.parametrize(
+    ("run_tags", "expected"),
+    [
+        pytest.param({}, LineageCheck("Unknown"), id="no lineage tags"),
+        pytest.param({"other": "x", "mlpipeline.generation": "7"}, LineageCheck("Unknown"),
+                     id="a generation alone names no pipeline"),
+        pytest.param(dict(OURS, **{"mlpipeline.workflow": "fraud-g7-9z"}), LineageCheck("Matched"),
+                     id="another run of the same generation"),
+        pytest.param(
+            dict(OURS, **{"mlpipeline.generation": "5"}),
+            LineageCheck("Matched", "the run was logged by generation 5"),
+            id="an earlier generation (a cached step)",
+        ),
+        pytest.param(
+            dict(OURS, **{"mlpipeline.pipeline": "churn"}),
+            LineageCheck(
+                "Mismatched",
+                "the run was logged by pipeline ml/churn, not ml/fraud (its tags "
+                "mlpipeline.namespace and mlpipeline.pipeline): promote a run of this pipeline",
+            ),
+            id="another pipeline",
+        ),
+        pytest.param(
+            {"mlpipeline.namespace": "staging"},
+            LineageCheck(
+                "Mismatched",
+                "the run was logged by pipeline staging/?, not ml/fraud (its tags "
+                "mlpipeline.namespace and mlpipeline.pipeline): promote a run of this pipeline",
+            ),
+            id="another namespace",
+        ),
+    ],
+)
+def test_lineage_check(run_tags: dict[str, str], expected: LineageCheck) -> None:
+    assert check_lineage(run_tags, OURS) == expected
+
+
+def test_a_mismatched_lineage_rejects_what_would_pass_and_a_match_notes_the_generation() -> None:
+    gates = evaluate_gates([Gate(metric="auc", op=">=", value=0.9)], {"auc": 0.95})
+    mismatched = check_lineage({"mlpipeline.pipeline": "churn"}, OURS)
+    assert decide("fraud", "3", "champion", gates, None, mismatched) == Decision(
+        "Rejected", "fraud", "3", None, mismatched.note, {"auc": 0.95}, "Mismatched"
+    )
+    earlier = check_lineage(dict(OURS, **{"mlpipeline.generation": "5"}), OURS)
+    assert decide("fraud", "3", "champion", gates, None, earlier) == Decision(
+        "Promoted",
+        "fraud",
+        "3",
+        "champion",
+        "gate passed: auc 0.95 >= 0.9; the run was logged by generation 5",
+        {"auc": 0.95},
+        "Matched",
     )

@@ -11,7 +11,13 @@ from mlpipeline_operator.promotion.outputs import read_outputs, status_from_outp
 from mlpipeline_operator.promotion.request import OUTPUT_NAMES
 
 PROMOTED = Decision(
-    "Promoted", "fraud", "12", "champion", "all gates passed", {"auc": 0.97, "auc@champion": 0.95}
+    "Promoted",
+    "fraud",
+    "12",
+    "champion",
+    "all gates passed",
+    {"auc": 0.97, "auc@champion": 0.95},
+    "Matched",
 )
 
 
@@ -24,6 +30,7 @@ def test_every_output_file_is_written(tmp_path: Path) -> None:
         "alias": "champion",
         "reason": "all gates passed",
         "metrics": '{"auc": 0.97, "auc@champion": 0.95}',
+        "lineage": "Matched",
     }
 
 
@@ -32,6 +39,10 @@ def test_rejection_has_no_alias(tmp_path: Path) -> None:
     outputs = read_outputs(tmp_path)
     assert outputs["alias"] == ""
     assert outputs["metrics"] == "{}"
+    assert outputs["lineage"] == ""  # not checked
+    assert status_from_outputs(outputs) == PromotionStatus(
+        decision="Rejected", version="13", reason="auc 0.9 < 0.95"
+    )
 
 
 def test_round_trip_to_status(tmp_path: Path) -> None:
@@ -45,6 +56,7 @@ def test_round_trip_to_status(tmp_path: Path) -> None:
         reason="all gates passed",
         metrics={"auc": 0.97, "auc@champion": 0.95},
         run="fraud-g7-1a2b3c",
+        lineage="Matched",
     )
     assert status.model_dump(by_alias=True, exclude_none=True)["decision"] == "Promoted"
 

@@ -446,3 +446,96 @@ def test_cron_accepts_what_argo_accepts(expression: str) -> None:
 def test_cron_rejects_with_a_reason(expression: str, error: str) -> None:
     result = cron_error(expression)
     assert result is not None and error in result
+
+
+_RESERVED = (
+    "names starting with MLPIPELINE_ are reserved for the variables set in every step "
+    "(MLPIPELINE_NAMESPACE, MLPIPELINE_NAME, MLPIPELINE_GENERATION, MLPIPELINE_RUN, "
+    "MLPIPELINE_GIT_REVISION); choose another name"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            _set("spec.steps.1.env", [{"name": "MLPIPELINE_RUN", "value": "mine"}]),
+            [Problem("spec.steps[1].env[0].name", f'"MLPIPELINE_RUN": {_RESERVED}')],
+            id="a step sets a lineage variable",
+        ),
+        pytest.param(
+            _set(
+                "spec.onExit",
+                {"command": ["notify"], "env": [{"name": "A", "value": "1"}, {"name": "MLPIPELINE_X"}]},
+            ),
+            [Problem("spec.onExit.env[1].name", f'"MLPIPELINE_X": {_RESERVED}')],
+            id="the exit step uses the reserved prefix",
+        ),
+        pytest.param(
+            _set("spec.steps.1.mlflowCredentials", True),
+            [],
+            id="credentials from spec.mlflow.credentialsSecret",
+        ),
+        pytest.param(
+            _set("spec.steps.1.env", [{"name": "MLFLOW_TRACKING_URI", "value": "http://x:5000"}]),
+            [],
+            id="a step's own tracking URI",
+        ),
+        pytest.param(
+            _set(
+                "spec.steps.1.env",
+                [
+                    {
+                        "name": "MLFLOW_TRACKING_URI",
+                        "valueFrom": {"configMapKeyRef": {"name": "mlflow", "key": "uri"}},
+                    }
+                ],
+            ),
+            [
+                Problem(
+                    "spec.steps[1].env[0].valueFrom",
+                    "MLFLOW_TRACKING_URI is spec.mlflow.trackingUri in every step, which a step "
+                    "replaces with a literal value only; set value instead",
+                )
+            ],
+            id="a tracking URI from a ConfigMap",
+        ),
+        pytest.param(
+            lambda doc: (
+                _set("spec.steps.1.mlflowCredentials", True)(doc),
+                _del("spec.mlflow.credentialsSecret")(doc),
+            ),
+            [
+                Problem(
+                    "spec.steps[1].mlflowCredentials",
+                    "spec.mlflow.credentialsSecret is not set: name the Secret of MLflow's "
+                    "credentials there, or remove mlflowCredentials",
+                )
+            ],
+            id="credentials without a Secret",
+        ),
+        pytest.param(
+            lambda doc: (
+                _set("spec.onExit", {"command": ["notify"], "mlflowCredentials": True})(doc),
+                _del("spec.mlflow")(doc),
+                _del("spec.promotion")(doc),
+            ),
+            [
+                Problem(
+                    "spec.onExit.mlflowCredentials",
+                    "spec.mlflow is not set: set spec.mlflow with its credentialsSecret, or "
+                    "remove mlflowCredentials",
+                )
+            ],
+            id="credentials without spec.mlflow",
+        ),
+    ],
+)
+def test_lineage_variables_and_mlflow_credentials(
+    change: Callable[[Doc], None], expected: list[Problem]
+) -> None:
+    doc = pipeline()
+    change(doc)
+    parsed, problems = validate_document(doc)
+    assert problems == expected
+    assert (parsed is None) == bool(expected)

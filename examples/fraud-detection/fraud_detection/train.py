@@ -1,13 +1,16 @@
 """Train: a random forest, logged to MLflow with its parameters; writes the MLflow run id.
 
 MLflow is found through the environment (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME), so the
-same command logs to the cluster's tracking server or to a local run's store.
+same command logs to the cluster's tracking server or to a local run's store. The run is tagged
+with the pipeline's lineage, which the operator and `mlpipeline run` give every step as
+MLPIPELINE_* variables; the promotion checks these tags name the pipeline that promotes the model.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import mlflow
@@ -18,6 +21,19 @@ from sklearn.metrics import roc_auc_score
 from fraud_detection.data import TRAIN, read_table
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# The run tag of each lineage variable (docs/compiler.md, "Lineage and MLflow in every step").
+LINEAGE_TAGS = {
+    "MLPIPELINE_NAMESPACE": "mlpipeline.namespace",
+    "MLPIPELINE_NAME": "mlpipeline.pipeline",
+    "MLPIPELINE_GENERATION": "mlpipeline.generation",
+    "MLPIPELINE_RUN": "mlpipeline.workflow",
+    "MLPIPELINE_GIT_REVISION": "mlpipeline.git-revision",
+}
+
+
+def lineage_tags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The lineage variables that are set, as MLflow run tags."""
+    return {tag: environ[name] for name, tag in LINEAGE_TAGS.items() if environ.get(name)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -39,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ).fit(features, labels)
     train_auc = float(roc_auc_score(labels, model.predict_proba(features)[:, 1]))
 
-    with mlflow.start_run() as run:
+    with mlflow.start_run(tags=lineage_tags(os.environ)) as run:
         mlflow.log_params(
             {"n_estimators": args.n_estimators, "max_depth": args.max_depth, "seed": args.seed}
         )

@@ -776,6 +776,11 @@ class Step(ApiModel):
         description="PriorityClass of its pod; replaces spec.defaults.priorityClassName "
         'when set ("" clears it).',
     )
+    mlflow_credentials: bool = Field(
+        default=False,
+        description="Give the step the keys of spec.mlflow.credentialsSecret as environment "
+        "variables (MLflow's credentials); by default a step does not see them.",
+    )
 
 
 class ExitStep(ApiModel):
@@ -825,6 +830,11 @@ class ExitStep(ApiModel):
         default=None,
         description="PriorityClass of its pod; replaces spec.defaults.priorityClassName "
         'when set ("" clears it).',
+    )
+    mlflow_credentials: bool = Field(
+        default=False,
+        description="Give the exit step the keys of spec.mlflow.credentialsSecret as "
+        "environment variables; by default it does not see them.",
     )
 
 
@@ -923,7 +933,7 @@ class MLflow(ApiModel):
                 description=(
                     "Secret whose keys become the promotion step's environment (for example "
                     "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
-                    "MLFLOW_TRACKING_TOKEN)."
+                    "MLFLOW_TRACKING_TOKEN), and that of the steps with mlflowCredentials."
                 ),
             ),
         ]
@@ -1032,7 +1042,11 @@ class MLPipelineSpec(ApiModel):
     promotion: Promotion | None = Field(
         default=None, description="Promote the trained model in MLflow after the last step."
     )
-    mlflow: MLflow | None = Field(default=None, description="MLflow server used by promotion.")
+    mlflow: MLflow | None = Field(
+        default=None,
+        description="MLflow server used by the promotion; every step gets its tracking URI as "
+        "MLFLOW_TRACKING_URI.",
+    )
     schedule: Schedule | None = Field(
         default=None, description="Run on a cron schedule instead of once per spec change."
     )

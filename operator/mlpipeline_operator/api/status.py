@@ -135,6 +135,12 @@ class PromotionStatus(StatusModel):
     run: Annotated[str, Field(max_length=63)] | None = Field(
         default=None, description="Workflow that made the decision."
     )
+    lineage: Literal["Matched", "Mismatched", "Unknown"] | None = Field(
+        default=None,
+        description="Whether the MLflow run's lineage tags (mlpipeline.namespace, "
+        "mlpipeline.pipeline) name this pipeline: Matched; Mismatched (the model is rejected); "
+        "Unknown (the run has no lineage tags).",
+    )
 
 
 class MLPipelineStatus(StatusModel):

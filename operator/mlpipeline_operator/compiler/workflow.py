@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pydantic_core
 
-from mlpipeline_operator import conditions, placeholders
+from mlpipeline_operator import conditions, lineage, placeholders
 from mlpipeline_operator.api import models as api
 from mlpipeline_operator.api.constants import (
     ANNOTATION_GIT_REVISION,
@@ -320,10 +320,36 @@ def _artifact(artifact: api.InputArtifact | api.OutputArtifact) -> Manifest:
     return {"name": artifact.name, "path": artifact.path}
 
 
+def _template_defaults(pipeline: api.MLPipeline, options: CompileOptions) -> Manifest:
+    """The lineage and MLflow variables of every step (`lineage`), written once: Argo merges
+    `templateDefaults` into every container template, by variable name, so a step's own
+    MLFLOW_TRACKING_URI wins. (In each template, they would add a quarter to the Workflow of a
+    long pipeline.) Argo's schema wants an image: every template has its own, which wins."""
+    mlflow = pipeline.spec.mlflow
+    injected = lineage.injected_environment(
+        pipeline,
+        namespace="{{workflow.namespace}}",
+        run="{{workflow.name}}",
+        tracking_uri=None if mlflow is None else mlflow.tracking_uri,
+    )
+    env = [{"name": name, "value": value} for name, value in injected.items()]
+    return {"container": {"env": env, "image": pipeline.spec.image or options.promotion_image}}
+
+
+def _credentials(pipeline: api.MLPipeline, step: api.Step) -> list[Manifest] | None:
+    """`envFrom` of spec.mlflow.credentialsSecret, for a step that asks for it (and the
+    promotion step, which always does)."""
+    mlflow = pipeline.spec.mlflow
+    if not step.mlflow_credentials or mlflow is None or not mlflow.credentials_secret:
+        return None
+    return [{"secretRef": {"name": mlflow.credentials_secret}}]
+
+
 def _step_template(
-    step: api.Step, spec: api.MLPipelineSpec, to_text: Callable[[str], str]
+    step: api.Step, pipeline: api.MLPipeline, to_text: Callable[[str], str]
 ) -> Manifest:
     # Keys are added in alphabetical order, and only when set; this runs once per step.
+    spec = pipeline.spec
     defaults = spec.defaults
     container: Manifest = {}
     if step.args:
@@ -331,6 +357,8 @@ def _step_template(
     container["command"] = [to_text(c) for c in step.command]
     if step.env:
         container["env"] = [_env(e, to_text) for e in step.env]
+    if (env_from := _credentials(pipeline, step)) is not None:
+        container["envFrom"] = env_from
     container["image"] = step.image or spec.image
     if (resources := _resources(step.resources or defaults.resources)) is not None:
         container["resources"] = resources
@@ -702,7 +730,7 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
     templates: list[Manifest] = []
     to_container = functools.partial(_to_container_text, run=run)
     step_templates = _memoized(
-        [_step_template(s, spec, to_container) for s in spec.steps], pipeline
+        [_step_template(s, pipeline, to_container) for s in spec.steps], pipeline
     )
     for step, template in zip(spec.steps, step_templates, strict=True):
         if step.for_each is None:
@@ -721,7 +749,7 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         templates.append(template)
     if spec.on_exit is not None:
         to_exit = functools.partial(_to_exit_text, run=run)
-        templates.append(_step_template(exit_as_step(spec.on_exit), spec, to_exit))
+        templates.append(_step_template(exit_as_step(spec.on_exit), pipeline, to_exit))
     repo = spec.artifact_repository_ref
     workflow_spec = {
         "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}
@@ -738,6 +766,7 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         "podGC": {"strategy": "OnPodSuccess"},
         "podMetadata": {"labels": run_labels(pipeline)},
         "serviceAccountName": spec.service_account_name or "default",
+        "templateDefaults": _template_defaults(pipeline, options),
         "templates": [{"dag": {"tasks": tasks}, "name": ENTRY_TEMPLATE}, *templates],
         "ttlStrategy": {"secondsAfterCompletion": TTL_SECONDS_AFTER_COMPLETION},
     }

@@ -89,6 +89,8 @@ class PromotionResult:
     metrics: str
     # The version that holds the alias once the promotion step is done (None: no version does).
     holder: str | None
+    # Matched, Mismatched or Unknown: the run's lineage tags against the pipeline's ("": none).
+    lineage: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,4 +101,5 @@ class PromotionResult:
             "reason": self.reason,
             "metrics": self.metrics,
             "aliasVersion": self.holder,
+            "lineage": self.lineage,
         }

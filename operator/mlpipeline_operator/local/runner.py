@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlpipeline_operator import conditions, placeholders
+from mlpipeline_operator import conditions, lineage, placeholders
 from mlpipeline_operator.api.models import MLPipeline, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
@@ -72,6 +72,10 @@ from mlpipeline_operator.promotion.request import (
     PromotionRequest,
     request_for,
 )
+
+
+# The namespace of a local run of a pipeline without metadata.namespace.
+LOCAL_NAMESPACE = "local"
 
 
 class StepSetupError(Exception):
@@ -161,7 +165,10 @@ class LocalRun:
         self.done: dict[str, asyncio.Event] = {}
         self.promotion_done: asyncio.Event | None = None
         self.slots: asyncio.Semaphore | None = None
-        self.base_env = step_environment(os.environ)
+        # The lineage variables are the run's own, never inherited from the runner's environment.
+        self.base_env = {
+            k: v for k, v in step_environment(os.environ).items() if k not in lineage.RUN_TAGS
+        }
         # The first step that failed: from then on no step starts (Argo's failFast).
         self.failed_step: str | None = None
         # The signal that interrupted the run, and the second one that killed its steps at once.
@@ -596,7 +603,12 @@ class LocalRun:
             "run": self.run_values,
         }
         resolved = resolve(step, layout, self.values, inputs, plan.item, named)
-        env = {**self.base_env, **resolved.env, **self._mlflow_env(resolved.env)}
+        env = {
+            **self.base_env,
+            **resolved.env,
+            **self._lineage_env(),
+            **self._mlflow_env(resolved.env),
+        }
 
         timeout: float | None = plan.timeout_seconds
         deadline = retry.attempt_deadline(plan.retry, result.started or time.monotonic())
@@ -733,6 +745,17 @@ class LocalRun:
                     f"{what}: cannot copy {source} to {artifact.path}: {error.strerror or error}"
                 ) from None
 
+    def _lineage_env(self) -> dict[str, str]:
+        """The variables the compiler adds to every step, with this run's values: the run is
+        the run directory's name, the namespace "local" unless metadata.namespace is set (the
+        values the promotion records)."""
+        return lineage.injected_environment(
+            self.pipeline,
+            namespace=self.pipeline.metadata.namespace or LOCAL_NAMESPACE,
+            run=self.layout.root.name,
+            tracking_uri=None,  # the store's, from _mlflow_env
+        )
+
     def _mlflow_env(self, step_env: Mapping[str, str]) -> dict[str, str]:
         """The local store replaces any tracking URI; the step's own experiment name wins."""
         store = self.options.store
@@ -753,7 +776,7 @@ class LocalRun:
             self.pipeline,
             tracking_uri=store.uri,
             run_id=run_id,
-            namespace=self.pipeline.metadata.namespace or "local",
+            namespace=self.pipeline.metadata.namespace or LOCAL_NAMESPACE,
             workflow=self.layout.root.name,
             output_dir=str(output_dir),
         )
@@ -798,6 +821,7 @@ class LocalRun:
             reason=files["reason"],
             metrics=files["metrics"],
             holder=holder,
+            lineage=files["lineage"],
         )
         self.reporter.step(result, files["decision"] or message)
 

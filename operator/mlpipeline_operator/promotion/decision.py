@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mlpipeline_operator.api.models import Gate, GateOp, MustBeat
+from mlpipeline_operator.lineage import ENV_GENERATION, ENV_NAME, ENV_NAMESPACE, RUN_TAGS
 
 DecisionName = Literal["Promoted", "Rejected", "Failed"]
+LineageName = Literal["Matched", "Mismatched", "Unknown"]
+# The run tags that say which pipeline logged a run; the generation is informational (a cached
+# step's run comes from an earlier generation of the same pipeline).
+_IDENTITY_TAGS = (RUN_TAGS[ENV_NAMESPACE], RUN_TAGS[ENV_NAME])
+_GENERATION_TAG = RUN_TAGS[ENV_GENERATION]
 
 _OPS: dict[GateOp, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -140,6 +146,38 @@ def compare(
 
 
 @dataclass(frozen=True)
+class LineageCheck:
+    """Whether the run was logged by this pipeline, as its lineage tags say."""
+
+    outcome: LineageName
+    # Why it does not match, or what differs without mattering ("" when nothing).
+    note: str = ""
+
+
+def check_lineage(run_tags: Mapping[str, str], expected: Mapping[str, str]) -> LineageCheck:
+    """The run's lineage tags against the pipeline's (`expected`, the same tag names).
+
+    Unknown when the run has neither mlpipeline.namespace nor mlpipeline.pipeline (a model
+    logged without lineage); Mismatched when one of them names another namespace or pipeline;
+    else Matched, with a note when the run comes from another generation."""
+    logged = {tag: run_tags[tag] for tag in _IDENTITY_TAGS if tag in run_tags}
+    if not logged:
+        return LineageCheck("Unknown")
+    if any(value != expected.get(tag) for tag, value in logged.items()):
+        theirs = "/".join(logged.get(tag, "?") for tag in _IDENTITY_TAGS)
+        ours = "/".join(expected.get(tag, "?") for tag in _IDENTITY_TAGS)
+        return LineageCheck(
+            "Mismatched",
+            f"the run was logged by pipeline {theirs}, not {ours} (its tags "
+            f"{' and '.join(_IDENTITY_TAGS)}): promote a run of this pipeline",
+        )
+    generation = run_tags.get(_GENERATION_TAG)
+    if generation and generation != expected.get(_GENERATION_TAG):
+        return LineageCheck("Matched", f"the run was logged by generation {generation}")
+    return LineageCheck("Matched")
+
+
+@dataclass(frozen=True)
 class Decision:
     """What the promotion step decided, as it lands in the output files and `status.promotion`."""
 
@@ -150,6 +188,8 @@ class Decision:
     alias: str | None = None
     reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    # Whether the run's lineage tags name this pipeline (None: not checked, the step failed).
+    lineage: LineageName | None = None
 
     @property
     def promoted(self) -> bool:
@@ -191,14 +231,19 @@ def decide(
     alias: str,
     gates: Sequence[GateResult],
     comparison: Comparison | None,
+    lineage: LineageCheck | None = None,
 ) -> Decision:
-    """Promoted when every gate passes and (if asked) the challenger beats the holder."""
+    """Promoted when the run's lineage does not name another pipeline, every gate passes and
+    (if asked) the challenger beats the holder."""
+    outcome = None if lineage is None else lineage.outcome
     failed = [g.describe() for g in gates if not g.passed]
     if comparison is not None and not comparison.passed:
         failed.append(comparison.describe())
+    if lineage is not None and lineage.outcome == "Mismatched":
+        failed.insert(0, lineage.note)
     metrics = compared_metrics(gates, comparison)
     if failed:
-        return Decision("Rejected", model, version, None, "; ".join(failed), metrics)
+        return Decision("Rejected", model, version, None, "; ".join(failed), metrics, outcome)
     passed = [g.describe() for g in gates]
     reason = (
         f"{'gate' if len(passed) == 1 else 'all gates'} passed: {', '.join(passed)}"
@@ -207,4 +252,6 @@ def decide(
     )
     if comparison is not None:
         reason += f"; {comparison.describe()}"
-    return Decision("Promoted", model, version, alias, reason, metrics)
+    if lineage is not None and lineage.note:
+        reason += f"; {lineage.note}"
+    return Decision("Promoted", model, version, alias, reason, metrics, outcome)

@@ -11,6 +11,7 @@ operator turns those parameters back into `status.promotion` with `status_from_o
 | alias    | the alias the version holds after the step ("" unless Promoted)          |
 | reason   | one line: the gates and the comparison, or what failed                   |
 | metrics  | JSON object of the metrics compared, e.g. {"auc": 0.97, "auc@champion": 0.95} |
+| lineage  | Matched, Mismatched or Unknown: the run's lineage tags against the pipeline's ("" when the step failed) |
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from mlpipeline_operator.api.status import PromotionStatus
-from mlpipeline_operator.promotion.decision import Decision, DecisionName
+from mlpipeline_operator.promotion.decision import Decision, DecisionName, LineageName
 from mlpipeline_operator.promotion.errors import PromotionFailure
 from mlpipeline_operator.promotion.request import OUTPUT_NAMES, PromotionRequest
 
@@ -30,6 +31,7 @@ from mlpipeline_operator.promotion.request import OUTPUT_NAMES, PromotionRequest
 _MAX = {"model": 250, "version": 32, "alias": 63, "reason": 32768, "run": 63}
 _MAX_METRICS = 64
 _DECISIONS: tuple[str, ...] = get_args(DecisionName)
+_LINEAGES: tuple[str, ...] = get_args(LineageName)
 
 
 def output_values(decision: Decision) -> dict[str, str]:
@@ -44,6 +46,7 @@ def output_values(decision: Decision) -> dict[str, str]:
             sort_keys=True,
             allow_nan=False,
         ),
+        "lineage": decision.lineage or "",
     }
     assert tuple(values) == OUTPUT_NAMES
     return values
@@ -131,6 +134,7 @@ def status_from_outputs(
     decision = (outputs.get("decision") or "").strip()
     if decision not in _DECISIONS:
         return None
+    lineage = (outputs.get("lineage") or "").strip()
     return PromotionStatus(
         decision=decision,  # type: ignore[arg-type]  # checked against DecisionName above
         model=_text(model, _MAX["model"]),
@@ -139,4 +143,5 @@ def status_from_outputs(
         reason=_text(outputs.get("reason"), _MAX["reason"]),
         metrics=_metrics(outputs.get("metrics") or ""),
         run=_text(run, _MAX["run"]),
+        lineage=lineage if lineage in _LINEAGES else None,  # type: ignore[arg-type]  # checked
     )

@@ -5,7 +5,8 @@ re-run converge to the same state:
 
 1. find the version registered from this run and artifact path, or create it (with the
    artifact path and lineage tags in the same request); lineage tags are brought up to date;
-2. decide (gates, and the comparison with the alias holder), touching nothing;
+2. decide (the run's lineage tags, the gates, and the comparison with the alias holder),
+   touching nothing;
 3. tag the version with the decision and its reason;
 4. only then, and only when Promoted, move the alias.
 
@@ -23,6 +24,7 @@ from mlpipeline_operator.promotion.decision import (
     Comparison,
     Decision,
     Holder,
+    check_lineage,
     compare,
     decide,
     evaluate_gates,
@@ -67,7 +69,8 @@ def decide_and_record(request: PromotionRequest, registry: Registry) -> Decision
             elif holder_version is not None:
                 holder = registry.holder(request.model, holder_version, rule.metric)
             comparison = compare(rule, run.metrics, holder, version.version)
-        decision = decide(request.model, version.version, request.alias, gates, comparison)
+        lineage = check_lineage(run.tags, lineage_tags(request))
+        decision = decide(request.model, version.version, request.alias, gates, comparison, lineage)
         holds_alias = aliases.get(request.alias) == version.version
         if not decision.promoted and holds_alias:
             # Gates changed since this version was promoted: say so, but leave the alias (taking
@@ -80,6 +83,7 @@ def decide_and_record(request: PromotionRequest, registry: Registry) -> Decision
                 f"{decision.reason}; this version still holds alias {request.alias} "
                 "from an earlier promotion",
                 decision.metrics,
+                decision.lineage,
             )
         registry.set_tags(
             request.model, version, {TAG_DECISION: decision.decision, TAG_REASON: decision.reason}

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -23,6 +23,7 @@ import urllib3
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mlpipeline_operator import lineage
 from mlpipeline_operator.promotion.decision import Holder
 from mlpipeline_operator.promotion.errors import ExitCode, PromotionFailure, redact_uri
 from mlpipeline_operator.promotion.retry import RetriesExhausted, RetryPolicy, call_with_retries
@@ -30,7 +31,7 @@ from mlpipeline_operator.promotion.retry import RetriesExhausted, RetryPolicy, c
 T = TypeVar("T")
 
 # Tags written on the model version (lineage keys become TAG_PREFIX + key).
-TAG_PREFIX = "mlpipeline."
+TAG_PREFIX = lineage.TAG_PREFIX
 TAG_ARTIFACT_PATH = TAG_PREFIX + "artifact-path"
 TAG_DECISION = TAG_PREFIX + "decision"
 TAG_REASON = TAG_PREFIX + "reason"
@@ -146,6 +147,7 @@ class RunInfo:
     experiment_id: str
     artifact_uri: str
     metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class Registry:
                 str(run.info.experiment_id),
                 run.info.artifact_uri,
                 dict(run.data.metrics),
+                dict(run.data.tags),
             )
 
         info = self._call(f"read run {run_id}", get)

@@ -23,7 +23,7 @@ from mlpipeline_operator.validation import problems_from_pydantic
 
 # Files written by the promotion step, exposed as the Workflow's output parameters.
 OUTPUT_DIR = "/tmp/mlpipeline-promotion"
-OUTPUT_NAMES = ("decision", "version", "alias", "reason", "metrics")
+OUTPUT_NAMES = ("decision", "version", "alias", "reason", "metrics", "lineage")
 
 # METRIC OP VALUE, spaces allowed around each: a metric has no comparison sign (the models'
 # GATE_METRIC_PATTERN, as MLflow's metric names), the value is a decimal number.
