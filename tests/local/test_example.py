@@ -72,11 +72,19 @@ def test_the_model_and_its_metrics_are_in_mlflow(champion: Run, store: str) -> N
     assert run.data.params["n_estimators"] == "100"
     assert run.data.metrics["auc"] == pytest.approx(report(champion)["metrics"]["auc"])
     assert run.data.metrics["auc"] > 0.85
+    # The lineage the runner gave the step, as the train module tags its run.
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("mlpipeline.")} == {
+        "mlpipeline.namespace": "ml",
+        "mlpipeline.pipeline": "fraud-detection",
+        "mlpipeline.generation": "1",
+        "mlpipeline.workflow": "run",
+    }
 
 
 def test_the_first_model_is_promoted_to_champion(champion: Run, store: str) -> None:
     promotion = champion.summary["promotion"]
     assert promotion["decision"] == "Promoted", champion.out
+    assert promotion["lineage"] == "Matched"
     assert promotion["aliasVersion"] == promotion["version"]
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version_by_alias(MODEL, "champion")

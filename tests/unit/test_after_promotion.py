@@ -241,6 +241,7 @@ def test_the_exit_step_is_the_workflow_exit_handler() -> None:
         "alias": "mlpipeline_promotion_alias",
         "reason": None,
         "metrics": None,
+        "lineage": None,
     }
 
 

@@ -448,4 +448,5 @@ def test_promote_without_mlflow_fails_with_exit_7_and_a_decision(tmp_path: Path)
         "alias": "",
         "reason": message,
         "metrics": "{}",
+        "lineage": "",
     }

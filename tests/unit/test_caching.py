@@ -155,8 +155,9 @@ def test_compiled_steps_are_memoized_in_the_pipelines_cache() -> None:
 def test_the_variables_injected_in_every_step_leave_the_memoization_keys_alone() -> None:
     def memoized(doc: Doc) -> dict[str, Any]:
         workflow = compile_document(doc)
-        return {t["name"]: t["memoize"]["key"] for t in workflow["spec"]["templates"]
-                if "memoize" in t}
+        return {
+            t["name"]: t["memoize"]["key"] for t in workflow["spec"]["templates"] if "memoize" in t
+        }
 
     def injected(doc: Doc) -> Any:
         return compile_document(doc)["spec"]["templateDefaults"]

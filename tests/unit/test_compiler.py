@@ -265,9 +265,7 @@ def test_promotion_runs_last_with_credentials_from_the_secret_only() -> None:
     ]
 
 
-def test_every_step_gets_the_lineage_and_the_tracking_uri_but_credentials_only_when_asked() -> (
-    None
-):
+def test_every_step_gets_the_lineage_and_the_tracking_uri_but_credentials_only_when_asked() -> None:
     doc = pipeline()
     doc["metadata"]["annotations"] = {"mlops.gitops.dev/git-revision": "abc123"}
     spec = doc["spec"]

@@ -183,10 +183,16 @@ OURS = {
     ("run_tags", "expected"),
     [
         pytest.param({}, LineageCheck("Unknown"), id="no lineage tags"),
-        pytest.param({"other": "x", "mlpipeline.generation": "7"}, LineageCheck("Unknown"),
-                     id="a generation alone names no pipeline"),
-        pytest.param(dict(OURS, **{"mlpipeline.workflow": "fraud-g7-9z"}), LineageCheck("Matched"),
-                     id="another run of the same generation"),
+        pytest.param(
+            {"other": "x", "mlpipeline.generation": "7"},
+            LineageCheck("Unknown"),
+            id="a generation alone names no pipeline",
+        ),
+        pytest.param(
+            dict(OURS, **{"mlpipeline.workflow": "fraud-g7-9z"}),
+            LineageCheck("Matched"),
+            id="another run of the same generation",
+        ),
         pytest.param(
             dict(OURS, **{"mlpipeline.generation": "5"}),
             LineageCheck("Matched", "the run was logged by generation 5"),

@@ -466,7 +466,10 @@ _RESERVED = (
         pytest.param(
             _set(
                 "spec.onExit",
-                {"command": ["notify"], "env": [{"name": "A", "value": "1"}, {"name": "MLPIPELINE_X"}]},
+                {
+                    "command": ["notify"],
+                    "env": [{"name": "A", "value": "1"}, {"name": "MLPIPELINE_X"}],
+                },
             ),
             [Problem("spec.onExit.env[1].name", f'"MLPIPELINE_X": {_RESERVED}')],
             id="the exit step uses the reserved prefix",

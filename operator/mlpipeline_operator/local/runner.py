@@ -73,7 +73,6 @@ from mlpipeline_operator.promotion.request import (
     request_for,
 )
 
-
 # The namespace of a local run of a pipeline without metadata.namespace.
 LOCAL_NAMESPACE = "local"
 

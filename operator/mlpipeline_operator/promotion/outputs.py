@@ -11,7 +11,7 @@ operator turns those parameters back into `status.promotion` with `status_from_o
 | alias    | the alias the version holds after the step ("" unless Promoted)          |
 | reason   | one line: the gates and the comparison, or what failed                   |
 | metrics  | JSON object of the metrics compared, e.g. {"auc": 0.97, "auc@champion": 0.95} |
-| lineage  | Matched, Mismatched or Unknown: the run's lineage tags against the pipeline's ("" when the step failed) |
+| lineage  | Matched, Mismatched or Unknown (the run's lineage tags); "" on a failure |
 """
 
 from __future__ import annotations
