@@ -270,7 +270,36 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     if spec.on_exit is not None:
         problems += _check_placement(spec.on_exit, "spec.onExit")
     problems += _check_run_metadata(spec)
+    problems += _check_run_limits(spec)
     return sorted(problems, key=_path_order)
+
+
+def _check_run_limits(spec: MLPipelineSpec) -> Iterator[Problem]:
+    """A limit of a step that the run's own limit always reaches first could never act: a step
+    timeout longer than spec.timeout, a forEach.maxParallel above spec.parallelism."""
+    if spec.timeout is not None:
+        run_limit = duration_nanoseconds(spec.timeout)
+        timeouts = [("spec.defaults.timeout", spec.defaults.timeout)]
+        timeouts += [(f"spec.steps[{i}].timeout", s.timeout) for i, s in enumerate(spec.steps)]
+        if spec.on_exit is not None:
+            timeouts.append(("spec.onExit.timeout", spec.on_exit.timeout))
+        for path, timeout in timeouts:
+            if timeout is not None and duration_nanoseconds(timeout) > run_limit:
+                yield Problem(
+                    path,
+                    f"{quoted(timeout)} is longer than spec.timeout {quoted(spec.timeout)}, which "
+                    "stops the whole run first; make it at most as long",
+                )
+    if spec.parallelism is not None:
+        for i, step in enumerate(spec.steps):
+            max_parallel = step.for_each.max_parallel if step.for_each is not None else None
+            if max_parallel is not None and max_parallel > spec.parallelism:
+                yield Problem(
+                    f"spec.steps[{i}].forEach.maxParallel",
+                    f"{max_parallel} is more than spec.parallelism {spec.parallelism}, which "
+                    "limits the iterations too; make it at most "
+                    f"{spec.parallelism} or leave it out",
+                )
 
 
 def _path_order(problem: Problem) -> list[Any]:

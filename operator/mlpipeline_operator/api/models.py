@@ -991,6 +991,34 @@ class ArtifactRepositoryRef(ApiModel):
     )
 
 
+class PodGC(ApiModel):
+    """When the pods of finished steps are deleted (Argo's podGC)."""
+
+    strategy: Literal[
+        "OnPodSuccess", "OnPodCompletion", "OnWorkflowSuccess", "OnWorkflowCompletion", "Never"
+    ] = Field(
+        default="OnPodSuccess",
+        description=(
+            "OnPodSuccess (default): a step's pod is deleted once it succeeded, a failed one "
+            "stays until the run is deleted; OnPodCompletion: once it ended; OnWorkflowSuccess, "
+            "OnWorkflowCompletion: every pod once the run succeeded, or ended; Never: pods stay "
+            "until the run is deleted. Logs outlive the pods when spec.archiveLogs is true."
+        ),
+    )
+
+
+class ArtifactGC(ApiModel):
+    """When a run's artifacts are deleted from the artifact repository (Argo's artifactGC)."""
+
+    strategy: Literal["OnWorkflowDeletion", "Never"] = Field(
+        default="OnWorkflowDeletion",
+        description=(
+            "OnWorkflowDeletion (default): a run's artifacts and archived logs are deleted with "
+            "the run (by Argo's artifact GC pods, see docs/operator.md); Never: they stay."
+        ),
+    )
+
+
 # --- The resource --------------------------------------------------------------------------------
 
 
@@ -1056,6 +1084,39 @@ class MLPipelineSpec(ApiModel):
         description="Submit no run while true; the current generation's run is submitted once "
         "it is false again. A run already going on is not stopped (the mlops.gitops.dev/stop "
         "annotation stops it). A scheduled pipeline uses spec.schedule.suspend instead.",
+    )
+    timeout: Timeout | None = Field(
+        default=None,
+        description=(
+            "Limit on the whole run, from its start (Argo's activeDeadlineSeconds): then its "
+            "running steps are stopped and it ends Failed; the exit step still runs."
+        ),
+    )
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description=(
+            "Most step pods running at once in a run, forEach iterations, the promotion and the "
+            "exit step included (no limit when unset)."
+        ),
+    )
+    pod_gc: PodGC = Field(
+        default_factory=PodGC,
+        alias="podGC",
+        description="When the pods of finished steps are deleted.",
+    )
+    archive_logs: bool = Field(
+        default=True,
+        description=(
+            "Keep every step's log in the artifact repository (Argo's archiveLogs), so that it "
+            "can be read after its pod is deleted, for as long as the run is kept."
+        ),
+    )
+    artifact_gc: ArtifactGC = Field(
+        default_factory=ArtifactGC,
+        alias="artifactGC",
+        description="When a run's artifacts and archived logs are deleted.",
     )
     on_exit: ExitStep | None = Field(
         default=None,

@@ -723,6 +723,15 @@ def _run_after_promotion(step: api.Step, task: Manifest, template: Manifest, run
         manifest.update(ordered)
 
 
+def _artifact_gc(artifact_gc: api.ArtifactGC) -> Manifest | None:
+    """Argo's artifact GC. `forceFinalizerRemoval`: a run whose artifacts cannot be deleted (no
+    rights, the store unreachable) is still deleted, leaving them, instead of being held by
+    Argo's finalizer for ever."""
+    if artifact_gc.strategy == "Never":
+        return None
+    return {"forceFinalizerRemoval": True, "strategy": artifact_gc.strategy}
+
+
 def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTexts) -> Manifest:
     spec = pipeline.spec
     uncertain = _uncertain_steps(spec.steps)
@@ -752,9 +761,12 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         templates.append(_step_template(exit_as_step(spec.on_exit), pipeline, to_exit))
     repo = spec.artifact_repository_ref
     workflow_spec = {
+        "activeDeadlineSeconds": None if spec.timeout is None else timeout_seconds(spec.timeout),
+        "archiveLogs": spec.archive_logs,
         "arguments": {"parameters": [{"name": p.name, "value": p.value} for p in spec.parameters]}
         if spec.parameters
         else None,
+        "artifactGC": _artifact_gc(spec.artifact_gc),
         "artifactRepositoryRef": None
         if repo is None
         else _present({"configMap": repo.config_map, "key": repo.key}),
@@ -763,7 +775,8 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         if spec.image_pull_secrets
         else None,
         "onExit": EXIT_STEP if spec.on_exit is not None else None,
-        "podGC": {"strategy": "OnPodSuccess"},
+        "parallelism": spec.parallelism,
+        "podGC": None if spec.pod_gc.strategy == "Never" else {"strategy": spec.pod_gc.strategy},
         "podMetadata": {"labels": run_labels(pipeline)},
         "serviceAccountName": spec.service_account_name or "default",
         "templateDefaults": _template_defaults(pipeline, options),

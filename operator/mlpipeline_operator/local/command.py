@@ -295,6 +295,8 @@ def _execute(run: LocalRun, overrides: dict[str, str]) -> Ending:
         if run.killed is not None:
             message += f"; a second {run.killed} killed the steps still running at once"
         return Ending(EXIT_INTERRUPTED, message)
+    if run.timed_out is not None:
+        return Ending(EXIT_FAILED, f"the run {run.timed_out}")
     if failed:
         return Ending(EXIT_FAILED, f"step {failed[0].name} {failed[0].phase}: {failed[0].message}")
     return Ending(EXIT_OK)

@@ -21,6 +21,10 @@
   A step that uses `{{promotion.*}}` runs after it too, and is Skipped without a decision.
 - `spec.onExit` runs last, whatever happened (unless the run was interrupted), with
   `{{pipeline.status}}` and `{{pipeline.failures}}`; its failure fails the run, as in Argo.
+- `spec.parallelism` lowers `parallel` (it counts the promotion and the exit step too).
+- `spec.timeout`, from the run's start, stops every running step's process group (as a signal
+  does) and ends them Failed, the steps not started Skipped; the exit step still runs, as
+  Argo's exit handler does after its `activeDeadlineSeconds`.
 - SIGINT and SIGTERM stop every running step's process group, then the run ends (exit 130);
   a second signal kills the groups still running at once.
 - Whatever a step leaves behind (outputs missing, unreadable, binary...) is that step's Error.
@@ -46,6 +50,7 @@ from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
     EXIT_STEP,
     PROMOTION_TASK,
+    timeout_seconds,
     after_promotion,
     exit_as_step,
     reads_promotion,
@@ -174,6 +179,8 @@ class LocalRun:
         self.interrupted: str | None = None
         self.killed: str | None = None
         self.kill_now: asyncio.Event | None = None
+        # spec.timeout, once it stopped the run ("exceeded spec.timeout of 90s").
+        self.timed_out: str | None = None
         # How the process of each step running when the run was interrupted ended.
         self.stopped: dict[str, str] = {}
         self.promotion: PromotionResult | None = None
@@ -206,7 +213,8 @@ class LocalRun:
         assert main is not None
         self.done = {p.name: asyncio.Event() for p in self.plans}
         self.promotion_done = asyncio.Event()
-        self.slots = asyncio.Semaphore(self.options.parallel)
+        limit = self.pipeline.spec.parallelism
+        self.slots = asyncio.Semaphore(min(self.options.parallel, limit or self.options.parallel))
 
         kill_now = self.kill_now = asyncio.Event()
 
@@ -228,18 +236,36 @@ class LocalRun:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             loop.add_signal_handler(sig, on_signal, sig)
+        timeout = self.pipeline.spec.timeout
+        deadline = None
+        if timeout is not None:
+
+            def on_deadline() -> None:
+                if self.interrupted is None:
+                    self.timed_out = f"exceeded spec.timeout of {timeout}"
+                    self.reporter.note(f"the run {self.timed_out}: stopping every running step")
+                    main.cancel()
+
+            deadline = loop.call_later(timeout_seconds(timeout), on_deadline)
         try:
-            async with asyncio.TaskGroup() as group:
-                for plan in self.plans:
-                    group.create_task(self._run_step(plan))
-                group.create_task(self._promotion_task())
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for plan in self.plans:
+                        group.create_task(self._run_step(plan))
+                    group.create_task(self._promotion_task())
+            finally:
+                if deadline is not None:
+                    deadline.cancel()
             self._judge_last_steps()
             if self.exit_plan is not None:
                 await self._run_exit_step(self.exit_plan)
         except asyncio.CancelledError:
-            if self.interrupted is None:
+            if self.interrupted is None and self.timed_out is None:
                 raise
             main.uncancel()
+            if self.interrupted is None:
+                await self._end_timed_out()
+                return
             for result in self._every_result():
                 if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
                     result.phase = StepPhase.INTERRUPTED
@@ -253,6 +279,23 @@ class LocalRun:
             for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    async def _end_timed_out(self) -> None:
+        """After spec.timeout: the stopped steps Failed, the others Skipped, then the exit step
+        (Argo runs the exit handler after the workflow's deadline too)."""
+        for result in self._every_result():
+            if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
+                result.phase = StepPhase.FAILED
+                result.message = f"stopped: the run {self.timed_out}"
+                if result.name in self.stopped:
+                    result.message += f" ({self.stopped[result.name]})"
+                result.finished = time.monotonic()
+                self._log_line(result, result.message)
+            elif result.phase is StepPhase.PENDING:
+                result.phase = StepPhase.SKIPPED
+                result.message = f"not started: the run {self.timed_out}"
+        if self.exit_plan is not None:
+            await self._run_exit_step(self.exit_plan)
 
     def _every_result(self) -> Iterator[StepResult]:
         """Every step's result, and those of the iterations of the steps with forEach."""
@@ -797,7 +840,9 @@ class LocalRun:
         result.attempts, result.started = 1, time.monotonic()
         result.phase = StepPhase.RUNNING
         self.reporter.step(result, f"run {run_id}")
-        exit_ = await self._run_logged(result, argv, env, None)
+        assert self.slots is not None
+        async with self.slots:  # a pod of its own in Argo, counted by spec.parallelism
+            exit_ = await self._run_logged(result, argv, env, None)
         result.finished, result.exit_code = time.monotonic(), exit_.returncode
         files = {
             key: (output_dir / key).read_text(encoding="utf-8").strip()

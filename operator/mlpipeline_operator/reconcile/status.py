@@ -6,6 +6,8 @@ missing one, or restarting the operator always converges to the same status.
 
 from __future__ import annotations
 
+import datetime
+
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -308,7 +310,22 @@ def _condition(
     )
 
 
-def _failure_message(run: RunStatus) -> str:
+def _exceeded_timeout(workflow: Obj) -> int | None:
+    """The run's `activeDeadlineSeconds` (spec.timeout) when it ran that long: Argo stopped it
+    then, failing its running steps with "Step exceeded its deadline" or Kubernetes'
+    DeadlineExceeded, which say nothing of the run's limit."""
+    limit = (workflow.get("spec") or {}).get("activeDeadlineSeconds")
+    status = workflow.get("status") or {}
+    started, finished = status.get("startedAt"), status.get("finishedAt")
+    if not isinstance(limit, int) or not started or not finished:
+        return None
+    ran = datetime.datetime.fromisoformat(finished) - datetime.datetime.fromisoformat(started)
+    return limit if ran.total_seconds() >= limit else None
+
+
+def _failure_message(run: RunStatus, workflow: Obj) -> str:
+    if (limit := _exceeded_timeout(workflow)) is not None:
+        return f"run {run.name} exceeded spec.timeout of {limit}s: its running steps were stopped"
     failed = [s for s in run.steps if s.phase in ("Failed", "Error")]
     if failed:
         step = failed[0]
@@ -391,7 +408,8 @@ def build_status(
             _condition(conds, "Ready", "False", "RunStopped", message, generation, now)
         )
     elif phase == "Failed":
-        message = _failure_message(run)
+        assert current is not None
+        message = _failure_message(run, current)
         conditions.append(
             _condition(conds, "Ready", "False", "RunFailed", message, generation, now)
         )
