@@ -45,7 +45,9 @@ def test_housekeeping_defaults() -> None:
 
 
 def test_housekeeping_can_be_turned_off() -> None:
-    doc = with_spec(podGC={"strategy": "Never"}, archiveLogs=False, artifactGC={"strategy": "Never"})
+    doc = with_spec(
+        podGC={"strategy": "Never"}, archiveLogs=False, artifactGC={"strategy": "Never"}
+    )
     spec = compile_document(doc)["spec"]
     assert "podGC" not in spec
     assert spec["archiveLogs"] is False
@@ -80,7 +82,7 @@ def test_a_scheduled_run_has_the_limits_too() -> None:
             {"parallelism": 0},
             "spec.parallelism: Input should be greater than or equal to 1 (got 0)",
         ),
-        ({"parallelism": "2"}, "spec.parallelism: expected an integer, got the string \"2\""),
+        ({"parallelism": "2"}, 'spec.parallelism: expected an integer, got the string "2"'),
         (
             {"podGC": {"strategy": "Sometimes"}},
             "spec.podGC.strategy: Input should be 'OnPodSuccess', 'OnPodCompletion', "
