@@ -843,7 +843,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
 def pipeline_namespace_objects(namespace: str, s3_endpoint: str) -> list[dict[str, Any]]:
     """A namespace ready for workflows, as Argo documents it: the executor's Role (it reports
-    each step's outputs as a WorkflowTaskResult) bound to every service account of the
+    each step's outputs as a WorkflowTaskResult; the artifact GC pods read and answer their
+    WorkflowArtifactGCTasks) bound to every service account of the
     namespace, the S3 credentials, and the default artifact repository."""
     repository = {
         "s3": {
@@ -866,7 +867,19 @@ def pipeline_namespace_objects(namespace: str, s3_endpoint: str) -> list[dict[st
                     "apiGroups": ["argoproj.io"],
                     "resources": ["workflowtaskresults"],
                     "verbs": ["create", "patch"],
-                }
+                },
+                # Argo's artifact GC pods (spec.artifactGC) run as the workflow's account: they
+                # read their tasks and report what they deleted.
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowartifactgctasks"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowartifactgctasks/status"],
+                    "verbs": ["patch"],
+                },
             ],
         },
         {

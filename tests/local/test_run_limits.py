@@ -38,7 +38,7 @@ def test_parallelism_1_runs_independent_steps_one_after_the_other(tmp_path: Path
     )
 
     assert run.code == 0, run.out
-    first, second = sorted((_interval(marks, name) for name in "ab"))
+    first, second = sorted(_interval(marks, name) for name in "ab")
     assert first[1] <= second[0]
 
 

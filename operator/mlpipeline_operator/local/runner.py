@@ -50,13 +50,13 @@ from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
     EXIT_STEP,
     PROMOTION_TASK,
-    timeout_seconds,
     after_promotion,
     exit_as_step,
     reads_promotion,
     split_ref,
     step_dependencies,
     step_producers,
+    timeout_seconds,
     uses_promotion,
 )
 from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry

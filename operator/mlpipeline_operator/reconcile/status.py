@@ -7,7 +7,6 @@ missing one, or restarting the operator always converges to the same status.
 from __future__ import annotations
 
 import datetime
-
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
