@@ -253,6 +253,11 @@ class LocalRun:
                     for plan in self.plans:
                         group.create_task(self._run_step(plan))
                     group.create_task(self._promotion_task())
+            except asyncio.CancelledError:
+                if self.timed_out is None or self.interrupted is not None:
+                    raise
+                main.uncancel()
+                self._end_timed_out()
             finally:
                 if deadline is not None:
                     deadline.cancel()
@@ -260,12 +265,9 @@ class LocalRun:
             if self.exit_plan is not None:
                 await self._run_exit_step(self.exit_plan)
         except asyncio.CancelledError:
-            if self.interrupted is None and self.timed_out is None:
+            if self.interrupted is None:
                 raise
             main.uncancel()
-            if self.interrupted is None:
-                await self._end_timed_out()
-                return
             for result in self._every_result():
                 if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
                     result.phase = StepPhase.INTERRUPTED
@@ -280,9 +282,9 @@ class LocalRun:
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
-    async def _end_timed_out(self) -> None:
-        """After spec.timeout: the stopped steps Failed, the others Skipped, then the exit step
-        (Argo runs the exit handler after the workflow's deadline too)."""
+    def _end_timed_out(self) -> None:
+        """After spec.timeout: the stopped steps Failed, the others Skipped (the exit step runs
+        next: Argo runs the exit handler after the workflow's deadline too)."""
         for result in self._every_result():
             if result.phase in (StepPhase.RUNNING, StepPhase.RETRYING):
                 result.phase = StepPhase.FAILED
@@ -294,8 +296,6 @@ class LocalRun:
             elif result.phase is StepPhase.PENDING:
                 result.phase = StepPhase.SKIPPED
                 result.message = f"not started: the run {self.timed_out}"
-        if self.exit_plan is not None:
-            await self._run_exit_step(self.exit_plan)
 
     def _every_result(self) -> Iterator[StepResult]:
         """Every step's result, and those of the iterations of the steps with forEach."""
