@@ -26,8 +26,17 @@ RUN_TIMEOUT = 300.0
 MARKER = f"log-marker-{uuid.uuid4().hex}"
 
 
+# Prints the marker and keeps it as an output artifact: Argo gives a run a GC finalizer only when
+# one of its templates declares an output artifact (then the archived logs go with them).
+SAY = "import sys; print(sys.argv[1]); open('/tmp/said.txt', 'w').write(sys.argv[1])"
+
+
 def _logged(marker: str) -> dict[str, Any]:
-    return {"name": "say", "command": ["python", "-c", f"print({marker!r})"]}
+    return {
+        "name": "say",
+        "command": ["python", "-c", SAY, marker],
+        "outputs": {"artifacts": [{"name": "said", "path": "/tmp/said.txt"}]},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +112,16 @@ def test_parallelism_1_runs_independent_steps_one_after_the_other(
     assert first["finishedAt"] <= second["startedAt"], steps
 
 
-def _log_key(workflow: dict[str, Any], step: str) -> str:
-    """The key of a step's archived log in the artifact repository (Argo's `main-logs`)."""
+def _artifact_key(workflow: dict[str, Any], step: str, artifact: str) -> str:
+    """The key of a step's output artifact in the artifact repository (Argo names the archived
+    log `main-logs`)."""
     (node,) = (
         n
         for n in workflow["status"]["nodes"].values()
         if n["type"] == "Pod" and n["displayName"] == step
     )
-    (log,) = (a for a in node["outputs"]["artifacts"] if a["name"] == "main-logs")
-    key: str = log["s3"]["key"]
+    (found,) = (a for a in node["outputs"]["artifacts"] if a["name"] == artifact)
+    key: str = found["s3"]["key"]
     return key
 
 
@@ -125,8 +135,10 @@ def test_a_succeeded_steps_log_outlives_its_pod_and_goes_with_its_run(
     eventually(lambda: not labelled(cluster, "Pod", selector), "the succeeded pod deleted", 60)
 
     # versitygw keeps objects as files.
-    stored = cluster.s3_root / S3_BUCKET / _log_key(first, "say")
+    stored = cluster.s3_root / S3_BUCKET / _artifact_key(first, "say", "main-logs")
     assert stored.read_text().splitlines() == [MARKER]
+    said = cluster.s3_root / S3_BUCKET / _artifact_key(first, "say", "said")
+    assert said.is_file()
 
     # A second generation: the first run is beyond history.succeeded (1) and is pruned, and
     # Argo's artifact GC deletes its objects before the Workflow goes.
@@ -146,5 +158,7 @@ def test_a_succeeded_steps_log_outlives_its_pod_and_goes_with_its_run(
         120,
     )
     assert not stored.exists()
-    stored_again = cluster.s3_root / S3_BUCKET / _log_key(_workflow(cluster, "logs", 2), "say")
+    assert not said.exists()
+    kept = _workflow(cluster, "logs", 2)
+    stored_again = cluster.s3_root / S3_BUCKET / _artifact_key(kept, "say", "main-logs")
     assert stored_again.read_text().splitlines() == [MARKER + "-2"]
