@@ -7,6 +7,7 @@ A step may write, in its command, args, env values and input parameter values:
     {{inputs.artifacts.NAME.path}}    where an input artifact is placed
     {{outputs.artifacts.NAME.path}}   where the step must leave an output artifact
     {{outputs.parameters.NAME.path}}  the file whose content becomes an output parameter
+    {{volumes.NAME.path}}             where the step mounts volume NAME (its volumeMounts)
     {{item}}                          the current item of a step with forEach
     {{item.KEY}}                      a key of the current item (an object)
     {{promotion.decision}}            the promotion's decision (also .version and .alias): the
@@ -38,6 +39,7 @@ PlaceholderKind = Literal[
     "inputs.artifacts",
     "outputs.artifacts",
     "outputs.parameters",
+    "volumes",
     "item",
     "promotion",
     "pipeline",
@@ -48,7 +50,7 @@ PlaceholderKind = Literal[
 PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
 _FORM_RE = re.compile(
     r"^(?P<kind>pipeline\.parameters|inputs\.parameters|inputs\.artifacts|outputs\.artifacts"
-    r"|outputs\.parameters)\.(?P<name>[a-zA-Z0-9_][-a-zA-Z0-9_]*)(?P<suffix>\.path)?$"
+    r"|outputs\.parameters|volumes)\.(?P<name>[a-zA-Z0-9_][-a-zA-Z0-9_]*)(?P<suffix>\.path)?$"
 )
 # `{{item}}` (name "") and `{{item.KEY}}` (name KEY).
 _ITEM_RE = re.compile(r"^item(?:\.(?P<key>[a-zA-Z_][a-zA-Z0-9_]*))?$")
@@ -61,13 +63,14 @@ NAMED_FORMS: dict[str, tuple[str, ...]] = {
 # The run's time and identity, `{{pipeline.scheduledTime}}`...: kind "run", named as written.
 RUN_NAMES = ("scheduledTime", "runName", "generation")
 _RUN_FORM_RE = re.compile(r"^pipeline\.(?P<name>scheduledTime|runName|generation)$")
-_NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters"})
+_NEEDS_PATH = frozenset({"inputs.artifacts", "outputs.artifacts", "outputs.parameters", "volumes"})
 
 ALLOWED_FORMS = (
     "{{pipeline.parameters.NAME}}, {{inputs.parameters.NAME}}, {{inputs.artifacts.NAME.path}}, "
-    "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}, {{promotion.decision}}, "
-    "{{promotion.version}}, {{promotion.alias}}, {{pipeline.scheduledTime}}, {{pipeline.runName}}, "
-    "{{pipeline.generation}}, and in spec.onExit {{pipeline.status}} and "
+    "{{outputs.artifacts.NAME.path}}, {{outputs.parameters.NAME.path}}, {{volumes.NAME.path}}, "
+    "{{promotion.decision}}, {{promotion.version}}, {{promotion.alias}}, "
+    "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}}, and in "
+    "spec.onExit {{pipeline.status}} and "
     "{{pipeline.failures}}"
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import posixpath
 import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
@@ -42,6 +43,7 @@ from mlpipeline_operator.api.models import (
     Schedule,
     Step,
     Toleration,
+    VolumeMount,
     duration_nanoseconds,
 )
 from mlpipeline_operator.caching import step_max_age
@@ -53,6 +55,7 @@ from mlpipeline_operator.core import (
     PROMOTION_TASK,
     Problem,
     after_promotion,
+    exit_as_step,
     rfc3339_error,
     split_ref,
     step_dependencies,
@@ -81,6 +84,8 @@ _PATTERN_HINTS = {
     r"^[-._a-zA-Z][-._a-zA-Z0-9]*$": "must be a valid environment variable name",
     DNS_SUBDOMAIN_PATTERN: "is not a Kubernetes resource name: use lower-case letters, digits, "
     "'-' and '.', starting and ending with a letter or digit",
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "is not a volume name: use lower-case letters, digits "
+    "and '-', starting and ending with a letter or digit",
     GATE_METRIC_PATTERN: "is not a metric a gate can name: no '<', '>' or '=', no space at "
     "either end",
 }
@@ -250,8 +255,11 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     parameters = {p.name for p in spec.parameters}
     for i, param in enumerate(spec.parameters):
         problems += _check_text(param.value, f"spec.parameters[{i}].value", None, parameters)
+    problems += _check_volumes(spec)
+    volumes = volume_names(spec)
     for i, step in enumerate(spec.steps):
         problems += _check_step(spec, step, f"spec.steps[{i}]", steps, parameters)
+        problems += _check_mounts(step, f"spec.steps[{i}]", volumes)
         problems += _check_fan_out(step, f"spec.steps[{i}]", steps)
     problems += _check_cycles(spec.steps, steps)
     if spec.promotion is not None:
@@ -260,6 +268,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_after_promotion(spec, steps)
     if spec.on_exit is not None:
         problems += _check_exit_step(spec, spec.on_exit, parameters)
+        problems += _check_mounts(exit_as_step(spec.on_exit), "spec.onExit", volumes)
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
@@ -271,6 +280,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
         problems += _check_placement(spec.on_exit, "spec.onExit")
     problems += _check_run_metadata(spec)
     problems += _check_run_limits(spec)
+    problems += _check_cached_mounts(spec)
     return sorted(problems, key=_path_order)
 
 
@@ -355,15 +365,20 @@ def _check_step(
         where = f"{path}.inputs.artifacts[{j}].from"
         problems += _check_ref(artifact.from_, "artifact", where, step, steps)
     promotion = spec.promotion is not None
+    mounts = step.volume_mounts
     for field, texts in (("command", step.command), ("args", step.args)):
         for j, text in enumerate(texts):
             if "{{" in text:
                 where = f"{path}.{field}[{j}]"
-                problems += _check_text(text, where, step, parameters, promotion=promotion)
+                problems += _check_text(
+                    text, where, step, parameters, promotion=promotion, mounts=mounts
+                )
     for j, env in enumerate(step.env):
         if env.value and "{{" in env.value:
             where = f"{path}.env[{j}].value"
-            problems += _check_text(env.value, where, step, parameters, promotion=promotion)
+            problems += _check_text(
+                env.value, where, step, parameters, promotion=promotion, mounts=mounts
+            )
     problems += _check_injected_env(spec, step.env, step.mlflow_credentials, path)
     if step.when is not None:
         problems += _check_when(spec, step, f"{path}.when", parameters)
@@ -425,11 +440,13 @@ def _check_text(
     *,
     promotion: bool = False,
     on_exit: bool = False,
+    mounts: list[VolumeMount] | None = None,
 ) -> Iterator[Problem]:
     """Placeholders of one string; `step` is None where only pipeline parameters (and, in an
     input parameter's value, `item_step`'s item) may be used, and in `spec.onExit`, which also
     has `{{pipeline.status}}`, `{{pipeline.failures}}` and `{{promotion.*}}`; `promotion` says
-    whether the pipeline has `spec.promotion`."""
+    whether the pipeline has `spec.promotion`; `mounts`: the volume mounts of the step or exit
+    step whose text it is (None where `{{volumes.NAME.path}}` cannot be used)."""
     item_step = item_step or step
     if "{{" not in text:
         return
@@ -443,6 +460,9 @@ def _check_text(
             continue
         if ref.kind == "item" and item_step is not None:
             yield from _check_item(expression, ref.name, path, item_step)
+            continue
+        if ref.kind == "volumes" and mounts is not None:
+            yield from _check_volume_placeholder(expression, ref.name, path, mounts)
             continue
         if ref.kind == "pipeline.parameters":
             known: Iterable[str] = parameters
@@ -469,8 +489,8 @@ def _check_text(
                 path,
                 f'"{{{{{expression}}}}}" cannot be used in spec.onExit; only '
                 "{{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}}, "
-                "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}} and "
-                "{{promotion.*}} can",
+                "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}}, "
+                "{{promotion.*}} and {{volumes.NAME.path}} can",
             )
             continue
         elif step is None:
@@ -490,6 +510,144 @@ def _check_text(
         if ref.name not in known:
             yield Problem(
                 path, f'placeholder "{{{{{expression}}}}}": ' + _unknown(what, ref.name, known)
+            )
+
+
+# --- Volumes -------------------------------------------------------------------------------------
+
+# Volumes and mount paths that Argo's executor adds to every pod it makes: a step's volume of
+# the same name, or a mount on, above or below one of these paths, would clash with them.
+ARGO_VOLUMES = ("var-run-argo", "tmp-dir-argo", "input-artifacts", "argoexec-bin")
+ARGO_MOUNT_PATHS = ("/var/run/argo", "/argo-bin")
+
+
+def volume_names(spec: MLPipelineSpec) -> list[str]:
+    """What a step may mount: the volumes, then the claim templates, by name."""
+    return [v.name for v in spec.volumes] + [t.name for t in spec.volume_claim_templates]
+
+
+def _check_volumes(spec: MLPipelineSpec) -> Iterator[Problem]:
+    yield from _duplicates((v.name for v in spec.volumes), "spec.volumes", "volume name")
+    yield from _duplicates(
+        (t.name for t in spec.volume_claim_templates),
+        "spec.volumeClaimTemplates",
+        "claim template name",
+    )
+    volumes = {v.name: i for i, v in enumerate(spec.volumes)}
+    named = [(f"spec.volumes[{i}]", v.name) for i, v in enumerate(spec.volumes)]
+    for i, template in enumerate(spec.volume_claim_templates):
+        path = f"spec.volumeClaimTemplates[{i}]"
+        named.append((path, template.name))
+        if (index := volumes.get(template.name)) is not None:
+            yield Problem(
+                f"{path}.name",
+                f"{quoted(template.name)} is also the name of spec.volumes[{index}]; volumes and "
+                "claim templates share one set of names",
+            )
+    for path, name in named:
+        if name in ARGO_VOLUMES:
+            yield Problem(
+                f"{path}.name",
+                f"{quoted(name)} is reserved: Argo's executor adds a volume of that name to "
+                f"every pod (reserved: {', '.join(ARGO_VOLUMES)})",
+            )
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether a normalised absolute path is `directory` or below it."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _clash(mount: str, other: str) -> str | None:
+    """How a mount path clashes with another path: equal, contains it, or is inside it."""
+    if mount == other:
+        return "is"
+    if _inside(other, mount):
+        return "contains"
+    if _inside(mount, other):
+        return "is inside"
+    return None
+
+
+def _check_mounts(step: Step, path: str, volumes: list[str]) -> Iterator[Problem]:
+    """A step's (or the exit step's) volume mounts: known volumes, one mount a path, no clash
+    with the step's artifacts or Argo's own mounts."""
+    mount_paths: dict[str, int] = {}
+    artifacts = [
+        (f"inputs.artifacts[{k}]", a.path) for k, a in enumerate(step.inputs.artifacts)
+    ] + [(f"outputs.artifacts[{k}]", a.path) for k, a in enumerate(step.outputs.artifacts)]
+    for j, mount in enumerate(step.volume_mounts):
+        where = f"{path}.volumeMounts[{j}]"
+        if mount.name not in volumes:
+            defined = (
+                f"defined volumes: {', '.join(volumes)}"
+                if volumes
+                else "no volume is defined (spec.volumes, spec.volumeClaimTemplates)"
+            )
+            yield Problem(f"{where}.name", f"unknown volume {quoted(mount.name)}; {defined}")
+        mount_path = posixpath.normpath(mount.mount_path)
+        if mount_path == "/":
+            yield Problem(f"{where}.mountPath", "cannot be /, the root of the container")
+            continue
+        if mount_path in mount_paths:
+            yield Problem(
+                f"{where}.mountPath",
+                f"{quoted(mount.mount_path)} is also the mountPath of "
+                f"volumeMounts[{mount_paths[mount_path]}]; mount one volume at a path",
+            )
+        else:
+            mount_paths[mount_path] = j
+        for field, artifact_path in artifacts:
+            how = _clash(mount_path, posixpath.normpath(artifact_path))
+            if how is not None:
+                yield Problem(
+                    f"{where}.mountPath",
+                    f"{quoted(mount.mount_path)} {how} the path of {field} "
+                    f"({quoted(artifact_path)}); Argo places artifacts on the container's own "
+                    "filesystem: choose paths apart",
+                )
+        for reserved in ARGO_MOUNT_PATHS:
+            how = _clash(mount_path, reserved)
+            if how is not None:
+                yield Problem(
+                    f"{where}.mountPath",
+                    f"{quoted(mount.mount_path)} {how} {reserved}, where Argo's executor mounts "
+                    "its own volume",
+                )
+
+
+def _check_volume_placeholder(
+    expression: str, name: str, path: str, mounts: list[VolumeMount]
+) -> Iterator[Problem]:
+    """`{{volumes.NAME.path}}`: the step mounts NAME, once."""
+    count = sum(m.name == name for m in mounts)
+    if count == 1:
+        return
+    shown = f'placeholder "{{{{{expression}}}}}"'
+    if count > 1:
+        yield Problem(
+            path,
+            f"{shown}: the step mounts volume {quoted(name)} {count} "
+            "times; write the mount path itself",
+        )
+        return
+    mounted = ", ".join(dict.fromkeys(m.name for m in mounts)) or "none"
+    yield Problem(
+        path, f"{shown}: the step does not mount volume {quoted(name)} (it mounts: {mounted})"
+    )
+
+
+def _check_cached_mounts(spec: MLPipelineSpec) -> Iterator[Problem]:
+    """A cached step is not run again: what it would write on a volume would not be written, and
+    its key does not hold what it reads from one."""
+    for i, step in enumerate(spec.steps):
+        if step.volume_mounts and step_max_age(step, spec) is not None:
+            origin = "its cache" if step.cache is not None else "spec.defaults.cache"
+            yield Problem(
+                f"spec.steps[{i}].cache",
+                f"cached ({origin}) but mounts volume {quoted(step.volume_mounts[0].name)}, whose "
+                "content its cache key does not hold (and a step served from the cache writes "
+                "nothing on it); set cache: {maxAge: 0s} on this step",
             )
 
 
@@ -755,7 +913,13 @@ def _check_exit_step(
     texts += [(f"env[{j}].value", e.value) for j, e in enumerate(exit_step.env) if e.value]
     for field, text in texts:
         yield from _check_text(
-            text, f"{path}.{field}", None, parameters, promotion=promotion, on_exit=True
+            text,
+            f"{path}.{field}",
+            None,
+            parameters,
+            promotion=promotion,
+            on_exit=True,
+            mounts=exit_step.volume_mounts,
         )
     yield from _check_injected_env(spec, exit_step.env, exit_step.mlflow_credentials, path)
 

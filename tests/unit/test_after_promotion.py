@@ -86,8 +86,8 @@ def test_the_exit_step_has_no_inputs_or_outputs() -> None:
     assert problems_of(doc) == [
         'spec.onExit.command[1]: "{{inputs.parameters.run_id}}" cannot be used in spec.onExit; '
         "only {{pipeline.parameters.NAME}}, {{pipeline.status}}, {{pipeline.failures}}, "
-        "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}} and "
-        "{{promotion.*}} can",
+        "{{pipeline.scheduledTime}}, {{pipeline.runName}}, {{pipeline.generation}}, "
+        "{{promotion.*}} and {{volumes.NAME.path}} can",
     ]
 
 

@@ -419,6 +419,161 @@ Tolerations = Annotated[list[Toleration], Field(max_length=MAX_PLACEMENT_ITEMS)]
 PriorityClassName = Annotated[str, Field(max_length=253)]
 
 
+# --- Volumes -------------------------------------------------------------------------------------
+
+# A volume's name, as Kubernetes names volumes (a DNS label).
+VolumeName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Name of the volume: lower-case letters, digits and '-'.",
+    ),
+]
+ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class PersistentVolumeClaimSource(ApiModel):
+    """An existing PersistentVolumeClaim of the pipeline's namespace."""
+
+    claim_name: ObjectName = Field(description="Name of the PersistentVolumeClaim.")
+    read_only: bool | None = Field(default=None, description="Mount the claim read-only.")
+
+
+class EmptyDirSource(ApiModel):
+    """An empty directory made for each pod (each attempt of a step), gone when the pod ends."""
+
+    medium: Literal["", "Memory"] | None = Field(
+        default=None, description='"Memory" for a tmpfs; the node\'s disk when unset or "".'
+    )
+    size_limit: Quantity | None = Field(
+        default=None, description='Most the directory may hold, e.g. "1Gi".'
+    )
+
+
+class KeyToPath(ApiModel):
+    """One key of a ConfigMap or Secret, projected as a file."""
+
+    key: ObjectName = Field(description="The key.")
+    path: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="Relative path of its file in the volume."
+    )
+    mode: int | None = Field(default=None, ge=0, le=0o777, description="Mode bits of the file.")
+
+
+class ConfigMapSource(ApiModel):
+    """A ConfigMap's keys as files."""
+
+    name: ObjectName = Field(description="Name of the ConfigMap.")
+    items: list[KeyToPath] | None = Field(
+        default=None, max_length=MAX_IO_ITEMS, description="Only these keys (all when unset)."
+    )
+    default_mode: int | None = Field(
+        default=None, ge=0, le=0o777, description="Mode bits of the files (0644 when unset)."
+    )
+    optional: bool | None = Field(default=None, description="Whether the ConfigMap may be missing.")
+
+
+class SecretSource(ApiModel):
+    """A Secret's keys as files."""
+
+    secret_name: ObjectName = Field(description="Name of the Secret.")
+    items: list[KeyToPath] | None = Field(
+        default=None, max_length=MAX_IO_ITEMS, description="Only these keys (all when unset)."
+    )
+    default_mode: int | None = Field(
+        default=None, ge=0, le=0o777, description="Mode bits of the files (0644 when unset)."
+    )
+    optional: bool | None = Field(default=None, description="Whether the Secret may be missing.")
+
+
+VOLUME_SOURCES = ("persistentVolumeClaim", "emptyDir", "configMap", "secret")
+
+
+class Volume(ApiModel):
+    """A volume that steps may mount: a name and exactly one source, as in Kubernetes."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "[" + ", ".join(f"has(self.{s})" for s in VOLUME_SOURCES) + "]"
+            ".filter(x, x).size() == 1",
+            "set exactly one of " + ", ".join(VOLUME_SOURCES),
+        )
+    )
+
+    name: VolumeName
+    persistent_volume_claim: PersistentVolumeClaimSource | None = Field(
+        default=None, description="An existing claim, shared by the steps that mount it."
+    )
+    empty_dir: EmptyDirSource | None = Field(
+        default=None, description="A fresh empty directory in each pod (not shared by steps)."
+    )
+    config_map: ConfigMapSource | None = Field(default=None, description="A ConfigMap's keys.")
+    secret: SecretSource | None = Field(default=None, description="A Secret's keys.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Volume:
+        chosen = (self.persistent_volume_claim, self.empty_dir, self.config_map, self.secret)
+        if sum(source is not None for source in chosen) != 1:
+            raise ValueError("set exactly one of " + ", ".join(VOLUME_SOURCES))
+        return self
+
+
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
+class ClaimRequests(ApiModel):
+    """What the claim asks for."""
+
+    storage: Quantity = Field(description='Size of the volume, e.g. "1Gi".')
+
+
+class ClaimResources(ApiModel):
+    """The claim's resources."""
+
+    requests: ClaimRequests = Field(description="Minimum size of the volume.")
+
+
+class VolumeClaimTemplate(ApiModel):
+    """A claim made for each run and deleted when the run ends, that steps mount by name."""
+
+    # Argo's workflow-level volumeClaimTemplates; a subset of a PersistentVolumeClaim's spec.
+
+    name: VolumeName
+    access_modes: list[AccessMode] = Field(
+        min_length=1,
+        max_length=4,
+        description="ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod.",
+        json_schema_extra=LIST_OF_UNIQUE,
+    )
+    storage_class_name: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None,
+        description="Storage class of the claim (the cluster's default class when unset).",
+    )
+    resources: ClaimResources = Field(description="The size asked for: requests.storage.")
+
+
+def _check_sub_path(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or ".." in parts:
+        raise ValueError(f"{quoted(value)} must be a relative path inside the volume, without '..'")
+    return value
+
+
+class VolumeMount(ApiModel):
+    """A volume mounted into the step's container, in Kubernetes' VolumeMount shape."""
+
+    name: VolumeName = Field(description="A volume of spec.volumes or spec.volumeClaimTemplates.")
+    mount_path: Annotated[
+        str, Field(min_length=1, max_length=1024, pattern=r"^/", description="Absolute path.")
+    ] = Field(description="Where the volume appears in the container (an absolute path).")
+    sub_path: Annotated[str, Field(max_length=1024), AfterValidator(_check_sub_path)] | None = (
+        Field(default=None, description="Mount this directory of the volume instead of its root.")
+    )
+    read_only: bool | None = Field(default=None, description="Mount the volume read-only.")
+
+
 # --- Execution policy ----------------------------------------------------------------------------
 
 RetryPolicyName = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
@@ -781,6 +936,12 @@ class Step(ApiModel):
         description="Give the step the keys of spec.mlflow.credentialsSecret as environment "
         "variables (MLflow's credentials); by default a step does not see them.",
     )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        max_length=MAX_IO_ITEMS,
+        description="Volumes of spec.volumes or spec.volumeClaimTemplates mounted into the "
+        "step's container; `{{volumes.NAME.path}}` is where volume NAME is mounted.",
+    )
 
 
 class ExitStep(ApiModel):
@@ -835,6 +996,11 @@ class ExitStep(ApiModel):
         default=False,
         description="Give the exit step the keys of spec.mlflow.credentialsSecret as "
         "environment variables; by default it does not see them.",
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        max_length=MAX_IO_ITEMS,
+        description="Volumes mounted into the exit step's container, as a step mounts them.",
     )
 
 
@@ -1137,6 +1303,20 @@ class MLPipelineSpec(ApiModel):
         description="Labels put on every run (Workflow) and its pods, e.g. for cost attribution "
         "({team: fraud, cost-center: ml-42}); keys may not use the operator's prefix "
         "mlops.gitops.dev (nor a subdomain of it) or Argo's workflows.argoproj.io.",
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        max_length=MAX_IO_ITEMS,
+        description="Volumes that steps may mount (steps[].volumeMounts): an existing "
+        "PersistentVolumeClaim, an emptyDir, a ConfigMap or a Secret.",
+        json_schema_extra=LIST_BY_NAME,
+    )
+    volume_claim_templates: list[VolumeClaimTemplate] = Field(
+        default_factory=list,
+        max_length=MAX_IO_ITEMS,
+        description="Claims made for each run and deleted when it ends, whatever its outcome; "
+        "steps mount them by name like spec.volumes.",
+        json_schema_extra=LIST_BY_NAME,
     )
 
 

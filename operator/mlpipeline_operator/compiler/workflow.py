@@ -10,6 +10,7 @@ second) and a second validation of what the API models already validated out of 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -345,12 +346,42 @@ def _credentials(pipeline: api.MLPipeline, step: api.Step) -> list[Manifest] | N
     return [{"secretRef": {"name": mlflow.credentials_secret}}]
 
 
+def _sorted(value: object) -> object:
+    """A dumped API model with its keys in alphabetical order, at every level, as hera's."""
+    if isinstance(value, dict):
+        return {k: _sorted(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _argo_shape(model: api.ApiModel) -> Manifest:
+    """An API model that has Kubernetes' own shape, as the Kubernetes object."""
+    dumped = _sorted(model.model_dump(by_alias=True, exclude_none=True))
+    assert isinstance(dumped, dict)
+    return dumped
+
+
+# `{{volumes.NAME.path}}` as the other conversions leave it (no Argo variable has that name).
+_VOLUME_PATH = re.compile(r"\{\{\s*volumes\.([^.}]+)\.path\s*\}\}")
+
+
+def _with_volume_paths(step: api.Step, to_text: Callable[[str], str]) -> Callable[[str], str]:
+    """`to_text`, then `{{volumes.NAME.path}}` as the mount path of volume NAME in the step
+    (validation made sure the step mounts it once)."""
+    if not step.volume_mounts:
+        return to_text
+    mounts = {m.name: m.mount_path for m in step.volume_mounts}
+    return lambda text: _VOLUME_PATH.sub(lambda m: mounts[m[1]], to_text(text))
+
+
 def _step_template(
     step: api.Step, pipeline: api.MLPipeline, to_text: Callable[[str], str]
 ) -> Manifest:
     # Keys are added in alphabetical order, and only when set; this runs once per step.
     spec = pipeline.spec
     defaults = spec.defaults
+    to_text = _with_volume_paths(step, to_text)
     container: Manifest = {}
     if step.args:
         container["args"] = [to_text(a) for a in step.args]
@@ -362,6 +393,8 @@ def _step_template(
     container["image"] = step.image or spec.image
     if (resources := _resources(step.resources or defaults.resources)) is not None:
         container["resources"] = resources
+    if step.volume_mounts:
+        container["volumeMounts"] = [_argo_shape(m) for m in step.volume_mounts]
     template: Manifest = {}
     if (timeout := step.timeout or defaults.timeout) is not None:
         template["activeDeadlineSeconds"] = timeout_seconds(timeout)
@@ -782,8 +815,38 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         "templateDefaults": _template_defaults(pipeline, options),
         "templates": [{"dag": {"tasks": tasks}, "name": ENTRY_TEMPLATE}, *templates],
         "ttlStrategy": {"secondsAfterCompletion": TTL_SECONDS_AFTER_COMPLETION},
+        **_volumes(spec),
     }
     return _present(workflow_spec)
+
+
+def _claim_template(template: api.VolumeClaimTemplate) -> Manifest:
+    claim = {
+        "accessModes": template.access_modes,
+        "resources": {"requests": {"storage": str(template.resources.requests.storage)}},
+        "storageClassName": template.storage_class_name,
+    }
+    return {"metadata": {"name": template.name}, "spec": _present(claim)}
+
+
+def _volumes(spec: api.MLPipelineSpec) -> Manifest:
+    """The workflow's volumes and claim templates; a claim is deleted when the run ends,
+    succeeded or not (Argo's default keeps the claims of a failed run)."""
+    volumes: Manifest = {}  # keys in alphabetical order, after ttlStrategy
+    if spec.volume_claim_templates:
+        volumes["volumeClaimGC"] = {"strategy": "OnWorkflowCompletion"}
+        volumes["volumeClaimTemplates"] = [_claim_template(t) for t in spec.volume_claim_templates]
+    if spec.volumes:
+        volumes["volumes"] = [_volume(v) for v in spec.volumes]
+    return volumes
+
+
+def _volume(volume: api.Volume) -> Manifest:
+    manifest = _argo_shape(volume)
+    empty_dir = manifest.get("emptyDir")
+    if empty_dir is not None and "sizeLimit" in empty_dir:  # a quantity is a string in Argo
+        empty_dir["sizeLimit"] = str(empty_dir["sizeLimit"])
+    return manifest
 
 
 def compile_pipeline(pipeline: api.MLPipeline, options: CompileOptions | None = None) -> Manifest:

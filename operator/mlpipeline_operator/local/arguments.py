@@ -24,6 +24,13 @@ def rfc3339_time(text: str) -> str:
     return text
 
 
+def _volume(text: str) -> tuple[str, str]:
+    name, sep, directory = text.partition("=")
+    if not sep or not name or not directory:
+        raise argparse.ArgumentTypeError(f'bad volume "{text}": write NAME=DIR')
+    return name, directory
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `mlpipeline run`; see docs/local.md."""
     parser.add_argument("file", metavar="FILE", help="YAML file with one MLPipeline")
@@ -43,6 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TIME",
         help="the run's {{pipeline.scheduledTime}}, an RFC 3339 time such as "
         "2026-01-31T00:00:00Z (default: the time the run starts)",
+    )
+    parser.add_argument(
+        "--volume",
+        dest="volumes",
+        action="append",
+        type=_volume,
+        default=[],
+        metavar="NAME=DIR",
+        help="use the directory DIR as the volume NAME (repeatable; required for configMap "
+        "and secret volumes)",
     )
     parser.add_argument(
         "--run-dir",

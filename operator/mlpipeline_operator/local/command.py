@@ -37,6 +37,7 @@ from mlpipeline_operator.local.plan import (
 )
 from mlpipeline_operator.local.report import Reporter, shown_path
 from mlpipeline_operator.local.runner import LocalRun, RunOptions
+from mlpipeline_operator.local.volumes import VolumeUsageError, check_volumes, local_volumes
 
 DEFAULT_RUNS_DIR = Path(".mlpipeline") / "runs"
 # Results of cached steps, one directory per pipeline (local/cache.py).
@@ -213,6 +214,11 @@ def _run(args: argparse.Namespace) -> int:
     except OverrideError as error:
         raise UsageError(str(error)) from None
 
+    try:
+        check_volumes(pipeline.spec, dict(args.volumes))
+    except VolumeUsageError as error:
+        raise UsageError(str(error)) from None
+
     # From here on there is a run directory, and run.json in it says how the run ended.
     run = _new_run(pipeline, args, values)
     try:
@@ -252,6 +258,7 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
     if uses_cache(spec) and not args.no_cache:
         cache_dir = Path(args.cache_dir) if args.cache_dir else DEFAULT_CACHE_DIR / file_name(name)
         cache = LocalCache(cache_dir.resolve())
+    volumes = local_volumes(spec, layout, dict(args.volumes))
     options = RunOptions(
         parallel=args.parallel or os.cpu_count() or 1,
         backoff_scale=args.backoff_scale,
@@ -260,6 +267,7 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
         experiment=name if store is not None else None,
         cache=cache,
         scheduled_time=args.scheduled_time,
+        volumes=volumes,
     )
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:

@@ -201,6 +201,7 @@ def resolve(
         "inputs.artifacts": {a.name: a.path for a in step.inputs.artifacts},
         "outputs.artifacts": {a.name: a.path for a in step.outputs.artifacts},
         "outputs.parameters": {p.name: p.path for p in step.outputs.parameters},
+        "volumes": {m.name: m.mount_path for m in step.volume_mounts},
     }
 
     def replace(ref: placeholders.Placeholder) -> str:

@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlpipeline_operator import conditions, lineage, placeholders
@@ -71,6 +71,7 @@ from mlpipeline_operator.local.plan import (
 from mlpipeline_operator.local.process import KILL_GRACE_SECONDS, Exit, run_attempt
 from mlpipeline_operator.local.report import Reporter, format_seconds
 from mlpipeline_operator.local.results import PromotionResult, StepPhase, StepResult
+from mlpipeline_operator.local.volumes import LocalVolumes, mount
 from mlpipeline_operator.promotion.request import (
     OUTPUT_DIR,
     OUTPUT_NAMES,
@@ -100,6 +101,8 @@ class RunOptions:
     cache: LocalCache | None = None
     # {{pipeline.scheduledTime}} (RFC 3339; None: the time the run starts).
     scheduled_time: str | None = None
+    # Where each volume is on this machine (local/volumes.py).
+    volumes: LocalVolumes = field(default_factory=LocalVolumes)
 
 
 def step_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -679,6 +682,13 @@ class LocalRun:
             where = f"{error.filename}: " if error.filename else ""
             raise StepSetupError(
                 f"cannot make fresh directories for the step: {where}{error.strerror or error}"
+            ) from None
+        try:
+            await asyncio.to_thread(mount, step, layout, self.options.volumes)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            raise StepSetupError(
+                f"cannot mount the step's volumes: {where}{error.strerror or error}"
             ) from None
         await self._place_inputs(step)
         declared = [(f'output artifact "{a.name}"', a.path) for a in step.outputs.artifacts]
