@@ -258,9 +258,10 @@ def test_backoff_scale_must_be_a_finite_number(tmp_path: Path, value: str) -> No
             '"{{ outputs.x }}" is not a known placeholder; use one of '
             "{{pipeline.parameters.NAME}}, {{inputs.parameters.NAME}}, "
             "{{inputs.artifacts.NAME.path}}, {{outputs.artifacts.NAME.path}}, "
-            "{{outputs.parameters.NAME.path}}, {{promotion.decision}}, {{promotion.version}}, "
-            "{{promotion.alias}}, and in spec.onExit {{pipeline.status}} and "
-            "{{pipeline.failures}}",
+            "{{outputs.parameters.NAME.path}}, {{volumes.NAME.path}}, {{promotion.decision}}, "
+            "{{promotion.version}}, {{promotion.alias}}, {{pipeline.scheduledTime}}, "
+            "{{pipeline.runName}}, {{pipeline.generation}}, and in spec.onExit "
+            "{{pipeline.status}} and {{pipeline.failures}}",
         ),
     ],
 )
