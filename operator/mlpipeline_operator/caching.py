@@ -5,12 +5,15 @@ both reuse a result under exactly the same conditions. Pure: the API models in, 
 
 A step's key covers what the step is and what it is given, as the pipeline states them:
 its image, command, args, env (values as written; for `valueFrom`, the reference), its inputs
-and outputs (names, paths, literal values, where `from`), the values of the pipeline parameters
-it uses, and the keys of the steps it depends on, so that a change upstream changes the key of
-everything downstream. What the operator or the runner adds at run time (generation, run name,
-re-run token, lineage and MLflow variables) is not in it, nor what does not change a result
-(resources, retry, timeout, cache); so validation refuses a cached step that uses
-`{{pipeline.scheduledTime}}`, `{{pipeline.runName}}` or `{{pipeline.generation}}`.
+and outputs (names, paths, literal values, where `from`, the `source` of data from outside the
+pipeline as written), the values of the pipeline parameters it uses (in its S3 keys and URLs
+too), and the keys of the steps it depends on, so that a change upstream changes the key of
+everything downstream. What a source holds is not in it: an object rewritten under the same
+key, a URL serving new content or a branch that moved keep the key (docs/compiler.md).
+What the operator or the runner adds at run time (generation, run name, re-run token, lineage
+and MLflow variables) is not in it, nor what does not change a result (resources, retry,
+timeout, cache); so validation refuses a cached step that uses `{{pipeline.scheduledTime}}`,
+`{{pipeline.runName}}` or `{{pipeline.generation}}`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlpipeline_operator import placeholders
+from mlpipeline_operator import placeholders, sources
 from mlpipeline_operator.api.constants import (
     ANNOTATION_CACHE_OF,
     ARGO_CACHE_LABEL,
@@ -78,6 +81,7 @@ def _definition(
     texts = [*step.command, *step.args]
     texts += [e.value for e in step.env if e.value is not None]
     texts += [p.value for p in inputs.parameters if p.value is not None]
+    texts += sources.step_source_texts(step)
     definition = {
         "name": step.name,
         "image": step.image or spec.image,

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlpipeline_operator import conditions, placeholders
+from mlpipeline_operator import conditions, placeholders, sources
 from mlpipeline_operator.api.constants import (
     ANNOTATION_RUN_AT,
     API_VERSION,
@@ -30,6 +30,7 @@ from mlpipeline_operator.api.models import (
     DNS_SUBDOMAIN_PATTERN,
     GATE_METRIC_PATTERN,
     Affinity,
+    ArtifactSource,
     Defaults,
     EnvVar,
     ExitStep,
@@ -362,8 +363,12 @@ def _check_step(
             where = f"{path}.inputs.parameters[{j}].value"
             problems += _check_text(param.value, where, None, parameters, item_step=step)
     for j, artifact in enumerate(inputs.artifacts):
-        where = f"{path}.inputs.artifacts[{j}].from"
-        problems += _check_ref(artifact.from_, "artifact", where, step, steps)
+        if artifact.from_ is not None:
+            where = f"{path}.inputs.artifacts[{j}].from"
+            problems += _check_ref(artifact.from_, "artifact", where, step, steps)
+        elif artifact.source is not None:
+            where = f"{path}.inputs.artifacts[{j}].source"
+            problems += _check_source(artifact.source, where, parameters)
     promotion = spec.promotion is not None
     mounts = step.volume_mounts
     for field, texts in (("command", step.command), ("args", step.args)):
@@ -383,6 +388,35 @@ def _check_step(
     if step.when is not None:
         problems += _check_when(spec, step, f"{path}.when", parameters)
     return problems
+
+
+def _check_source(source: ArtifactSource, path: str, parameters: set[str]) -> Iterator[Problem]:
+    """An input artifact from outside the pipeline: a safe S3 key, an http(s) URL, a git URL
+    and revision; placeholders only in the key and the URL, and only pipeline parameters."""
+    if source.s3 is not None:
+        where = f"{path}.s3.key"
+        problem = sources.key_problem(source.s3.key)
+        if problem is not None:
+            yield Problem(where, problem)
+        yield from _check_text(source.s3.key, where, None, parameters)
+    if source.http is not None:
+        where = f"{path}.http.url"
+        problem = sources.url_problem(source.http.url)
+        if problem is not None:
+            yield Problem(where, problem)
+        yield from _check_text(source.http.url, where, None, parameters)
+    if source.git is not None:
+        for field, text, check in (
+            ("repo", source.git.repo, sources.repo_problem),
+            ("revision", source.git.revision, sources.revision_problem),
+        ):
+            problem = (
+                "cannot use placeholders; write the repository and revision as they are"
+                if "{{" in text
+                else check(text)
+            )
+            if problem is not None:
+                yield Problem(f"{path}.git.{field}", problem)
 
 
 def _check_when(
@@ -700,6 +734,8 @@ def _check_fan_out(step: Step, path: str, steps: dict[str, Step]) -> Iterator[Pr
                     "item): choose another name",
                 )
     for j, artifact in enumerate(step.inputs.artifacts):
+        if artifact.from_ is None:
+            continue
         source = steps.get(split_ref(artifact.from_)[0])
         if source is not None and source.for_each is not None and source is not step:
             yield Problem(

@@ -107,6 +107,33 @@ def test_self_dependency_is_rejected_by_cel(kube: Kube, namespace: str) -> None:
     assert "a step cannot depend on itself" in message
 
 
+@pytest.mark.parametrize(
+    ("artifact", "message"),
+    [
+        (
+            {"from": "prepare.data", "source": {"s3": {"key": "data.csv"}}},
+            "spec.steps[1].inputs.artifacts[0]: Invalid value: set exactly one of from or source",
+        ),
+        (
+            {"source": {"s3": {"key": "a"}, "http": {"url": "https://example.com/a"}}},
+            "spec.steps[1].inputs.artifacts[0].source: Invalid value: set exactly one of s3, "
+            "http or git",
+        ),
+    ],
+    ids=["from-and-source", "two-sources"],
+)
+def test_input_artifact_source_is_checked_by_cel(
+    kube: Kube, namespace: str, artifact: dict[str, Any], message: str
+) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][1]["inputs"] = {
+        "artifacts": [{"name": "data", "path": "/data", **artifact}]
+    }
+    code, rejected = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert rejected == f'MLPipeline.mlops.gitops.dev "minimal" is invalid: {message}'
+
+
 def test_scheduled_pipeline_name_longer_than_argo_takes_is_rejected_by_cel(
     kube: Kube, namespace: str
 ) -> None:

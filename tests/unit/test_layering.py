@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"__init__", "messages", "yamlio"},
     "core": {"api", "placeholders"},
     "placeholders": set(),
-    "caching": {"api", "core", "placeholders"},
+    "sources": {"api", "messages", "placeholders"},
+    "caching": {"api", "core", "placeholders", "sources"},
     "lineage": {"api"},
     "conditions": {"placeholders"},
     "validation": {
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "messages",
         "perf",
         "placeholders",
+        "sources",
     },
     "loading": {"api", "validation", "yamlio"},
     "promotion": {"api", "cli_types", "lineage", "messages", "validation"},
@@ -48,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "perf",
         "placeholders",
         "promotion",
+        "sources",
         "validation",
     },
     "reconcile": {"api", "caching", "cli_types", "compiler", "core", "promotion", "validation"},
@@ -63,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "messages",
         "placeholders",
         "promotion",
+        "sources",
         "validation",
     },
 }

@@ -697,12 +697,81 @@ class InputParameter(ApiModel):
         return self
 
 
+class S3Source(ApiModel):
+    """An object (or a directory of objects) of the pipeline's artifact repository."""
+
+    key: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description=(
+            "Key in the bucket of the artifact repository the run uses (spec."
+            "artifactRepositoryRef, or the namespace's default), e.g. "
+            '"data/raw/{{pipeline.parameters.date}}"; may use {{pipeline.parameters.NAME}}.'
+        )
+    )
+
+
+class HttpSource(ApiModel):
+    """A file downloaded over HTTP or HTTPS."""
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        description="http:// or https:// URL; may use {{pipeline.parameters.NAME}}."
+    )
+
+
+class GitSource(ApiModel):
+    """A git repository, checked out at a revision (cloned without credentials)."""
+
+    repo: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="https://, http:// or git:// URL of the repository (a public one)."
+    )
+    revision: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="Branch, tag or commit to check out (a commit keeps the run reproducible)."
+    )
+
+
+class ArtifactSource(ApiModel):
+    """Where an input artifact comes from outside the pipeline (exactly one of s3, http, git)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "(has(self.s3) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.git) ? 1 : 0) == 1",
+            "set exactly one of s3, http or git",
+        )
+    )
+
+    s3: S3Source | None = Field(default=None, description="A key of the artifact repository.")
+    http: HttpSource | None = Field(default=None, description="A URL to download.")
+    git: GitSource | None = Field(default=None, description="A git repository at a revision.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArtifactSource:
+        if sum(s is not None for s in (self.s3, self.http, self.git)) != 1:
+            raise ValueError("set exactly one of s3, http or git")
+        return self
+
+
 class InputArtifact(ApiModel):
-    """A file or directory produced by an earlier step, placed at `path` before the step runs."""
+    """A file or directory placed at `path` before the step runs, `from` a step or a `source`."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            "has(self.from) != has(self.source)", "set exactly one of from or source"
+        )
+    )
 
     name: IoName
-    from_: OutputRef = Field(alias="from", description='Output artifact "STEP.NAME".')
+    from_: OutputRef | None = Field(
+        default=None, alias="from", description='Output artifact "STEP.NAME" of an earlier step.'
+    )
+    source: ArtifactSource | None = Field(
+        default=None, description="Data from outside the pipeline: an S3 key, a URL or a git repo."
+    )
     path: FilePath = Field(description="Where the step finds the artifact.")
+
+    @model_validator(mode="after")
+    def _from_or_source(self) -> InputArtifact:
+        if (self.from_ is None) == (self.source is None):
+            raise ValueError("set exactly one of from or source")
+        return self
 
 
 class Inputs(ApiModel):

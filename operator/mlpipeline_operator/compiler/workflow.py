@@ -375,6 +375,36 @@ def _with_volume_paths(step: api.Step, to_text: Callable[[str], str]) -> Callabl
     return lambda text: _VOLUME_PATH.sub(lambda m: mounts[m[1]], to_text(text))
 
 
+S3_SOURCE_MODE = 0o755
+
+
+def _source(source: api.ArtifactSource, to_text: Callable[[str], str]) -> Manifest:
+    """Argo's location of an input artifact from outside the pipeline. A key-only `s3` is
+    completed by Argo from the run's artifact repository (bucket, endpoint, credentials); a
+    git repository is cloned whole, so that any commit of it can be checked out."""
+    if source.s3 is not None:
+        # Argo's S3 download is readable by its owner (root) only: 0755, applied to every file
+        # and directory of it, lets a step running as another user read it.
+        return {"mode": S3_SOURCE_MODE, "s3": {"key": to_text(source.s3.key)}}
+    if source.http is not None:
+        return {"http": {"url": to_text(source.http.url)}}
+    assert source.git is not None
+    return {"git": {"repo": source.git.repo, "revision": source.git.revision}}
+
+
+def _input_artifact(artifact: api.InputArtifact, to_text: Callable[[str], str]) -> Manifest:
+    """A template's input artifact: where it is placed, and where it comes from when that is
+    outside the pipeline (an artifact `from` a step arrives in the task's arguments)."""
+    if artifact.source is None:
+        return _artifact(artifact)
+    return dict(sorted({**_artifact(artifact), **_source(artifact.source, to_text)}.items()))
+
+
+def _passed(artifacts: list[api.InputArtifact]) -> list[tuple[str, str]]:
+    """(name, "STEP.NAME") of the input artifacts that a task passes: those `from` a step."""
+    return [(a.name, a.from_) for a in artifacts if a.from_ is not None]
+
+
 def _step_template(
     step: api.Step, pipeline: api.MLPipeline, to_text: Callable[[str], str]
 ) -> Manifest:
@@ -406,7 +436,7 @@ def _step_template(
     item_inputs = [{"name": item_parameter(k)} for k in _item_keys(step)] if step.for_each else []
     if inputs.artifacts or inputs.parameters or item_inputs:
         template["inputs"] = _io(
-            [_artifact(a) for a in inputs.artifacts],
+            [_input_artifact(a, to_text) for a in inputs.artifacts],
             [{"name": p.name} for p in inputs.parameters] + item_inputs,
         )
     template["name"] = step.name
@@ -502,12 +532,10 @@ def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
 def _step_task(step: api.Step, uncertain: set[str], run: RunTexts) -> Manifest:
     task: Manifest = {}
     inputs = step.inputs
-    if inputs.artifacts or inputs.parameters:
+    passed = _passed(inputs.artifacts)
+    if passed or inputs.parameters:
         task["arguments"] = _io(
-            [
-                {"from": _task_argument(a.from_, "artifacts"), "name": a.name}
-                for a in inputs.artifacts
-            ],
+            [{"from": _task_argument(ref, "artifacts"), "name": name} for name, ref in passed],
             [
                 {
                     "name": p.name,
@@ -582,7 +610,10 @@ def _fan_out(
     passed = [p for p in inputs.parameters if p.from_ is not None]
     list_input = [{"name": ITEM_LIST_PARAMETER}] if for_each.from_ is not None else []
     inner_arguments = _io(
-        [{"from": f"{{{{inputs.artifacts.{a.name}}}}}", "name": a.name} for a in inputs.artifacts],
+        [
+            {"from": f"{{{{inputs.artifacts.{name}}}}}", "name": name}
+            for name, _ in _passed(inputs.artifacts)
+        ],
         [
             {"name": p.name, "value": f"{{{{inputs.parameters.{p.name}}}}}"}
             if p.from_ is not None
@@ -603,7 +634,7 @@ def _fan_out(
         {
             "dag": {"tasks": [inner]},
             "inputs": _io(
-                [{"name": a.name} for a in inputs.artifacts],
+                [{"name": name} for name, _ in _passed(inputs.artifacts)],
                 [{"name": p.name} for p in passed] + list_input,
             ),
             "name": _wrapper_name(step),
@@ -623,7 +654,10 @@ def _fan_out(
         }
     )
     outer_arguments = _io(
-        [{"from": _task_argument(a.from_, "artifacts"), "name": a.name} for a in inputs.artifacts],
+        [
+            {"from": _task_argument(ref, "artifacts"), "name": name}
+            for name, ref in _passed(inputs.artifacts)
+        ],
         [{"name": p.name, "value": _task_argument(p.from_ or "", "parameters")} for p in passed]
         + (
             [{"name": ITEM_LIST_PARAMETER, "value": _task_argument(for_each.from_, "parameters")}]

@@ -97,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where cached steps keep their results (default: ./.mlpipeline/cache/PIPELINE)",
     )
     parser.add_argument(
+        "--source-dir",
+        metavar="DIR",
+        help="where input artifacts from outside the pipeline are: S3 key KEY is DIR/s3/KEY, "
+        "git repository https://HOST/PATH is a clone in DIR/git/HOST/PATH",
+    )
+    parser.add_argument(
         "--no-cache",
         action="store_true",
         help="run every step, cached or not, and keep no result",

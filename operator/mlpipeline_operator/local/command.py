@@ -26,7 +26,7 @@ from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.caching import uses_cache
 from mlpipeline_operator.core import EXIT_STEP, PROMOTION_TASK, InvalidPipeline, after_promotion
 from mlpipeline_operator.loading import load_pipelines
-from mlpipeline_operator.local import mlflow_store
+from mlpipeline_operator.local import external, mlflow_store
 from mlpipeline_operator.local.cache import LocalCache
 from mlpipeline_operator.local.plan import (
     OverrideError,
@@ -218,9 +218,10 @@ def _run(args: argparse.Namespace) -> int:
         check_volumes(pipeline.spec, dict(args.volumes))
     except VolumeUsageError as error:
         raise UsageError(str(error)) from None
+    source_dir = _source_dir(pipeline, args.source_dir)
 
     # From here on there is a run directory, and run.json in it says how the run ended.
-    run = _new_run(pipeline, args, values)
+    run = _new_run(pipeline, args, values, source_dir)
     try:
         _write_summary(run, None)
     except OSError as error:
@@ -247,7 +248,9 @@ def _run(args: argparse.Namespace) -> int:
     return ending.code
 
 
-def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, str]) -> LocalRun:
+def _new_run(
+    pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, str], source_dir: Path | None
+) -> LocalRun:
     spec = pipeline.spec
     name = pipeline.metadata.name
     layout = RunLayout(new_run_dir(args.run_dir, name).resolve())
@@ -268,6 +271,7 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
         cache=cache,
         scheduled_time=args.scheduled_time,
         volumes=volumes,
+        source_dir=source_dir,
     )
     names = [p.name for p in plans]
     if spec.promotion is not None and not args.skip_promotion:
@@ -275,6 +279,23 @@ def _new_run(pipeline: MLPipeline, args: argparse.Namespace, values: dict[str, s
     if spec.on_exit is not None:
         names.append(EXIT_STEP)
     return LocalRun(pipeline, plans, layout, values, options, Reporter(names))
+
+
+def _source_dir(pipeline: MLPipeline, given: str | None) -> Path | None:
+    """`--source-dir`, required (an existing directory) when a step reads an S3 key or a git
+    repository; UsageError otherwise."""
+    needed = external.needs_source_dir(pipeline)
+    if given is None:
+        if needed:
+            raise UsageError(
+                f"{needed[0]}: the local runner reads S3 keys and git repositories from a "
+                "directory: give --source-dir DIR (DIR/s3/KEY, DIR/git/HOST/PATH)"
+            )
+        return None
+    source_dir = Path(given).resolve()
+    if not source_dir.is_dir():
+        raise UsageError(f"--source-dir {given}: not a directory")
+    return source_dir
 
 
 def _execute(run: LocalRun, overrides: dict[str, str]) -> Ending:

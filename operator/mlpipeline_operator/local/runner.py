@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlpipeline_operator import conditions, lineage, placeholders
-from mlpipeline_operator.api.models import MLPipeline, Step
+from mlpipeline_operator.api.models import ArtifactSource, MLPipeline, Step
 from mlpipeline_operator.caching import cache_keys, step_max_age
 from mlpipeline_operator.core import (
     EXIT_STEP,
@@ -59,7 +59,7 @@ from mlpipeline_operator.core import (
     timeout_seconds,
     uses_promotion,
 )
-from mlpipeline_operator.local import fan_out, mlflow_store, outputs, retry
+from mlpipeline_operator.local import external, fan_out, mlflow_store, outputs, retry
 from mlpipeline_operator.local.cache import CacheError, LocalCache
 from mlpipeline_operator.local.plan import (
     RunLayout,
@@ -103,6 +103,8 @@ class RunOptions:
     scheduled_time: str | None = None
     # Where each volume is on this machine (local/volumes.py).
     volumes: LocalVolumes = field(default_factory=LocalVolumes)
+    # Where the S3 keys and git repositories of input artifacts' sources are (local.external).
+    source_dir: Path | None = None
 
 
 def step_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -774,11 +776,15 @@ class LocalRun:
         Raises StepSetupError when an artifact is missing or cannot be copied.
         """
         for artifact in step.inputs.artifacts:
+            target = self.layout.container_path(step.name, artifact.path)
+            what = f'input artifact "{artifact.name}"'
+            if artifact.source is not None:
+                await self._place_source(artifact.source, target, what)
+                continue
+            assert artifact.from_ is not None  # validated: from or source
             source_step, name = split_ref(artifact.from_)
             declared = {a.name: a.path for a in self.steps[source_step].outputs.artifacts}
             source = self.layout.container_path(source_step, declared[name])
-            target = self.layout.container_path(step.name, artifact.path)
-            what = f'input artifact "{artifact.name}"'
             if not source.exists():
                 raise StepSetupError(f"{what}: {source} is missing")
             try:
@@ -796,6 +802,19 @@ class LocalRun:
                 raise StepSetupError(
                     f"{what}: cannot copy {source} to {artifact.path}: {error.strerror or error}"
                 ) from None
+
+    async def _place_source(self, source: ArtifactSource, target: Path, what: str) -> None:
+        """An input artifact from outside the pipeline (`local.external`)."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StepSetupError(
+                f"{what}: cannot make the directory of {target}: {error.strerror or error}"
+            ) from None
+        try:
+            await external.place(source, target, self.values, self.options.source_dir)
+        except external.SourceError as error:
+            raise StepSetupError(f"{what}: {error}") from None
 
     def _lineage_env(self) -> dict[str, str]:
         """The variables the compiler adds to every step, with this run's values: the run is
