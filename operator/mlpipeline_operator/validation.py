@@ -273,6 +273,7 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     if spec.schedule is not None:
         problems += _check_schedule(spec.schedule)
     problems += _check_suspend(spec)
+    problems += _check_max_concurrent_runs(spec)
     problems += _check_cache(spec, steps)
     problems += _check_placement(spec.defaults, "spec.defaults")
     for i, step in enumerate(spec.steps):
@@ -1019,6 +1020,16 @@ def _check_suspend(spec: MLPipelineSpec) -> Iterator[Problem]:
         yield Problem(
             "spec.suspend",
             "a scheduled pipeline is suspended with spec.schedule.suspend, not spec.suspend",
+        )
+
+
+def _check_max_concurrent_runs(spec: MLPipelineSpec) -> Iterator[Problem]:
+    # Argo's controller starts a schedule's runs: its concurrencyPolicy is the one in force.
+    if spec.max_concurrent_runs is not None and spec.schedule is not None:
+        yield Problem(
+            "spec.maxConcurrentRuns",
+            "a scheduled pipeline's runs are limited by spec.schedule.concurrencyPolicy, "
+            "not spec.maxConcurrentRuns",
         )
 
 

@@ -124,7 +124,7 @@ class MemoryKube:
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         self.reads.append(f"list runs of {pipeline}")
         return [
-            copy.deepcopy(obj)
+            {"metadata": copy.deepcopy(obj["metadata"])}
             for (kind, ns, _), obj in self.objects.items()
             if kind == "Workflow"
             and ns == namespace

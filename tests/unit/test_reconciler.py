@@ -124,9 +124,10 @@ def test_the_status_after_a_submit_is_the_one_a_list_of_the_runs_gives() -> None
         (second, "Pending"),
         (first, "Succeeded"),
     ]
-    # Recomputed from a list of the runs: the same status, so nothing is written.
+    # Recomputed from a list of the runs: the same status, so nothing is written. Only the
+    # last run is read whole: the first, finished, is as the status records it.
     asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
-    assert kube.reads == ["list runs of demo"]
+    assert kube.reads == ["list runs of demo", f"get Workflow {second}"]
     assert kube.writes == [f"create Workflow {second}", "status"]
 
 
@@ -219,7 +220,7 @@ def test_a_run_event_repeating_a_recorded_finished_run_costs_no_request() -> Non
     kube.reads.clear()
     kube.writes.clear()
     asyncio.run(reconciler.refresh_for_run(workflow, record(events), None, index))
-    assert kube.reads == ["get MLPipeline demo", "list runs of demo"]
+    assert kube.reads == ["get MLPipeline demo", "list runs of demo", f"get Workflow {name}"]
     assert kube.writes == ["status"]
 
     index[("ml", "demo")] = [finished_runs(kube.pipeline().get("status"))]
@@ -234,7 +235,7 @@ def test_a_run_event_repeating_a_recorded_finished_run_costs_no_request() -> Non
 def test_a_submit_past_the_history_limits_lists_the_runs_and_deletes_the_oldest() -> None:
     kube, reconciler, doc, events = setup(history={"succeeded": 0})
     first, second = submit_a_second_generation(kube, reconciler, doc, events)
-    assert kube.reads == ["list runs of demo"]
+    assert kube.reads == ["list runs of demo", f"get Workflow {second}"]
     assert kube.writes == [f"create Workflow {second}", "status", f"delete Workflow {first}"]
 
 

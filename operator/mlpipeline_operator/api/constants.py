@@ -55,6 +55,10 @@ ANNOTATION_STOPPED_BY = f"{GROUP}/stopped-by"
 ANNOTATION_STOPPED_AT = f"{GROUP}/stopped-at"
 # Labels that Argo puts on the runs it creates from a CronWorkflow.
 ARGO_LABEL_CRON = "workflows.argoproj.io/cron-workflow"
+# Labels that Argo's controller keeps on every Workflow it runs: its phase, and "true" once it
+# finished ("false" again when `argo retry` restarts it).
+ARGO_LABEL_PHASE = "workflows.argoproj.io/phase"
+ARGO_LABEL_COMPLETED = "workflows.argoproj.io/completed"
 ARGO_GROUP = "argoproj.io"
 # Argo's memoization caches: ConfigMaps with this label, in the namespace of Argo's controller.
 ARGO_CACHE_LABEL = "workflows.argoproj.io/configmap-type"

@@ -1257,6 +1257,10 @@ class ArtifactGC(ApiModel):
 # --- The resource --------------------------------------------------------------------------------
 
 
+# A bound for the schema: more runs at once than any namespace's quota would let run.
+MAX_CONCURRENT_RUNS = 1000
+
+
 class MLPipelineSpec(ApiModel):
     """The desired pipeline: steps, their inputs and outputs, and how the model is promoted."""
 
@@ -1276,6 +1280,11 @@ class MLPipelineSpec(ApiModel):
                     "rule": "!has(self.schedule) || !has(self.suspend) || !self.suspend",
                     "message": "spec.suspend: a scheduled pipeline is suspended with "
                     "spec.schedule.suspend",
+                },
+                {
+                    "rule": "!has(self.schedule) || !has(self.maxConcurrentRuns)",
+                    "message": "spec.maxConcurrentRuns: a scheduled pipeline's runs are limited "
+                    "by spec.schedule.concurrencyPolicy",
                 },
             ]
         }
@@ -1352,6 +1361,15 @@ class MLPipelineSpec(ApiModel):
         default_factory=ArtifactGC,
         alias="artifactGC",
         description="When a run's artifacts and archived logs are deleted.",
+    )
+    max_concurrent_runs: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONCURRENT_RUNS,
+        description="How many runs of this pipeline may run at once (unlimited when unset): a "
+        "run beyond it waits, not submitted, until one of them finishes. Every unfinished run "
+        "counts (of earlier generations, reruns, run-at runs). A scheduled pipeline uses "
+        "spec.schedule.concurrencyPolicy instead.",
     )
     on_exit: ExitStep | None = Field(
         default=None,

@@ -26,7 +26,7 @@ from mlpipeline_operator.api.constants import (
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline
 from mlpipeline_operator.reconcile.config import OperatorConfig
-from mlpipeline_operator.reconcile.kube import ClientClosed, Kube, Refused, Retryable, connect
+from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import (
@@ -37,6 +37,12 @@ from mlpipeline_operator.reconcile.reconciler import (
 )
 from mlpipeline_operator.reconcile.status import Event, finished_runs
 
+# Objects per page of kopf's first list of a kind (a finished run of 100 steps is 80 KB of JSON,
+# about ten times that once parsed): every run at once would be hundreds of MiB at a start.
+WATCH_CHUNK_SIZE = 50
+# Seconds kopf keeps an object's worker (and with it the object's last event) waiting for
+# another event: a start sees every run once, and few of them again soon.
+WORKER_IDLE_TIMEOUT = 0.5
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
@@ -90,6 +96,8 @@ async def configure(
     settings.watching.server_timeout = config.watch_timeout
     settings.watching.client_timeout = config.watch_timeout + 30
     settings.watching.inactivity_timeout = config.inactivity_timeout
+    settings.watching.chunk_size = WATCH_CHUNK_SIZE
+    settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
     # Events are posted on purpose (Submitted, RunFailed, Promoted...), not for every log line.
     settings.posting.level = logging.WARNING
     # The resources are known in advance: no need to watch CRDs (and no RBAC for it).
@@ -133,6 +141,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     for task in (memo.get("peering_task"), memo.get("cache_sweep_task")):
         if task is not None:
             task.cancel()
+    memo.reconciler.cancel_queued()
     await memo.kube.api.close()
     server: MetricsServer | None = memo.get("metrics_server")
     if server is not None:
@@ -210,19 +219,14 @@ async def run_changed(
     body: kopf.Body,
     type: str | None,
     memo: kopf.Memo,
-    logger: kopf.Logger,
     **kwargs: Any,
 ) -> None:
-    """A run changed: refresh its pipeline's status (retried while the API server cannot answer;
-    a refusal waits for the next event or a resume)."""
+    """A run changed: queue a refresh of its pipeline's status (retried while the API server
+    cannot answer; a refusal waits for the next event or a resume). Queued, so that kopf does
+    not keep the run's body while the refresh waits for its turn."""
     finished: FinishedRuns = kwargs["pipeline_finished_runs"]  # the index above, by its name
-    try:
-        with memo.metrics.handling("run_changed"):
-            await memo.reconciler.refresh_for_run(body, memo.post_event, type, finished)
-    except Refused as error:
-        logger.warning("status not refreshed, will be on the next event: %s", error)
-    except ClientClosed as error:
-        logger.warning("status not refreshed, will be on the next start: %s", error)
+    with memo.metrics.handling("run_changed"):
+        memo.reconciler.queue_refresh_for_run(body, memo.post_event, type, finished)
 
 
 def run(config: OperatorConfig) -> int:

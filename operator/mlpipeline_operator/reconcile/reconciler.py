@@ -48,13 +48,20 @@ from mlpipeline_operator.reconcile.kube import ClientClosed, Conflict, KubeApi, 
 from mlpipeline_operator.reconcile.status import (
     FINISHED,
     Event,
+    active_runs,
     build_status,
     invalid_status,
+    newest_first,
     newest_run,
     parse_status,
+    recorded_run,
+    recorded_runs,
     run_summary,
+    slim_run,
     status_patch,
+    still_as_recorded,
     transitions,
+    waits_for_room,
     with_new_run,
 )
 from mlpipeline_operator.reconcile.stop import (
@@ -106,6 +113,7 @@ class Target:
     history: History
     suspended: bool = False  # spec.suspend (a scheduled pipeline has schedule.suspend instead)
     run_at: str | None = None  # the run-at annotation: the scheduled time of one more run
+    max_concurrent_runs: int | None = None  # spec.maxConcurrentRuns
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> Target:
@@ -127,6 +135,7 @@ class Target:
             history=history,
             suspended=spec.get("suspend") is True,
             run_at=(meta.get("annotations") or {}).get(ANNOTATION_RUN_AT),
+            max_concurrent_runs=_positive(spec.get("maxConcurrentRuns")),
         )
 
     @property
@@ -174,10 +183,15 @@ class Reconciler:
     cache_namespace: str = DEFAULT_ARGO_NAMESPACE
     clock: Callable[[], str] = utc_now
     logger: logging.Logger = LOGGER
-    # Status computations at once: each holds every run of its pipeline, whole (a start
+    # Status computations at once: each holds the last run of its pipeline whole (a start
     # recomputes every pipeline's status at the same time).
     refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # Refreshes queued by run events: the pipelines waiting for one, the tasks, and how many
+    # run at once (each reads its pipeline before taking one of `refreshes`).
+    queued: set[tuple[str, str]] = field(default_factory=set)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    run_refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
     async def reconcile(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
         """Bring the child of the current generation into being, then refresh the status.
@@ -245,6 +259,21 @@ class Reconciler:
             h.name == run for h in known.history
         ):
             return None  # already submitted and seen: nothing to write
+        if target.max_concurrent_runs is not None:
+            listed = await self._runs(target)
+            if any(r["metadata"]["name"] == run for r in listed):
+                return None  # submitted already: the status is refreshed next
+            runs, _ = await self._read_runs(target, listed)
+            if waits_for_room(runs, target.max_concurrent_runs):
+                # Submitted by the refresh after a run's end (`refresh_pipeline`).
+                self.logger.info(
+                    "%s: run %s waits: %d runs are going on (spec.maxConcurrentRuns: %d)",
+                    target.ref,
+                    run,
+                    len(active_runs(runs)),
+                    target.max_concurrent_runs,
+                )
+                return None
         await self._ensure_cache(target, compiled)
         created = await self.kube.create_child(compiled.manifest)
         if created is None:
@@ -392,8 +421,9 @@ class Reconciler:
         """Write the status computed from the runs listed now (or from the previous status and
         the run just submitted); return the runs it was computed from."""
         previous = target.status
+        recorded: frozenset[str] = frozenset()
         if submitted is None:
-            runs = await self._runs(target)
+            runs, recorded = await self._read_runs(target, await self._runs(target))
         else:
             runs = [submitted]
         now = self.clock()
@@ -405,6 +435,8 @@ class Reconciler:
             now=now,
             model=target.model,
             suspended=target.suspended,
+            recorded=recorded,
+            max_concurrent_runs=target.max_concurrent_runs,
         )
         if submitted is not None:
             status = status.model_copy(
@@ -431,6 +463,30 @@ class Reconciler:
             for event in _events(previous, status, problems is not None):
                 await emit(target.body, event)
         return runs
+
+    async def _read_runs(
+        self, target: Target, listed: list[Obj]
+    ) -> tuple[list[Obj], frozenset[str]]:
+        """The runs as the status needs them, from their metadata: the last run whole; a
+        finished run that the status read records, as recorded (and named in the set
+        returned); any other run read whole, one at a time, and kept slim (`slim_run`). A run
+        deleted meanwhile is left out."""
+        ordered = newest_first(listed)
+        names = [run["metadata"]["name"] for run in ordered]
+        last = target.expected_run if target.expected_run in names else next(iter(names), None)
+        known = recorded_runs(target.status)
+        runs: list[Obj] = []
+        recorded: set[str] = set()
+        for run, name in zip(ordered, names, strict=True):
+            summary = known.get(name)
+            if name != last and summary is not None and still_as_recorded(run["metadata"], summary):
+                runs.append(recorded_run(run["metadata"], summary))
+                recorded.add(name)
+                continue
+            whole = await self.kube.get_child("Workflow", target.namespace, name)
+            if whole is not None:
+                runs.append(whole if name == last else slim_run(whole))
+        return runs, frozenset(recorded)
 
     async def _prune(self, target: Target, runs: list[Obj]) -> None:
         """Delete the oldest finished runs beyond `spec.history`, never the current one."""
@@ -509,6 +565,35 @@ class Reconciler:
             return None
         return str(schedule["metadata"].get("uid"))
 
+    def pipeline_of_run(
+        self,
+        run: Mapping[str, Any],
+        event_type: str | None = None,
+        finished: FinishedRuns | None = None,
+    ) -> tuple[str, str] | None:
+        """The pipeline (namespace, name) whose status a run's event may change; None when the
+        event tells nothing new.
+
+        Two kinds of event tell nothing new: a run just added and not yet started (the status
+        written right after submitting it already lists it), and a run in a finished phase
+        that the pipeline's status already records (`finished`), as every run is seen again
+        when the operator starts; a resume recomputes everything anyway.
+        """
+        if event_type == "ADDED" and not run.get("status"):
+            return None
+        meta = run["metadata"]
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND), None)
+        labels = meta.get("labels") or {}
+        name = owner["name"] if owner else labels.get(LABEL_PIPELINE)
+        if not name:
+            return None
+        phase = (run.get("status") or {}).get("phase")
+        if finished is not None and any(
+            (meta["name"], phase) in runs for runs in finished.get((meta["namespace"], name), ())
+        ):
+            return None
+        return (meta["namespace"], str(name))
+
     async def refresh_for_run(
         self,
         run: Mapping[str, Any],
@@ -516,37 +601,74 @@ class Reconciler:
         event_type: str | None = None,
         finished: FinishedRuns | None = None,
     ) -> None:
-        """A run changed: refresh the status of the pipeline it belongs to.
+        """A run changed: refresh the status of the pipeline it belongs to, unless the event
+        tells nothing new (`pipeline_of_run`)."""
+        pipeline = self.pipeline_of_run(run, event_type, finished)
+        if pipeline is not None:
+            await self.refresh_pipeline(*pipeline, emit)
 
-        Two kinds of event tell nothing new, and cost no request: a run just added and not yet
-        started (the status written right after submitting it already lists it), and a run in
-        a finished phase that the pipeline's status already records (`finished`), as every run
-        is seen again when the operator starts; a resume recomputes everything anyway.
+    def queue_refresh_for_run(
+        self,
+        run: Mapping[str, Any],
+        emit: Emit,
+        event_type: str | None = None,
+        finished: FinishedRuns | None = None,
+    ) -> None:
+        """As `refresh_for_run`, in the background: the caller does not hold the run (80 KB
+        for 100 steps, much more once parsed) while refreshes wait for their turn. A pipeline
+        already waiting for a refresh is not queued twice: that refresh reads everything
+        anew."""
+        pipeline = self.pipeline_of_run(run, event_type, finished)
+        if pipeline is None or pipeline in self.queued:
+            return
+        self.queued.add(pipeline)
+        task = asyncio.create_task(self._queued_refresh(pipeline, emit))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _queued_refresh(self, pipeline: tuple[str, str], emit: Emit) -> None:
+        async with self.run_refreshes:
+            self.queued.discard(pipeline)  # a change from now on needs another refresh
+            try:
+                await self.refresh_pipeline(*pipeline, emit)
+            except Refused as error:
+                self.logger.warning(
+                    "%s/%s: status not refreshed, will be on the next event: %s", *pipeline, error
+                )
+            except ClientClosed as error:
+                self.logger.warning(
+                    "%s/%s: status not refreshed, will be on the next start: %s", *pipeline, error
+                )
+
+    def cancel_queued(self) -> None:
+        """Cancel the refreshes queued by run events (the operator is stopping: its next start
+        refreshes every status)."""
+        for task in list(self.background):
+            task.cancel()
+
+    async def refresh_pipeline(self, namespace: str, name: str, emit: Emit) -> None:
+        """Refresh the status of a pipeline after one of its runs changed; with
+        `spec.maxConcurrentRuns`, reconcile it whole: a run that ended makes room for a run
+        waiting to be submitted.
+
         Retryable errors are retried here, with a doubling wait: nothing else would.
         """
-        if event_type == "ADDED" and not run.get("status"):
-            return
-        meta = run["metadata"]
-        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND), None)
-        labels = meta.get("labels") or {}
-        name = owner["name"] if owner else labels.get(LABEL_PIPELINE)
-        if not name:
-            return
-        phase = (run.get("status") or {}).get("phase")
-        if finished is not None and any(
-            (meta["name"], phase) in runs for runs in finished.get((meta["namespace"], name), ())
-        ):
-            return
         # A run's event comes once: while the API server cannot answer, try again (each
         # attempt reads everything anew) with a doubling wait, rather than lose the change.
         delay = 0.0
         while True:
             try:
-                pipeline = await self.kube.get_pipeline(meta["namespace"], name)
+                pipeline = await self.kube.get_pipeline(namespace, name)
                 if pipeline is None:
                     return  # the pipeline is gone; garbage collection takes its runs
-                await self.refresh(Target.of(pipeline), emit)
+                target = Target.of(pipeline)
+                if target.max_concurrent_runs is not None and not target.scheduled:
+                    await self.reconcile(pipeline, emit)
+                else:
+                    await self.refresh(target, emit)
                 return
+            except InvalidPipeline:
+                return  # the status says why; a spec change reconciles it again
             except ClientClosed:
                 # The operator is stopping: end now rather than be cancelled (kopf's shutdown
                 # waits for its handlers); the next start refreshes every status.
@@ -555,7 +677,7 @@ class Reconciler:
                 delay = min(max(delay * 2, error.delay), RUN_REFRESH_MAX_DELAY)
                 self.logger.warning(
                     "%s/%s: status not refreshed, trying again in %g s: %s",
-                    meta["namespace"],
+                    namespace,
                     name,
                     delay,
                     error,
@@ -596,6 +718,11 @@ def _run_of(run: Mapping[str, Any], target: Target, schedule: str | None) -> boo
     if owned_by(run, target.uid):
         return True
     return schedule is not None and (owner_of(run, "CronWorkflow") or {}).get("uid") == schedule
+
+
+def _positive(value: Any) -> int | None:
+    """A positive integer of the spec, read leniently (None: unset or not valid)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _not_adopted(run: Obj, target: Target) -> NoReturn:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlpipeline_operator.api.constants import (
     ANNOTATION_STOPPED_AT,
     ANNOTATION_STOPPED_BY,
+    ARGO_LABEL_COMPLETED,
+    ARGO_LABEL_PHASE,
     LABEL_GENERATION,
 )
 from mlpipeline_operator.api.status import (
@@ -112,7 +114,7 @@ def run_generation(workflow: Obj) -> int | None:
     return int(value) if value and str(value).isdigit() else None
 
 
-def _newest_first(workflows: Sequence[Obj]) -> list[Obj]:
+def newest_first(workflows: Sequence[Obj]) -> list[Obj]:
     def key(wf: Obj) -> tuple[str, str]:
         meta = wf.get("metadata", {})
         return (meta.get("creationTimestamp") or "", meta.get("name", ""))
@@ -127,7 +129,7 @@ def _annotation(annotations: Mapping[str, str], key: str, limit: int) -> str | N
 
 def newest_run(workflows: Sequence[Obj]) -> Obj | None:
     """The run created last (the one that speaks for a scheduled pipeline)."""
-    runs = _newest_first(workflows)
+    runs = newest_first(workflows)
     return runs[0] if runs else None
 
 
@@ -275,6 +277,44 @@ def run_status(workflow: Obj) -> RunStatus:
     return RunStatus(**summary.model_dump(), steps=_within_budget(steps))
 
 
+def recorded_runs(previous: MLPipelineStatus) -> dict[str, RunSummary]:
+    """The finished runs an earlier status records, by name: a finished run's summary does not
+    change, so the status needs no more of them than their metadata."""
+    runs = [*previous.history, *([previous.last_run] if previous.last_run else [])]
+    return {r.name: r for r in runs if r.phase in FINISHED}
+
+
+def still_as_recorded(metadata: Obj, summary: RunSummary) -> bool:
+    """Whether Argo's labels on the run agree with its recorded summary (none: nothing says
+    otherwise); `argo retry` runs a finished Workflow again."""
+    labels = metadata.get("labels") or {}
+    phase = labels.get(ARGO_LABEL_PHASE)
+    return labels.get(ARGO_LABEL_COMPLETED) != "false" and phase in (None, summary.phase)
+
+
+def recorded_run(metadata: Obj, summary: RunSummary) -> dict[str, Any]:
+    """A finished run as its metadata and its summary in an earlier status give it."""
+    fields = {
+        "phase": summary.phase,
+        "startedAt": summary.started_at,
+        "finishedAt": summary.finished_at,
+        "message": summary.message,
+    }
+    return {"metadata": metadata, "status": {k: v for k, v in fields.items() if v is not None}}
+
+
+def slim_run(workflow: Obj) -> dict[str, Any]:
+    """What the status reads of a run other than the last: its metadata, the fields of its
+    summary, and the nodes of its promotion task (whose outputs may be the decision)."""
+    status = workflow.get("status") or {}
+    nodes = status.get("nodes") or {}
+    node = _step_nodes(workflow).get(PROMOTION_TASK)
+    last_attempt = (node.get("children") or [])[-1:] if node is not None else []
+    kept = {key: n for key, n in nodes.items() if n is node or key in last_attempt}
+    fields = {k: status[k] for k in ("phase", "startedAt", "finishedAt", "message") if k in status}
+    return {"metadata": workflow["metadata"], "status": {**fields, "nodes": kept}}
+
+
 def promotion_outputs(workflow: Obj) -> dict[str, str] | None:
     """The output parameters of the promotion task, once it has finished."""
     node = _step_nodes(workflow).get(PROMOTION_TASK)
@@ -350,15 +390,20 @@ def build_status(
     now: str,
     model: str | None = None,
     suspended: bool = False,
+    recorded: Set[str] = frozenset(),
+    max_concurrent_runs: int | None = None,
 ) -> MLPipelineStatus:
     """The status of a valid pipeline from its runs.
 
     `expected_run` is the run of the current generation (None for a scheduled pipeline, whose
     runs come from its CronWorkflow: then the newest run speaks for the pipeline). `model` is
     `spec.promotion.model`, recorded with the promotion decision. `suspended`: `spec.suspend`,
-    under which the current generation's run is not submitted.
+    under which the current generation's run is not submitted. `recorded`: the runs given by
+    their summary in `previous` (`recorded_run`), whose promotion outputs, if any, `previous`
+    holds already. `max_concurrent_runs`: `spec.maxConcurrentRuns`, under which the current
+    generation's run waits while as many runs are going on.
     """
-    runs = _newest_first(workflows)
+    runs = newest_first(workflows)
     current = (
         next((w for w in runs if w["metadata"]["name"] == expected_run), None)
         if expected_run is not None
@@ -372,6 +417,10 @@ def build_status(
     # Without spec.promotion, "promote-model" may be a step of the user's like any other: its
     # outputs are no decision.
     for wf in runs if model is not None else ():
+        if wf["metadata"]["name"] in recorded:
+            if promotion is not None and promotion.run == wf["metadata"]["name"]:
+                break  # the newest decision, as recorded
+            continue
         outputs = promotion_outputs(wf)
         if outputs is not None:
             found = status_from_outputs(outputs, model=model, run=wf["metadata"]["name"])
@@ -390,6 +439,16 @@ def build_status(
         message = f"suspended (spec.suspend): run {expected_run} is not submitted"
         conditions.append(
             _condition(conds, "Ready", "False", "Suspended", message, generation, now)
+        )
+    elif run is None and waits_for_room(runs, max_concurrent_runs):
+        going = len(active_runs(runs))
+        message = (
+            f"waiting: {going} run{'s' if going != 1 else ''} of this pipeline "
+            f"{'are' if going != 1 else 'is'} running (spec.maxConcurrentRuns: "
+            f"{max_concurrent_runs})"
+        )
+        conditions.append(
+            _condition(conds, "Ready", "False", "RunWaiting", message, generation, now)
         )
     elif run is None:
         message = f"run {expected_run} submitted"
@@ -447,6 +506,21 @@ def build_status(
 
 
 FINISHED = frozenset({"Succeeded", "Failed", "Error"})
+
+
+def active_runs(workflows: Sequence[Obj]) -> list[str]:
+    """The runs not finished yet (nor being deleted): those `spec.maxConcurrentRuns` counts."""
+    return [
+        wf["metadata"]["name"]
+        for wf in workflows
+        if (wf.get("status") or {}).get("phase") not in FINISHED
+        and not wf["metadata"].get("deletionTimestamp")
+    ]
+
+
+def waits_for_room(workflows: Sequence[Obj], max_concurrent_runs: int | None) -> bool:
+    """Whether a new run must wait: as many runs as `spec.maxConcurrentRuns` are going on."""
+    return max_concurrent_runs is not None and len(active_runs(workflows)) >= max_concurrent_runs
 
 
 def finished_runs(raw: Mapping[str, Any] | None) -> frozenset[tuple[str, str]]:
