@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
 from kubernetes_asyncio import config
 
+from mlpipeline_operator.api.constants import API_VERSION, KIND
 from mlpipeline_operator.caching import cache_config_map
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.reconcile.kube import Conflict, Kube, KubeApi, Refused
@@ -127,10 +129,17 @@ def test_list_runs_of_one_pipeline(against: Callable[[Check], None], namespace: 
     async def check(api: KubeApi, seed: Seed) -> None:
         demo = workflow(make_pipeline(namespace, "demo"))
         other = workflow(make_pipeline(namespace, "other"))
+        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": "demo", "uid": str(uuid.uuid4())}
+        demo["metadata"]["ownerReferences"] = [owner]
         for manifest in (demo, other):
             await api.create_child(manifest)
         runs = await api.list_runs(namespace, "demo")
         assert [r["metadata"]["name"] for r in runs] == [demo["metadata"]["name"]]
+        # The metadata only: no spec, no status (a run of 100 steps is 80 KB whole).
+        assert list(runs[0]) == ["metadata"]
+        meta = runs[0]["metadata"]
+        assert meta["labels"] == demo["metadata"]["labels"]
+        assert meta["ownerReferences"] == [owner]
         assert await api.list_runs("default", "demo") == []
 
     against(check)

@@ -59,6 +59,10 @@ def _suspended_schedule(doc: Doc) -> None:
     doc["spec"].update(suspend=True, schedule={"cron": "@daily"})
 
 
+def _capped_schedule(doc: Doc) -> None:
+    doc["spec"].update(maxConcurrentRuns=1, schedule={"cron": "@daily"})
+
+
 def _too_large(doc: Doc) -> None:
     doc["spec"] = chain(1000, command_length=600)["spec"]
 
@@ -215,6 +219,19 @@ CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
         _suspended_schedule,
         "spec.suspend",
         "a scheduled pipeline is suspended with spec.schedule.suspend, not spec.suspend",
+    ),
+    (
+        "spec.maxConcurrentRuns on a scheduled pipeline",
+        _capped_schedule,
+        "spec.maxConcurrentRuns",
+        "a scheduled pipeline's runs are limited by spec.schedule.concurrencyPolicy, "
+        "not spec.maxConcurrentRuns",
+    ),
+    (
+        "no run allowed at once",
+        _set("spec.maxConcurrentRuns", 0),
+        "spec.maxConcurrentRuns",
+        "Input should be greater than or equal to 1",
     ),
     (
         "step name Kubernetes refuses",

@@ -201,36 +201,36 @@ class Reconciler:
         """
         target = Target.of(pipeline)
         try:
-            compiled = self._compile(target)
+            submitted = await self._apply(target, emit)
         except InvalidPipeline as error:
             await self.refresh(target, emit, problems=error.problems)
             raise
+        await self.refresh(target, emit, submitted=submitted, validated=True)
+
+    async def _apply(self, target: Target, emit: Emit) -> Obj | None:
+        """Compile the pipeline, then create or update its children; return the run this call
+        created when the status needs no list of the runs (see `refresh`), as its metadata
+        and status only.
+
+        The compiled objects (several hundred KB for 100 steps) go when this returns: at a
+        start, every pipeline's pass waits for its turn to refresh its status.
+        """
+        compiled = self._compile(target)
         _own(target, compiled)
         if compiled.scheduled:
-            try:
-                await self._apply_schedule(target, compiled, emit)
-                await self._submit_run_at(target, compiled.pipeline, emit)
-            except InvalidPipeline as error:
-                await self.refresh(target, emit, problems=error.problems)
-                raise
-            await self.refresh(target, emit, validated=True)
-            return
+            await self._apply_schedule(target, compiled, emit)
+            await self._submit_run_at(target, compiled.pipeline, emit)
+            return None
         if _was_scheduled(target):
             await self._drop_schedule(target)
         if target.suspended:  # nothing is submitted until spec.suspend is false again
-            await self.refresh(target, emit, validated=True)
-            return
-        try:
-            submitted = await self._submit(target, compiled, emit)
-            if await self._submit_run_at(target, compiled.pipeline, emit) is not None:
-                submitted = None  # two new runs: a list of the runs gives both
-        except InvalidPipeline as error:
-            await self.refresh(target, emit, problems=error.problems)
-            raise
-        recorded = target.status.history
-        if submitted is not None and may_exceed(recorded, target.history):
-            submitted = None  # a list of the runs tells which ones to delete
-        await self.refresh(target, emit, submitted=submitted, validated=True)
+            return None
+        submitted = await self._submit(target, compiled, emit)
+        if await self._submit_run_at(target, compiled.pipeline, emit) is not None:
+            return None  # two new runs: a list of the runs gives both
+        if submitted is None or may_exceed(target.status.history, target.history):
+            return None  # a list of the runs tells which ones to delete
+        return {"metadata": submitted["metadata"], "status": submitted.get("status") or {}}
 
     def _compile(self, target: Target) -> CompiledRun:
         pipeline, problems = validate_document(dict(target.body))
@@ -254,10 +254,7 @@ class Reconciler:
     async def _submit(self, target: Target, compiled: CompiledRun, emit: Emit) -> Obj | None:
         """Create the generation's run; return it when this call created it."""
         run = compiled.name
-        known = target.status
-        if (known.last_run and known.last_run.name == run) or any(
-            h.name == run for h in known.history
-        ):
+        if _recorded(target, run):
             return None  # already submitted and seen: nothing to write
         if target.max_concurrent_runs is not None:
             listed = await self._runs(target)
@@ -648,8 +645,8 @@ class Reconciler:
 
     async def refresh_pipeline(self, namespace: str, name: str, emit: Emit) -> None:
         """Refresh the status of a pipeline after one of its runs changed; with
-        `spec.maxConcurrentRuns`, reconcile it whole: a run that ended makes room for a run
-        waiting to be submitted.
+        `spec.maxConcurrentRuns` and a run not submitted yet, reconcile it then: a run that
+        ended makes room for it.
 
         Retryable errors are retried here, with a doubling wait: nothing else would.
         """
@@ -661,11 +658,12 @@ class Reconciler:
                 pipeline = await self.kube.get_pipeline(namespace, name)
                 if pipeline is None:
                     return  # the pipeline is gone; garbage collection takes its runs
-                target = Target.of(pipeline)
-                if target.max_concurrent_runs is not None and not target.scheduled:
-                    await self.reconcile(pipeline, emit)
-                else:
-                    await self.refresh(target, emit)
+                await self.refresh(Target.of(pipeline), emit)
+                if Target.of(pipeline).max_concurrent_runs is not None:
+                    # A run that ended may make room for one waiting to be submitted.
+                    pipeline = await self.kube.get_pipeline(namespace, name)
+                    if pipeline is not None and _waiting(Target.of(pipeline)):
+                        await self.reconcile(pipeline, emit)
                 return
             except InvalidPipeline:
                 return  # the status says why; a spec change reconciles it again
@@ -718,6 +716,25 @@ def _run_of(run: Mapping[str, Any], target: Target, schedule: str | None) -> boo
     if owned_by(run, target.uid):
         return True
     return schedule is not None and (owner_of(run, "CronWorkflow") or {}).get("uid") == schedule
+
+
+def _recorded(target: Target, run: str) -> bool:
+    """Whether the status read records the run (submitted and seen)."""
+    known = target.status
+    return (known.last_run is not None and known.last_run.name == run) or any(
+        h.name == run for h in known.history
+    )
+
+
+def _waiting(target: Target) -> bool:
+    """Whether a run the pipeline asks for (its generation's, its run-at annotation's) is not
+    recorded by its status: not submitted yet, or not seen yet."""
+    if target.suspended or target.scheduled:
+        return False
+    return any(
+        run is not None and not _recorded(target, run)
+        for run in (target.expected_run, target.run_at_run)
+    )
 
 
 def _positive(value: Any) -> int | None:
