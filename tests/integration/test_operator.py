@@ -572,3 +572,46 @@ def test_a_workflow_in_the_way_of_the_run_is_not_adopted_and_the_pipeline_says_s
     status = wait_status(kube, namespace, "demo", operator, phase="Pending")
     assert status["lastRun"]["name"] == run_name(namespace, "demo", 1, "1")
     assert get_or_none(kube, "Workflow", namespace, name) is not None
+
+
+def test_a_run_beyond_max_concurrent_runs_waits_for_the_running_one_to_finish(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(make_pipeline(namespace, maxConcurrentRuns=1))
+    first, second = run_name(namespace, "demo", 1), run_name(namespace, "demo", 2)
+    wait(lambda: runs(kube, namespace, "demo"), TIMEOUT, "the first run", operator)
+    set_run_status(kube, namespace, first, workflow_status(first, "Running", {}))
+    wait_status(kube, namespace, "demo", operator, phase="Running")
+    kube.patch(
+        PIPELINE_API,
+        "MLPipeline",
+        "demo",
+        {"spec": {"parameters": [{"name": "lr", "value": "0.2"}]}},
+        namespace,
+    )
+    status = wait_status(
+        kube,
+        namespace,
+        "demo",
+        operator,
+        observedGeneration=2,
+        message="waiting: 1 run of this pipeline is running (spec.maxConcurrentRuns: 1)",
+    )
+    assert condition(status, "Ready")["reason"] == "RunWaiting"
+    assert [w["metadata"]["name"] for w in runs(kube, namespace, "demo")] == [first]
+
+    # Argo finishes the first run: its event makes the operator submit the waiting one.
+    set_run_status(
+        kube,
+        namespace,
+        first,
+        workflow_status(first, "Succeeded", {}, finished="2026-01-01T00:10:00Z"),
+    )
+    wait(lambda: len(runs(kube, namespace, "demo")) == 2, TIMEOUT, "the second run", operator)
+    status = wait_history(kube, namespace, "demo", operator, 2)
+    assert status["lastRun"]["name"] == second
+    assert [(h["name"], h["phase"]) for h in status["history"]] == [
+        (second, "Pending"),
+        (first, "Succeeded"),
+    ]
+    assert condition(status, "Ready")["reason"] == "RunPending"
