@@ -134,6 +134,25 @@ def test_input_artifact_source_is_checked_by_cel(
     assert rejected == f'MLPipeline.mlops.gitops.dev "minimal" is invalid: {message}'
 
 
+def test_max_concurrent_runs_is_at_least_one_and_refused_with_a_schedule(
+    kube: Kube, namespace: str
+) -> None:
+    obj = _pipeline()
+    obj["spec"]["maxConcurrentRuns"] = 0
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "spec.maxConcurrentRuns: Invalid value: 0" in message, message
+    obj["spec"].update(maxConcurrentRuns=1, schedule={"cron": "@daily"})
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert (
+        "spec.maxConcurrentRuns: a scheduled pipeline's runs are limited by "
+        "spec.schedule.concurrencyPolicy"
+    ) in message, message
+    del obj["spec"]["schedule"]
+    kube.create(obj, namespace)
+
+
 def test_scheduled_pipeline_name_longer_than_argo_takes_is_rejected_by_cel(
     kube: Kube, namespace: str
 ) -> None:
