@@ -446,3 +446,19 @@ def test_a_broken_connection_is_retryable(error: Exception) -> None:
 
     with pytest.raises(Retryable, match=r"^list runs of ml/demo: \w+"):
         asyncio.run(call())
+
+
+def test_a_finished_run_the_status_records_is_read_again_when_argo_runs_it_again() -> None:
+    kube, reconciler, doc, events = setup()
+    first, second = submit_a_second_generation(kube, reconciler, doc, events)
+    kube.reads.clear()
+    # `argo retry` of the first run: Argo's labels say it runs again.
+    retried = kube.child("Workflow", first)
+    retried["metadata"].setdefault("labels", {}).update(
+        {"workflows.argoproj.io/phase": "Running", "workflows.argoproj.io/completed": "false"}
+    )
+    retried["status"] = workflow_status(first, "Running", {"train": StepRun("Running")})
+    asyncio.run(reconciler.refresh(Target.of(kube.pipeline()), record(events)))
+    assert kube.reads == ["list runs of demo", f"get Workflow {second}", f"get Workflow {first}"]
+    history = kube.pipeline()["status"]["history"]
+    assert [(h["name"], h["phase"]) for h in history] == [(second, "Pending"), (first, "Running")]

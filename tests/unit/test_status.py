@@ -20,7 +20,11 @@ from mlpipeline_operator.reconcile.status import (
     invalid_status,
     parse_status,
     promotion_outputs,
+    recorded_run,
+    recorded_runs,
+    slim_run,
     status_patch,
+    still_as_recorded,
     transitions,
 )
 from tests.unit.argo_runs import StepRun, recorded, workflow, workflow_status
@@ -337,3 +341,57 @@ def test_a_running_run_says_why_its_waiting_step_waits() -> None:
 
     assert status.message == f'run demo-g2 is running; step "train" is pending: {unschedulable}'
     assert conditions(status)["Ready"] == ("False", "RunRunning")
+
+
+def test_runs_as_recorded_or_slim_give_the_status_that_whole_runs_give() -> None:
+    first, second = recorded("fraud-detection-g1"), recorded("fraud-detection-g2")
+    names = [first["metadata"]["name"], second["metadata"]["name"]]
+    previous = status_of([first], expected=names[0], model="fraud-detection")
+    assert previous.promotion is not None and previous.promotion.run == names[0]
+
+    def of(runs: list[dict[str, Any]], recorded_names: frozenset[str]) -> MLPipelineStatus:
+        return build_status(
+            generation=2,
+            expected_run=names[1],
+            workflows=runs,
+            previous=previous,
+            now=NOW,
+            model="fraud-detection",
+            recorded=recorded_names,
+        )
+
+    whole = of([first, second], frozenset())
+    as_recorded = recorded_run(first["metadata"], recorded_runs(previous)[names[0]])
+    assert of([as_recorded, second], frozenset({names[0]})) == whole
+    assert of([slim_run(first), second], frozenset()) == whole
+    assert whole.promotion is not None and whole.promotion.run == names[1]  # the newest decision
+    # The promotion recorded from the first run stays when the second decides nothing yet.
+    running = {**second, "status": {**second["status"], "phase": "Running", "nodes": {}}}
+    kept = of([as_recorded, running], frozenset({names[0]}))
+    assert kept.promotion == previous.promotion
+    # Pruning reads the same phases and finish times from them.
+    limits = History(succeeded=1)
+    assert runs_to_delete([as_recorded, second], limits, set()) == [names[0]]
+    assert runs_to_delete([first, second], limits, set()) == [names[0]]
+
+
+def test_a_slim_run_keeps_its_summary_and_promotion_outputs_only() -> None:
+    run = recorded("fraud-detection-g1")
+    slim = slim_run(run)
+    assert set(slim) == {"metadata", "status"}
+    assert promotion_outputs(slim) == promotion_outputs(run)
+    assert len(slim["status"]["nodes"]) < len(run["status"]["nodes"])
+    assert len(json.dumps(slim)) < len(json.dumps(run)) // 4
+
+
+def test_argo_labels_that_contradict_a_recorded_run_make_it_read_again() -> None:
+    summary = recorded_runs(status_of([workflow("demo-g2", 2, {"phase": "Succeeded"})])).popitem()
+    meta = workflow("demo-g2", 2)["metadata"]
+    assert still_as_recorded(meta, summary[1])  # no Argo labels: nothing says otherwise
+    meta["labels"]["workflows.argoproj.io/phase"] = "Succeeded"
+    meta["labels"]["workflows.argoproj.io/completed"] = "true"
+    assert still_as_recorded(meta, summary[1])
+    # `argo retry`: running again.
+    meta["labels"]["workflows.argoproj.io/phase"] = "Running"
+    meta["labels"]["workflows.argoproj.io/completed"] = "false"
+    assert not still_as_recorded(meta, summary[1])
