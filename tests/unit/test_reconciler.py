@@ -462,3 +462,33 @@ def test_a_finished_run_the_status_records_is_read_again_when_argo_runs_it_again
     assert kube.reads == ["list runs of demo", f"get Workflow {second}", f"get Workflow {first}"]
     history = kube.pipeline()["status"]["history"]
     assert [(h["name"], h["phase"]) for h in history] == [(second, "Pending"), (first, "Running")]
+
+
+def test_queued_run_events_refresh_a_pipeline_once_and_once_more_after_a_change_meanwhile() -> None:
+    kube, reconciler, doc, events = setup()
+    run(reconciler, copy.deepcopy(doc), events)
+    name = run_name("ml", "demo", 1)
+    workflow = kube.child("Workflow", name)
+    workflow["status"] = workflow_status(name, "Running", {"train": StepRun("Running")})
+    kube.reads.clear()
+    real_get = kube.get_pipeline
+    changes_meanwhile = [workflow]
+
+    async def get_while_the_run_changes(namespace: str, pipeline: str) -> Obj | None:
+        found = await real_get(namespace, pipeline)
+        while changes_meanwhile:  # an event during the first refresh
+            reconciler.queue_refresh_for_run(changes_meanwhile.pop(), record(events), "MODIFIED")
+        return found
+
+    kube.get_pipeline = get_while_the_run_changes  # type: ignore[method-assign]
+
+    async def three_events_then_wait() -> None:
+        for _ in range(3):
+            reconciler.queue_refresh_for_run(workflow, record(events), "MODIFIED")
+        while reconciler.background:
+            await asyncio.gather(*reconciler.background)
+
+    asyncio.run(three_events_then_wait())
+    assert kube.reads.count("get MLPipeline demo") == 2
+    assert reconciler.queued == set() and reconciler.refreshing == set()
+    assert kube.pipeline()["status"]["phase"] == "Running"

@@ -187,9 +187,10 @@ class Reconciler:
     # recomputes every pipeline's status at the same time).
     refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    # Refreshes queued by run events: the pipelines waiting for one, the tasks, and how many
-    # run at once (each reads its pipeline before taking one of `refreshes`).
+    # Refreshes queued by run events: the pipelines waiting for one, those being refreshed, the
+    # tasks, and how many run at once (each reads its pipeline before taking a `refreshes`).
     queued: set[tuple[str, str]] = field(default_factory=set)
+    refreshing: set[tuple[str, str]] = field(default_factory=set)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     run_refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
@@ -612,30 +613,39 @@ class Reconciler:
         finished: FinishedRuns | None = None,
     ) -> None:
         """As `refresh_for_run`, in the background: the caller does not hold the run (80 KB
-        for 100 steps, much more once parsed) while refreshes wait for their turn. A pipeline
-        already waiting for a refresh is not queued twice: that refresh reads everything
-        anew."""
+        for 100 steps, much more once parsed) while refreshes wait for their turn. One refresh
+        per pipeline at a time: events arriving meanwhile make it run once more, after."""
         pipeline = self.pipeline_of_run(run, event_type, finished)
         if pipeline is None or pipeline in self.queued:
             return
         self.queued.add(pipeline)
+        if pipeline in self.refreshing:
+            return  # its refresh runs again once done
         task = asyncio.create_task(self._queued_refresh(pipeline, emit))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
     async def _queued_refresh(self, pipeline: tuple[str, str], emit: Emit) -> None:
         async with self.run_refreshes:
-            self.queued.discard(pipeline)  # a change from now on needs another refresh
+            self.refreshing.add(pipeline)
             try:
-                await self.refresh_pipeline(*pipeline, emit)
-            except Refused as error:
-                self.logger.warning(
-                    "%s/%s: status not refreshed, will be on the next event: %s", *pipeline, error
-                )
-            except ClientClosed as error:
-                self.logger.warning(
-                    "%s/%s: status not refreshed, will be on the next start: %s", *pipeline, error
-                )
+                while pipeline in self.queued:
+                    self.queued.discard(pipeline)  # a change from now on: once more
+                    await self._refresh_logged(pipeline, emit)
+            finally:
+                self.refreshing.discard(pipeline)
+
+    async def _refresh_logged(self, pipeline: tuple[str, str], emit: Emit) -> None:
+        try:
+            await self.refresh_pipeline(*pipeline, emit)
+        except Refused as error:
+            self.logger.warning(
+                "%s/%s: status not refreshed, will be on the next event: %s", *pipeline, error
+            )
+        except ClientClosed as error:
+            self.logger.warning(
+                "%s/%s: status not refreshed, will be on the next start: %s", *pipeline, error
+            )
 
     def cancel_queued(self) -> None:
         """Cancel the refreshes queued by run events (the operator is stopping: its next start
