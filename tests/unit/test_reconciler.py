@@ -467,15 +467,15 @@ def test_a_finished_run_the_status_records_is_read_again_when_argo_runs_it_again
 def test_queued_run_events_refresh_a_pipeline_once_and_once_more_after_a_change_meanwhile() -> None:
     kube, reconciler, doc, events = setup()
     run(reconciler, copy.deepcopy(doc), events)
-    name = run_name("ml", "demo", 1)
-    workflow = kube.child("Workflow", name)
-    workflow["status"] = workflow_status(name, "Running", {"train": StepRun("Running")})
+    run_1 = run_name("ml", "demo", 1)
+    workflow = kube.child("Workflow", run_1)
+    workflow["status"] = workflow_status(run_1, "Running", {"train": StepRun("Running")})
     kube.reads.clear()
     real_get = kube.get_pipeline
     changes_meanwhile = [workflow]
 
-    async def get_while_the_run_changes(namespace: str, pipeline: str) -> Obj | None:
-        found = await real_get(namespace, pipeline)
+    async def get_while_the_run_changes(namespace: str, name: str) -> Obj | None:
+        found = await real_get(namespace, name)
         while changes_meanwhile:  # an event during the first refresh
             reconciler.queue_refresh_for_run(changes_meanwhile.pop(), record(events), "MODIFIED")
         return found
