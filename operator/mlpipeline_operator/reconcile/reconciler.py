@@ -186,6 +186,9 @@ class Reconciler:
     # Status computations at once: each holds the last run of its pipeline whole (a start
     # recomputes every pipeline's status at the same time).
     refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
+    # Compilations and submissions at once: each holds its compiled run (about 700 KB parsed
+    # for 100 steps) while it waits for the API server (a start resumes every pipeline).
+    applies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Refreshes queued by run events: the pipelines waiting for one, those being refreshed, the
     # tasks, and how many run at once (each reads its pipeline before taking a `refreshes`).
@@ -202,7 +205,8 @@ class Reconciler:
         """
         target = Target.of(pipeline)
         try:
-            submitted = await self._apply(target, emit)
+            async with self.applies:
+                submitted = await self._apply(target, emit)
         except InvalidPipeline as error:
             await self.refresh(target, emit, problems=error.problems)
             raise
