@@ -49,9 +49,10 @@ ANY = READS | WRITES | {"watch"}
 # The bound on the requests under faults (docs/testing.md): twice those of the fault-free
 # scenario (the same work, whose events batch differently from run to run), plus one pass made
 # again per injected fault (a pass makes at most PASS_REQUESTS: the pipeline read, its runs
-# listed, a run created, the status written, kopf's annotations patched), plus one whole start
-# per exit (a new process lists and resumes every pipeline: at most the fault-free scenario).
-PASS_REQUESTS = 5
+# listed, its last run read, a run created, the status written, kopf's annotations patched),
+# plus one whole start per exit (a new process lists and resumes every pipeline: at most the
+# fault-free scenario).
+PASS_REQUESTS = 6
 
 
 GONE_ANSWER = "410 answering a watch"
@@ -255,6 +256,10 @@ FAULTS: dict[str, list[Rule]] = {
     "server-errors": [
         Rule("500", Reply(500), ANY - {"watch"}, probability=0.07),
         Rule("503", Reply(503), ANY - {"watch"}, probability=0.07),
+    ],
+    "watch-server-errors": [
+        Rule("500 answering a watch", Reply(500), frozenset({"watch"}), limit=2),
+        Rule("503 answering a watch", Reply(503), frozenset({"watch"}), limit=2),
     ],
     "resets": [
         Rule("connection reset", Reset(), ANY, probability=0.05),
