@@ -291,6 +291,24 @@ def test_placement_and_run_labels_have_no_local_meaning(tmp_path: Path) -> None:
     ]
 
 
+def test_max_concurrent_runs_has_no_local_meaning_and_is_refused_with_a_schedule(
+    tmp_path: Path,
+) -> None:
+    doc = pipeline([step("train", "print('trained')")], maxConcurrentRuns=1)
+    run = run_local(write(tmp_path, doc), tmp_path / "run")
+    assert run.code == 0, run.err
+    assert [(s["name"], s["phase"]) for s in run.summary["steps"]] == [("train", "Succeeded")]
+
+    doc["spec"]["schedule"] = {"cron": "@daily"}
+    file = write(tmp_path, doc)
+    refused = run_local(file, tmp_path / "refused")
+    assert refused.code == 1
+    assert refused.err.splitlines() == [
+        f"{file}: spec.maxConcurrentRuns: a scheduled pipeline's runs are limited by "
+        "spec.schedule.concurrencyPolicy, not spec.maxConcurrentRuns"
+    ]
+
+
 def test_a_misused_toleration_is_refused_as_the_operator_refuses_it(tmp_path: Path) -> None:
     toleration = {"key": "gpu", "operator": "Exists", "value": "yes"}
     doc = pipeline([step("train", "pass", tolerations=[toleration])])
