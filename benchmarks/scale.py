@@ -237,6 +237,19 @@ def served(plane: ControlPlane, count: int) -> None:
     raise TimeoutError(f"the API server does not serve the {count} Workflows written")
 
 
+def busy_retried(call: Callable[[], Any], attempts: int = 30) -> Any:
+    """The call, made again a second later while the API server is too busy to answer it (a
+    shared machine's API server answers 429, 500, 503 or 504 under the burst)."""
+    for _ in range(attempts - 1):
+        try:
+            return call()
+        except ApiException as error:
+            if error.status not in (429, 500, 503, 504):
+                raise
+        time.sleep(1)
+    return call()
+
+
 def argo_status(kube: Any, name: str, phase: str) -> None:
     """Write a Workflow's status as Argo's controller does: the whole object, replaced."""
     api = client.CustomObjectsApi(kube.api_client)
@@ -332,7 +345,11 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                 time.sleep(3)  # the resume's last requests
                 cpu = cpu_seconds(pid)
                 figures.cpu_start = cpu
-                print(f"  operator settled in {figures.settle:.1f} s", flush=True)
+                print(
+                    f"  operator settled in {figures.settle:.1f} s, "
+                    f"peak RSS so far {peak_rss_mib(pid):.0f} MiB",
+                    flush=True,
+                )
 
                 new_runs = FirstSeen(
                     plane,
@@ -347,12 +364,14 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                 with ThreadPoolExecutor(16) as pool:
                     list(
                         pool.map(
-                            lambda n: kube.patch(
-                                "mlops.gitops.dev/v1alpha1",
-                                "MLPipeline",
-                                n,
-                                {"spec": {"parameters": [{"name": "marker", "value": "2"}]}},
-                                NAMESPACE,
+                            lambda n: busy_retried(
+                                lambda: kube.patch(
+                                    "mlops.gitops.dev/v1alpha1",
+                                    "MLPipeline",
+                                    n,
+                                    {"spec": {"parameters": [{"name": "marker", "value": "2"}]}},
+                                    NAMESPACE,
+                                )
                             ),
                             names,
                         )

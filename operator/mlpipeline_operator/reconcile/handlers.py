@@ -40,9 +40,11 @@ from mlpipeline_operator.reconcile.status import Event, finished_runs
 # Objects per page of kopf's first list of a kind (a finished run of 100 steps is 80 KB of JSON,
 # about ten times that once parsed): every run at once would be hundreds of MiB at a start.
 WATCH_CHUNK_SIZE = 50
-# Seconds kopf keeps an object's worker (and with it the object's last event) waiting for
-# another event: a start sees every run once, and few of them again soon.
-WORKER_IDLE_TIMEOUT = 0.5
+# Seconds kopf keeps an object's worker (and with it the object's last event, a whole run)
+# waiting for another event: little, as a start sees every run once, and few of them again soon
+# (kopf still waits for the echo of its own patches of a pipeline). Not 0: a worker given no
+# time at all never gets its first event.
+WORKER_IDLE_TIMEOUT = 0.1
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
