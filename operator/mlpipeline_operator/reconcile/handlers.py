@@ -129,6 +129,7 @@ async def configure(
         cache_namespace=config.argo_namespace,
     )
     memo.post_event = event_poster(metrics)
+    memo.finished_runs = {}
     memo.cache_sweep_task = asyncio.create_task(
         sweep_caches_periodically(
             memo.reconciler, lambda namespace: config.clusterwide or namespace in config.namespaces
@@ -208,12 +209,19 @@ async def pipeline_deleted(
         logger.warning("cache ConfigMap not deleted: %s", error)
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
+@kopf.on.event(GROUP, VERSION, PLURAL)
 async def pipeline_finished_runs(
-    namespace: str | None, name: str, status: kopf.Status, **_: Any
-) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
-    """The finished runs each pipeline's status records (kept in memory from the watch)."""
-    return {(namespace or "", name): finished_runs(status)}
+    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep, from the watch, the finished runs each pipeline's status records. A plain map,
+    not a kopf index: kopf holds back every event of every kind until its indexes are filled,
+    and at a start that would hold every run's whole event (5,000 runs: gigabytes)."""
+    meta = body["metadata"]
+    key = (meta.get("namespace") or "", meta["name"])
+    if type == "DELETED":
+        memo.finished_runs.pop(key, None)
+    else:
+        memo.finished_runs[key] = (finished_runs(body.get("status")),)
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
@@ -226,7 +234,7 @@ async def run_changed(
     """A run changed: queue a refresh of its pipeline's status (retried while the API server
     cannot answer; a refusal waits for the next event or a resume). Queued, so that kopf does
     not keep the run's body while the refresh waits for its turn."""
-    finished: FinishedRuns = kwargs["pipeline_finished_runs"]  # the index above, by its name
+    finished: FinishedRuns = memo.finished_runs  # kept by pipeline_finished_runs
     with memo.metrics.handling("run_changed"):
         memo.reconciler.queue_refresh_for_run(body, memo.post_event, type, finished)
 

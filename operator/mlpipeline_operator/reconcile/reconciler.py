@@ -80,7 +80,7 @@ CACHE_SWEEP_INTERVAL = 3600.0
 CACHE_SWEEP_RETRY_INTERVAL = 60.0
 Emit = Callable[[Mapping[str, Any], Event], Awaitable[None]]
 # Per pipeline (namespace, name): what its statuses record of finished runs, as
-# `status.finished_runs` gives it (the operator's index of the MLPipelines it watches).
+# `status.finished_runs` gives it (kept from the operator's watch of the MLPipelines).
 FinishedRuns = Mapping[tuple[str, str], Iterable[frozenset[tuple[str, str]]]]
 LOGGER = logging.getLogger("mlpipeline_operator")
 # Rereads after a status conflict before giving up to a later retry.
