@@ -66,6 +66,16 @@ def seconds(text: str) -> float:
         ) from None
 
 
+def config_map_ref(text: str) -> tuple[str, str]:
+    """A ConfigMap as NAMESPACE/NAME."""
+    namespace, slash, name = text.partition("/")
+    if not (namespace and slash and name) or "/" in name:
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text)}: expected NAMESPACE/NAME, e.g. mlpipeline-system/tenancy-policy"
+        )
+    return namespace, name
+
+
 def positive_seconds(text: str) -> float:
     """A duration in seconds, > 0: an interval or a timeout that must let time pass."""
     try:

@@ -46,6 +46,9 @@ STOP_CURRENT = "current"
 # Set on an MLPipeline to an RFC 3339 time to submit one run whose {{pipeline.scheduledTime}} is
 # that time (a backfill of one date); one run per time, however often it is applied.
 ANNOTATION_RUN_AT = f"{GROUP}/run-at"
+# Written by the operator on every pipeline when the tenancy policy changes (a digest of it): the
+# change of annotation makes the operator check the pipeline again against the new policy.
+ANNOTATION_POLICY = f"{GROUP}/tenancy-policy"
 # Argo's annotation of a run's scheduled time: set by a CronWorkflow on its runs, and by
 # `argo submit --scheduled-time`; the operator sets it on a run-at run.
 ARGO_ANNOTATION_SCHEDULED_TIME = "workflows.argoproj.io/scheduled-time"

@@ -13,6 +13,7 @@ from mlpipeline_operator.api.constants import DEFAULT_ARGO_NAMESPACE, DEFAULT_PR
 from mlpipeline_operator.cli_types import (
     EnvDefault,
     comma_list,
+    config_map_ref,
     http_endpoint,
     integer,
     one_of,
@@ -79,6 +80,15 @@ class OperatorConfig:
     `MLPIPELINE_LOG_FORMAT`). Messages about an MLPipeline are prefixed with its namespace/name
     (in JSON: the `object` key)."""
 
+    policy: tuple[str, str] | None = None
+    """The ConfigMap of the tenancy policy, `NAMESPACE/NAME` (`--policy`; env
+    `MLPIPELINE_POLICY`), read from its key `policy.yaml` (docs/tenancy.md). Unset: no policy
+    (single-tenant mode)."""
+
+    policy_interval: float = 10.0
+    """Seconds between two reads of the tenancy policy's ConfigMap; each change checks every
+    pipeline again (env `MLPIPELINE_POLICY_INTERVAL`)."""
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
@@ -143,6 +153,13 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         ),
     )
     parser.add_argument(
+        "--policy",
+        type=config_map_ref,
+        default=EnvDefault("MLPIPELINE_POLICY", config_map_ref, None, env=env),
+        metavar="NAMESPACE/NAME",
+        help="ConfigMap of the tenancy policy (default: none, single-tenant mode)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
         default=EnvDefault(
@@ -161,6 +178,12 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
             "MLPIPELINE_PEERING_RETRY_INTERVAL",
             positive_seconds,
             OperatorConfig.peering_retry_interval,
+            env=env,
+        ),
+        policy_interval=EnvDefault(
+            "MLPIPELINE_POLICY_INTERVAL",
+            positive_seconds,
+            OperatorConfig.policy_interval,
             env=env,
         ),
         peering_lifetime=EnvDefault(
@@ -185,4 +208,6 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         watch_timeout=args.watch_timeout,
         inactivity_timeout=args.inactivity_timeout,
         log_format=args.log_format,
+        policy=args.policy,
+        policy_interval=args.policy_interval,
     )

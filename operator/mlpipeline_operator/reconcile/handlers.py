@@ -25,6 +25,7 @@ from mlpipeline_operator.api.constants import (
 )
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline
+from mlpipeline_operator.policy import Tenancy
 from mlpipeline_operator.reconcile.config import OperatorConfig
 from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
@@ -36,6 +37,7 @@ from mlpipeline_operator.reconcile.reconciler import (
     sweep_caches_periodically,
 )
 from mlpipeline_operator.reconcile.status import Event, finished_runs
+from mlpipeline_operator.reconcile.tenancy import check_again, follow_tenancy, read_tenancy
 
 # Objects per page of kopf's first list of a kind (a finished run of 100 steps is 80 KB of JSON,
 # about ten times that once parsed): every run at once would be hundreds of MiB at a start.
@@ -84,7 +86,7 @@ def _spec_digested(essence: kopf.BodyEssence) -> kopf.BodyEssence:
 
 @kopf.on.startup()
 async def configure(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """Production settings: our own annotations for kopf's state, watch timeouts, events; the
     peering object that leader election needs; the metrics endpoint."""
@@ -128,6 +130,10 @@ async def configure(
         options=CompileOptions(promotion_image=config.promotion_image),
         cache_namespace=config.argo_namespace,
     )
+    if config.policy is not None:
+        memo.tenancy_task = await start_tenancy(
+            memo.reconciler, memo.kube, config, kwargs["pipeline_finished_runs"]
+        )
     memo.post_event = event_poster(metrics)
     memo.finished_runs = {}
     memo.cache_sweep_task = asyncio.create_task(
@@ -141,7 +147,11 @@ async def configure(
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Stop creating peering objects and sweeping caches; close the API client and the metrics
     endpoint."""
-    for task in (memo.get("peering_task"), memo.get("cache_sweep_task")):
+    for task in (
+        memo.get("peering_task"),
+        memo.get("cache_sweep_task"),
+        memo.get("tenancy_task"),
+    ):
         if task is not None:
             task.cancel()
     memo.reconciler.cancel_queued()
@@ -149,6 +159,35 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     server: MetricsServer | None = memo.get("metrics_server")
     if server is not None:
         await server.stop()
+
+
+async def start_tenancy(
+    reconciler: Reconciler, kube: Kube, config: OperatorConfig, pipelines: kopf.Index[Any, Any]
+) -> asyncio.Task[None]:
+    """Put the tenancy policy in force before any pipeline is handled, then follow its
+    ConfigMap: each change marks every pipeline (the keys of the index) to be checked again."""
+    assert config.policy is not None
+    namespace, name = config.policy
+    source = f"{namespace}/{name}"
+
+    async def read() -> dict[str, Any] | None:
+        return await kube.get_config_map(namespace, name)
+
+    try:
+        tenancy = await read_tenancy(read, source)
+    except Retryable as error:  # read again at the next interval; nothing runs meanwhile
+        tenancy = Tenancy(broken=f"ConfigMap {source} not read yet: {error}")
+    if tenancy.broken is not None:
+        LOGGER.error("tenancy policy refuses every pipeline: %s", tenancy.broken)
+    reconciler.tenancy = tenancy
+
+    async def changed(new: Tenancy) -> None:
+        reconciler.tenancy = new
+        await check_again(new, pipelines.keys(), kube.annotate_pipeline)
+
+    return asyncio.create_task(
+        follow_tenancy(read, source, tenancy, changed, config.policy_interval)
+    )
 
 
 def event_poster(metrics: Metrics) -> Emit:

@@ -316,6 +316,24 @@ class Kube:
     async def get_pipeline(self, namespace: str, name: str) -> Obj | None:
         return await self._get(GROUP, VERSION, PLURAL, namespace, name)
 
+    async def annotate_pipeline(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one annotation of an MLPipeline; nothing when it is gone."""
+        try:
+            await self._call(
+                f"annotate MLPipeline {namespace}/{name}",
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": {key: value}}},
+                _content_type="application/merge-patch+json",
+            )
+        except Refused as error:
+            if error.status != 404:
+                raise
+
     async def create_config_map(self, manifest: Mapping[str, Any]) -> bool:
         meta = manifest["metadata"]
         try:
@@ -328,6 +346,25 @@ class Kube:
         except Conflict:  # 409 AlreadyExists
             return False
         return True
+
+    async def get_config_map(self, namespace: str, name: str) -> Obj | None:
+        """One ConfigMap, or None when it does not exist."""
+        try:
+            found = await self._call(
+                f"get ConfigMap {namespace}/{name}",
+                self.api.call_api,
+                f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+                "GET",
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
+                _return_http_data_only=True,
+            )
+        except Refused as error:
+            if error.status == 404:
+                return None
+            raise
+        config_map: Obj = found
+        return config_map
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         try:

@@ -43,6 +43,7 @@ from mlpipeline_operator.core import (
     run_at_name,
     run_name,
 )
+from mlpipeline_operator.policy import SINGLE_TENANT, Tenancy
 from mlpipeline_operator.reconcile.housekeeping import may_exceed, runs_to_delete
 from mlpipeline_operator.reconcile.kube import ClientClosed, Conflict, KubeApi, Refused, Retryable
 from mlpipeline_operator.reconcile.status import (
@@ -88,6 +89,10 @@ STATUS_ATTEMPTS = 4
 # The longest wait between attempts to refresh a status after a run's event, while the API
 # server cannot answer (the wait doubles from the error's own delay up to this).
 RUN_REFRESH_MAX_DELAY = 20.0
+
+
+class RefusedByPolicy(InvalidPipeline):
+    """A valid pipeline that names what the tenancy policy does not allow in its namespace."""
 
 
 def utc_now() -> str:
@@ -196,6 +201,8 @@ class Reconciler:
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     run_refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    # The tenancy policy in force (reconcile/tenancy.py replaces it when it changes).
+    tenancy: Tenancy = SINGLE_TENANT
 
     async def reconcile(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
         """Bring the child of the current generation into being, then refresh the status.
@@ -208,6 +215,8 @@ class Reconciler:
             async with self.applies:
                 submitted = await self._apply(target, emit)
         except InvalidPipeline as error:
+            if isinstance(error, RefusedByPolicy) and _was_scheduled(target):
+                await self._drop_schedule(target)  # what the policy forbids runs no more
             await self.refresh(target, emit, problems=error.problems)
             raise
         await self.refresh(target, emit, submitted=submitted, validated=True)
@@ -241,6 +250,9 @@ class Reconciler:
         pipeline, problems = validate_document(dict(target.body))
         if pipeline is None:
             raise InvalidPipeline(problems)
+        refused = self.tenancy.problems(pipeline, target.namespace)
+        if refused:
+            raise RefusedByPolicy(refused)
         options = CompileOptions(promotion_image=self.options.promotion_image, rerun=target.rerun)
         return compile_run(pipeline, options)
 
