@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mlpipeline_operator import __version__
@@ -25,13 +26,41 @@ EXIT_MISSING_EXTRA = 3
 def cmd_validate(args: argparse.Namespace) -> int:
     with long_lived():  # imports: see `main`
         from mlpipeline_operator.loading import load_pipelines
+        from mlpipeline_operator.policy import PolicyError, parse_policy, policy_problems
 
+    policy = None
+    if args.policy is not None:
+        try:
+            policy = parse_policy(Path(args.policy).read_text(encoding="utf-8"), args.policy)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or error
+            print(
+                f"mlpipeline validate: error: {args.policy}: cannot read: {reason}", file=sys.stderr
+            )
+            return 2
+        except PolicyError as error:
+            print(f"mlpipeline validate: error: {error}", file=sys.stderr)
+            return 2
     failed = False
     for path in args.files:
         loaded = load_pipelines(path)
-        if loaded.problems:
+        problems = list(loaded.problems)
+        for pipeline in loaded.pipelines:
+            if policy is None:
+                break
+            namespace = args.namespace or pipeline.metadata.namespace
+            if namespace is None:
+                problems.append(
+                    f"{loaded.label}: metadata.namespace: unset; give --namespace to check the "
+                    "pipeline against the tenancy policy"
+                )
+                continue
+            problems += [
+                f"{loaded.label}: {p}" for p in policy_problems(pipeline, namespace, policy)
+            ]
+        if problems:
             failed = True
-            print("\n".join(loaded.problems))
+            print("\n".join(problems))
         elif not args.quiet:
             count = len(loaded.pipelines)
             print(f"{loaded.label}: valid ({count} pipeline{'s' if count != 1 else ''})")
@@ -166,6 +195,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help='YAML file ("-": stdin)')
     validate.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    validate.add_argument(
+        "--policy",
+        metavar="POLICY",
+        help="also check the pipelines against this TenancyPolicy file (docs/tenancy.md)",
+    )
+    validate.add_argument(
+        "--namespace",
+        help="namespace whose policy applies (default: each pipeline's metadata.namespace)",
+    )
     validate.set_defaults(func=cmd_validate)
 
     render = commands.add_parser("render", help="print the Argo objects the operator would create")

@@ -201,3 +201,61 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("validate", "render", "crd", "operator", "run", "promote"):
         assert f"    {command} " in out
+
+
+POLICY = """apiVersion: mlops.gitops.dev/v1alpha1
+kind: TenancyPolicy
+defaults:
+  secrets: [mlflow]
+  trackingUris: ["http://mlflow:5000"]
+  models: [demo]
+namespaces:
+  team-a:
+    serviceAccounts: [trainer]
+"""
+
+
+def test_validate_with_a_policy_checks_each_pipeline_in_its_namespace(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    policy = write(tmp_path, "policy.yaml", POLICY)
+    good = write(tmp_path, "good.yaml", yaml.safe_dump(pipeline()))  # namespace ml
+    code, out, _ = run(capsys, "validate", "--policy", policy, good)
+    assert (code, out) == (0, f"{good}: valid (1 pipeline)\n")
+    code, out, _ = run(capsys, "validate", "--policy", policy, "--namespace", "team-a", good)
+    assert code == 1
+    assert out.splitlines() == [
+        f'{good}: spec.serviceAccountName: unset, so "default" is not allowed in namespace '
+        "team-a; allowed: trainer"
+    ]
+
+
+def test_validate_with_a_policy_needs_a_namespace(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    policy = write(tmp_path, "policy.yaml", POLICY)
+    doc = pipeline()
+    del doc["metadata"]["namespace"]
+    path = write(tmp_path, "p.yaml", yaml.safe_dump(doc))
+    code, out, _ = run(capsys, "validate", "--policy", policy, path)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}: metadata.namespace: unset; give --namespace to check the pipeline against "
+        "the tenancy policy"
+    ]
+
+
+def test_validate_refuses_a_malformed_policy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    policy = write(tmp_path, "policy.yaml", POLICY.replace("models:", "model:"))
+    good = write(tmp_path, "good.yaml", yaml.safe_dump(pipeline()))
+    code, out, err = run(capsys, "validate", "--policy", policy, good)
+    assert (code, out) == (2, "")
+    assert err == f"mlpipeline validate: error: {policy}: defaults.model: unknown field\n"
+    code, out, err = run(capsys, "validate", "--policy", str(tmp_path / "none.yaml"), good)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"mlpipeline validate: error: {tmp_path / 'none.yaml'}: cannot read: "
+        "No such file or directory\n"
+    )

@@ -40,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
         "sources",
     },
     "loading": {"api", "validation", "yamlio"},
+    "policy": {"api", "core", "messages", "validation", "yamlio"},
     "promotion": {"api", "cli_types", "lineage", "messages", "validation"},
     "compiler": {
         "api",
@@ -53,7 +54,16 @@ ALLOWED: dict[str, set[str]] = {
         "sources",
         "validation",
     },
-    "reconcile": {"api", "caching", "cli_types", "compiler", "core", "promotion", "validation"},
+    "reconcile": {
+        "api",
+        "caching",
+        "cli_types",
+        "compiler",
+        "core",
+        "policy",
+        "promotion",
+        "validation",
+    },
     "local": {
         "api",
         "caching",

@@ -28,6 +28,14 @@ def test_defaults_watch_every_namespace_with_peering() -> None:
     assert config.log_format == "full"
     assert config.peering_lifetime == 10
     assert config.argo_namespace == "argo"
+    assert (config.policy, config.policy_interval) == (None, 10.0)
+
+
+def test_the_tenancy_policy_is_a_config_map_by_namespace_and_name() -> None:
+    env = {"MLPIPELINE_POLICY": "ops/tenancy", "MLPIPELINE_POLICY_INTERVAL": "2"}
+    config = parse([], env)
+    assert (config.policy, config.policy_interval) == (("ops", "tenancy"), 2.0)
+    assert parse(["--policy", "a/b"], env).policy == ("a", "b")
 
 
 def test_environment_sets_defaults_and_flags_win() -> None:
@@ -93,6 +101,15 @@ def test_environment_sets_defaults_and_flags_win() -> None:
             )
         ],
         ("MLPIPELINE_PEERING_LIFETIME", "2.5", "expected a positive integer"),
+        *[
+            (
+                "MLPIPELINE_POLICY",
+                ref,
+                "expected NAMESPACE/NAME, e.g. mlpipeline-system/tenancy-policy",
+            )
+            for ref in ("tenancy", "ops/", "/tenancy", "a/b/c")
+        ],
+        ("MLPIPELINE_POLICY_INTERVAL", "0", "expected a number of seconds > 0, e.g. 30 or 0.5"),
     ],
 )
 def test_a_bad_variable_is_named(
