@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from hack.delivery_files import CHART_DIR, INSTALL_YAML, install_yaml
+from mlpipeline_operator.policy import Allowed, parse_policy
 from tests.chart.helm import (
     CI_VALUES,
     HelmError,
@@ -266,6 +267,10 @@ def test_metrics_service_and_service_monitor() -> None:
         (["replicaCount=2", "operator.peering.enabled=false"], "needs operator.peering.enabled"),
         (["replicaCount=2", "operator.priority=5"], "operator.priority must stay empty"),
         (["serviceAccount.create=false"], "serviceAccount.name is required"),
+        (["policy.defaults.serviceAccount={x}"], "additional properties 'serviceAccount'"),
+        (["policy.namespaces.team-a.models=team-a"], "models"),
+        (["policy.interval=0"], "interval"),
+        (["networkPolicy.apiServerPorts={}"], "apiServerPorts"),
     ],
 )
 def test_bad_values_are_refused(sets: list[str], message: str) -> None:
@@ -283,3 +288,80 @@ def test_install_yaml_is_current() -> None:
     kinds = {d["kind"] for d in docs}
     defined = {d["spec"]["names"]["kind"] for d in docs if d["kind"] == "CustomResourceDefinition"}
     assert not kinds & defined
+
+
+def test_the_tenancy_policy_is_off_by_default() -> None:
+    objects = _render(None)
+    assert not of_kind(objects, "ConfigMap") and not of_kind(objects, "NetworkPolicy")
+    assert "MLPIPELINE_POLICY" not in _env(objects)
+
+
+def test_the_tenancy_policy_is_a_config_map_the_operator_alone_reads() -> None:
+    objects = _render(CHART_DIR / "ci" / "tenancy-values.yaml")
+    name = "mlpipeline-operator-tenancy"
+    config_map = find(objects, "ConfigMap", name)
+    assert config_map["metadata"]["namespace"] == "mlpipeline-system"
+    policy = parse_policy(config_map["data"]["policy.yaml"], "chart")
+    assert policy.defaults == Allowed(
+        service_accounts=["default"],
+        secrets=[],
+        tracking_uris=["http://mlflow.mlflow:5000"],
+        models=[],
+    )
+    assert policy.namespaces == {
+        "team-a": Allowed(
+            service_accounts=["default", "trainer"],
+            secrets=["mlflow-credentials", "team-a-*"],
+            models=["team-a-*"],
+        ),
+        "team-b": Allowed(models=["team-b-*"]),
+    }
+    role = find(objects, "Role", name)
+    assert role["metadata"]["namespace"] == "mlpipeline-system"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name], "verbs": ["get"]}
+    ]
+    binding = find(objects, "RoleBinding", name)
+    assert binding["roleRef"]["name"] == name
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlpipeline-operator", "namespace": "mlpipeline-system"}
+    ]
+    env = _env(objects)
+    assert (env["MLPIPELINE_POLICY"], env["MLPIPELINE_POLICY_INTERVAL"]) == (
+        f"mlpipeline-system/{name}",
+        "5",
+    )
+
+
+def test_the_network_policy_lets_in_health_and_metrics_and_out_the_api_server() -> None:
+    policy = find(_render(CHART_DIR / "ci" / "tenancy-values.yaml"), "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "mlpipeline-operator",
+        "app.kubernetes.io/instance": "mlpipeline-operator",
+    }
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "health", "protocol": "TCP"}]},
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+        },
+    ]
+    assert policy["spec"]["egress"] == [
+        {
+            "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}],
+            "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "192.168.0.10/32"}}],
+        }
+    ]
+    anywhere = find(
+        _render(None, "networkPolicy.enabled=true", "metrics.enabled=false"), "NetworkPolicy"
+    )
+    assert anywhere["spec"]["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
+    assert anywhere["spec"]["egress"] == [
+        {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+    ]
