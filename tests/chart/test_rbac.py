@@ -340,6 +340,85 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
     assert configmaps == {"argo"}
 
 
+def test_the_tenancy_policy_is_read_through_its_one_config_map(
+    chart_plane: ChartPlane, installed_chart: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """With `policy.enabled`, the operator reads the policy's ConfigMap (get, by name, in the
+    release namespace) through the chart's Role, and nothing else of the release namespace;
+    a forbidden pipeline is Invalid, then runs once the policy allows it."""
+    kube = chart_plane.kube
+    objects = render(
+        sets=[
+            "policy.enabled=true",
+            "policy.interval=1",
+            "policy.defaults.secrets={mlflow}",
+            "policy.defaults.trackingUris={http://mlflow:5000}",
+            "policy.defaults.models={demo}",
+        ],
+        include_crds=False,
+    )
+    name = "mlpipeline-operator-tenancy"
+    config_map = find(objects, "ConfigMap", name)
+    role = find(objects, "Role", name)
+    for obj in (config_map, role, find(objects, "RoleBinding", name)):
+        kube.apply(obj)
+    env = {
+        e["name"]: e["value"]
+        for e in find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"].startswith("MLPIPELINE_POLICY")
+    }
+    kubeconfig = service_account_kubeconfig(
+        chart_plane.plane, NAMESPACE, SERVICE_ACCOUNT, tmp_path / "kubeconfig"
+    )
+    namespace = f"tenancy-{uuid.uuid4().hex[:6]}"
+    ensure_namespace(kube, namespace)
+    op = OperatorProcess(
+        chart_plane.plane, tmp_path, ["--standalone"], kubeconfig=kubeconfig, env=env
+    )
+    op.start()
+    try:
+        kube.create(make_pipeline(namespace, "allowed"))
+        doc = make_pipeline(namespace, "forbidden")
+        doc["spec"]["promotion"]["model"] = "fraud"
+        kube.create(doc)
+        status = wait_status(kube, namespace, "forbidden", op, TIMEOUT, phase="Invalid")
+        assert status["message"] == (
+            f'spec.promotion.model: "fraud" is not allowed in namespace {namespace}; allowed: demo'
+        )
+        wait(
+            lambda: get_or_none(kube, "Workflow", namespace, run_name(namespace, "allowed", 1)),
+            TIMEOUT,
+            "the allowed run",
+            op,
+        )
+        policy = yaml.safe_load(config_map["data"]["policy.yaml"])
+        policy["defaults"]["models"] = ["demo", "fraud"]
+        config_map["data"]["policy.yaml"] = yaml.safe_dump(policy)
+        kube.apply(config_map)
+        wait(
+            lambda: get_or_none(kube, "Workflow", namespace, run_name(namespace, "forbidden", 1)),
+            TIMEOUT,
+            "the run allowed by the new policy",
+            op,
+        )
+    finally:
+        op.stop()
+    events = chart_plane.audit_events(USERNAME)
+    refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
+    assert not refused, [(e["verb"], e.get("objectRef")) for e in refused]
+    in_release = {
+        (e["objectRef"].get("resource"), e["objectRef"].get("name"), e["verb"])
+        for e in events
+        if e.get("objectRef", {}).get("namespace") == NAMESPACE
+    }
+    assert in_release == {("configmaps", name, "get")}
+    assert granted(role["rules"]) == {("", "configmaps", "get")}
+    assert access(kube, "get", "", "configmaps", NAMESPACE, name=name)
+    assert not access(kube, "get", "", "configmaps", NAMESPACE, name="another")
+    assert not access(kube, "list", "", "configmaps", NAMESPACE)
+    assert not access(kube, "watch", "", "configmaps", NAMESPACE, name=name)
+
+
 def test_block_owner_deletion_needs_the_finalizers_rule(
     chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]
 ) -> None:
