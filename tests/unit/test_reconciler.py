@@ -21,6 +21,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
+from mlpipeline_operator.policy import Tenancy, parse_policy
 from mlpipeline_operator.reconcile.kube import (
     RETRY_DELAY,
     ClientClosed,
@@ -33,6 +34,7 @@ from mlpipeline_operator.reconcile.reconciler import (
     STATUS_ATTEMPTS,
     Emit,
     Reconciler,
+    RefusedByPolicy,
     Target,
     sweep_caches_periodically,
 )
@@ -181,6 +183,26 @@ def test_schedule_updates_the_cronworkflow_only_when_it_differs() -> None:
     run(reconciler, changed, events)
     assert kube.writes == ["replace CronWorkflow demo", "status"]
     assert kube.child("CronWorkflow", "demo")["spec"]["schedules"] == ["0 3 * * *"]
+
+
+def test_a_policy_that_forbids_a_scheduled_pipeline_removes_its_cronworkflow() -> None:
+    kube, reconciler, doc, events = setup(schedule={"cron": "0 1 * * *"})
+    run(reconciler, copy.deepcopy(doc), events)
+    assert children(kube) == [("CronWorkflow", "ml", "demo")]
+    reconciler.tenancy = Tenancy(
+        policy=parse_policy("apiVersion: mlops.gitops.dev/v1alpha1\nkind: TenancyPolicy\n", "p")
+    )
+    with pytest.raises(RefusedByPolicy):
+        run(reconciler, copy.deepcopy(kube.pipeline()), events)
+    assert children(kube) == []
+    status = kube.pipeline()["status"]
+    assert status["phase"] == "Invalid"
+    assert status["message"] == (
+        'spec.mlflow.credentialsSecret: Secret "mlflow" is not allowed in namespace ml; '
+        'allowed: none; spec.mlflow.trackingUri: "http://mlflow:5000" is not allowed in '
+        'namespace ml; allowed: none; spec.promotion.model: "demo" is not allowed in namespace '
+        "ml; allowed: none"
+    )
 
 
 def test_a_cronworkflow_changed_meanwhile_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
