@@ -52,7 +52,7 @@ class Allowed(PolicyModel):
     secrets: Patterns | None = Field(
         default=None,
         description="Secrets referenced by the spec: env secretKeyRef, spec.mlflow."
-        "credentialsSecret, spec.imagePullSecrets.",
+        "credentialsSecret, spec.imagePullSecrets, spec.volumes[].secret.",
     )
     tracking_uris: Patterns | None = Field(
         default=None, description="MLflow tracking URIs of spec.mlflow.trackingUri."
@@ -166,6 +166,9 @@ def secret_references(pipeline: MLPipeline) -> Iterator[tuple[str, str]]:
         yield "spec.mlflow.credentialsSecret", spec.mlflow.credentials_secret
     for index, reference in enumerate(spec.image_pull_secrets or []):
         yield f"spec.imagePullSecrets[{index}].name", reference.name
+    for index, volume in enumerate(spec.volumes):
+        if volume.secret is not None:
+            yield f"spec.volumes[{index}].secret.secretName", volume.secret.secret_name
 
 
 def policy_problems(pipeline: MLPipeline, namespace: str, policy: Policy) -> list[Problem]:

@@ -60,6 +60,10 @@ def test_every_forbidden_reference_is_named_by_its_path() -> None:
         "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "slack", "key": "t"}}}],
     }
     spec["imagePullSecrets"] = [{"name": "team-a-registry"}, {"name": "regcred"}]
+    spec["volumes"] = [
+        {"name": "keys", "secret": {"secretName": "team-a-keys"}},
+        {"name": "tls", "secret": {"secretName": "tls"}},
+    ]
     spec["mlflow"] = {"trackingUri": "http://other:5000", "credentialsSecret": "root"}
     spec["promotion"]["model"] = "fraud"
     assert policy_problems(MLPipeline.model_validate(doc), "team-a", policy()) == [
@@ -82,6 +86,10 @@ def test_every_forbidden_reference_is_named_by_its_path() -> None:
         Problem(
             "spec.imagePullSecrets[1].name",
             'Secret "regcred" is not allowed in namespace team-a; allowed: mlflow, team-a-*',
+        ),
+        Problem(
+            "spec.volumes[1].secret.secretName",
+            'Secret "tls" is not allowed in namespace team-a; allowed: mlflow, team-a-*',
         ),
         Problem(
             "spec.mlflow.trackingUri",
