@@ -86,7 +86,7 @@ def _spec_digested(essence: kopf.BodyEssence) -> kopf.BodyEssence:
 
 @kopf.on.startup()
 async def configure(
-    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     """Production settings: our own annotations for kopf's state, watch timeouts, events; the
     peering object that leader election needs; the metrics endpoint."""
@@ -130,12 +130,12 @@ async def configure(
         options=CompileOptions(promotion_image=config.promotion_image),
         cache_namespace=config.argo_namespace,
     )
+    memo.finished_runs = {}
     if config.policy is not None:
         memo.tenancy_task = await start_tenancy(
-            memo.reconciler, memo.kube, config, kwargs["pipeline_finished_runs"]
+            memo.reconciler, memo.kube, config, memo.finished_runs
         )
     memo.post_event = event_poster(metrics)
-    memo.finished_runs = {}
     memo.cache_sweep_task = asyncio.create_task(
         sweep_caches_periodically(
             memo.reconciler, lambda namespace: config.clusterwide or namespace in config.namespaces
@@ -162,10 +162,11 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 async def start_tenancy(
-    reconciler: Reconciler, kube: Kube, config: OperatorConfig, pipelines: kopf.Index[Any, Any]
+    reconciler: Reconciler, kube: Kube, config: OperatorConfig, pipelines: Mapping[Any, Any]
 ) -> asyncio.Task[None]:
     """Put the tenancy policy in force before any pipeline is handled, then follow its
-    ConfigMap: each change marks every pipeline (the keys of the index) to be checked again."""
+    ConfigMap: each change marks every pipeline (the keys of `pipelines`: the watched ones, by
+    namespace and name) to be checked again."""
     assert config.policy is not None
     namespace, name = config.policy
     source = f"{namespace}/{name}"
