@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipeline_operator import __version__
-from mlpipeline_operator.cli_types import ArgumentParser, positive_int
+from mlpipeline_operator.cli_types import USAGE_EXIT_CODE, ArgumentParser, positive_int
 from mlpipeline_operator.perf import long_lived
 
 EXIT_MISSING_EXTRA = 3
@@ -134,8 +134,12 @@ def missing_extra(extra: str, error: ImportError) -> str:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    from mlpipeline_operator.reconcile.config import from_arguments
+    from mlpipeline_operator.reconcile.config import config_error, from_arguments
 
+    config = from_arguments(args)
+    if (problem := config_error(config)) is not None:
+        print(f"mlpipeline operator: error: {problem}", file=sys.stderr)
+        return USAGE_EXIT_CODE
     try:
         # Imported here: kopf and the Kubernetes client are needed by this command only.
         with long_lived():  # imports: see `main`
@@ -143,7 +147,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     except ImportError as error:
         print(f"mlpipeline operator: error: {missing_extra('operator', error)}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
-    return handlers.run(from_arguments(args))
+    return handlers.run(config)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

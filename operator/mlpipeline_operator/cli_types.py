@@ -119,6 +119,23 @@ def http_endpoint(text: str) -> str:
     return text
 
 
+def https_endpoint(text: str) -> str:
+    """An endpoint to serve over TLS, `https://HOST:PORT/PATH`; empty: none."""
+    if not text:
+        return text
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme == "https" and bool(parts.hostname and parts.port and parts.path)
+    except ValueError:  # a port that is not a number, a bracket left open
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text)}: expected https://HOST:PORT/PATH, e.g. https://0.0.0.0:9443/validate,"
+            " or empty to disable"
+        )
+    return text
+
+
 def comma_list(text: str) -> tuple[str, ...]:
     """Comma-separated words, blanks around them and empty items dropped: "a, b," is (a, b)."""
     return tuple(item.strip() for item in text.split(",") if item.strip())

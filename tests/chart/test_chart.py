@@ -24,6 +24,13 @@ from tests.chart.helm import (
 pytestmark = pytest.mark.integration
 
 VALUE_SETS = [None, *CI_VALUES]
+WEBHOOK = "mlpipeline-operator-webhook"
+WEBHOOK_CONFIGURATION_RULE = {
+    "apiGroups": ["admissionregistration.k8s.io"],
+    "resources": ["validatingwebhookconfigurations"],
+    "resourceNames": [WEBHOOK],
+    "verbs": ["get", "patch"],
+}
 IDS = ["default", *[p.name.removesuffix("-values.yaml") for p in CI_VALUES]]
 
 
@@ -62,12 +69,15 @@ def test_template_renders_well_formed_objects(values: Path | None) -> None:
     for obj in objects:
         assert obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"], obj
     assert len(of_kind(objects, "Deployment")) == 1
-    # No rule of the operator's grants secrets, or anything with a wildcard.
+    # No rule of the operator's grants secrets (but the webhook's Role its one Secret, of the
+    # same name), or anything
+    # with a wildcard.
     for role in of_kind(objects, "ClusterRole") + of_kind(objects, "Role"):
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (role["metadata"]["name"], rule)
-            assert "secrets" not in rule["resources"]
+            if "secrets" in rule["resources"]:
+                assert rule["resourceNames"] == [role["metadata"]["name"]], rule
     pod = find(objects, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -95,6 +105,13 @@ def test_default_values_cluster_wide_with_peering() -> None:
             "RoleBinding",
             "Deployment",  # the operator creates its ClusterKopfPeering itself
             "Service",  # -metrics
+            "Service",  # -webhook
+            "ValidatingWebhookConfiguration",
+            "Secret",  # the webhook's certificates, written by the operator
+            "Role",  # -webhook: that Secret
+            "RoleBinding",
+            "ClusterRole",  # -webhook: the caBundle of the ValidatingWebhookConfiguration
+            "ClusterRoleBinding",
         ]
     )
     caches = find(objects, "Role", "mlpipeline-operator-caches")
@@ -108,7 +125,7 @@ def test_default_values_cluster_wide_with_peering() -> None:
     crd = find(objects, "CustomResourceDefinition", "mlpipelines.mlops.gitops.dev")
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     assert not of_kind(objects, "ClusterKopfPeering")  # the operator creates it
-    binding = find(objects, "ClusterRoleBinding")
+    binding = find(objects, "ClusterRoleBinding", "mlpipeline-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "mlpipeline-operator", "namespace": "mlpipeline-system"}
     ]
@@ -128,22 +145,27 @@ def test_default_values_cluster_wide_with_peering() -> None:
     assert container["ports"] == [
         {"name": "health", "containerPort": 8080, "protocol": "TCP"},
         {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 9443, "protocol": "TCP"},
     ]
     assert env["MLPIPELINE_METRICS"] == "http://0.0.0.0:9090/metrics"
 
 
 def test_namespaced_mode_grants_nothing_cluster_wide() -> None:
     objects = _render(CHART_DIR / "ci" / "namespaced-values.yaml")
-    namespaces = ["argo", "ml", "ml-staging"]  # argo: the Role of the cache ConfigMaps
+    # argo: the Role of the cache ConfigMaps; the release's: the webhook's Secret.
+    namespaces = ["argo", "ml", "ml-staging", "mlpipeline-system"]
     assert sorted(r["metadata"]["namespace"] for r in of_kind(objects, "Role")) == namespaces
     assert sorted(b["metadata"]["namespace"] for b in of_kind(objects, "RoleBinding")) == namespaces
     assert not of_kind(objects, "KopfPeering") and not of_kind(objects, "ClusterKopfPeering")
-    assert not of_kind(objects, "ClusterRoleBinding")
-    # Only the aggregated user roles are ClusterRoles: nothing bound to the operator.
+    # Cluster-wide, the aggregated user roles, and the operator's get and patch on its one
+    # ValidatingWebhookConfiguration (cluster-scoped), by name.
     assert {r["metadata"]["name"] for r in of_kind(objects, "ClusterRole")} == {
         "mlpipeline-operator-edit",
         "mlpipeline-operator-view",
+        WEBHOOK,
     }
+    assert [b["roleRef"]["name"] for b in of_kind(objects, "ClusterRoleBinding")] == [WEBHOOK]
+    assert find(objects, "ClusterRole", WEBHOOK)["rules"] == [WEBHOOK_CONFIGURATION_RULE]
     role = next(r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] == "ml")
     cluster_role = find(_render(None), "ClusterRole", "mlpipeline-operator")
     swapped = yaml.safe_dump(cluster_role["rules"]).replace("clusterkopfpeerings", "kopfpeerings")
@@ -203,6 +225,7 @@ def test_scheduling_and_tuning_values() -> None:
     assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
         ("health", 9090),
         ("metrics", 9091),
+        ("webhook", 9443),
     ]
     assert _env(objects)["MLPIPELINE_METRICS"] == "http://0.0.0.0:9091/metrics"
     assert _env(objects)["MLPIPELINE_LIVENESS"] == "http://0.0.0.0:9090/healthz"
@@ -247,8 +270,9 @@ def test_metrics_service_and_service_monitor() -> None:
     assert _env(objects)["MLPIPELINE_METRICS"] == "http://0.0.0.0:9100/metrics"
 
     off = _render(None, "metrics.enabled=false", "metrics.serviceMonitor.enabled=true")
-    assert not of_kind(off, "Service") and not of_kind(off, "ServiceMonitor")
-    assert [p["name"] for p in _container(off)["ports"]] == ["health"]
+    assert [o["metadata"]["name"] for o in of_kind(off, "Service")] == [WEBHOOK]
+    assert not of_kind(off, "ServiceMonitor")
+    assert [p["name"] for p in _container(off)["ports"]] == ["health", "webhook"]
     assert _env(off)["MLPIPELINE_METRICS"] == ""
 
 
@@ -333,7 +357,7 @@ def test_the_tenancy_policy_is_a_config_map_the_operator_alone_reads() -> None:
     )
 
 
-def test_the_network_policy_lets_in_health_and_metrics_and_out_the_api_server() -> None:
+def test_the_network_policy_lets_in_health_metrics_and_webhook_and_out_the_api_server() -> None:
     policy = find(_render(CHART_DIR / "ci" / "tenancy-values.yaml"), "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/name": "mlpipeline-operator",
@@ -351,6 +375,7 @@ def test_the_network_policy_lets_in_health_and_metrics_and_out_the_api_server() 
                 }
             ],
         },
+        {"ports": [{"port": "webhook", "protocol": "TCP"}]},
     ]
     assert policy["spec"]["egress"] == [
         {
@@ -359,9 +384,148 @@ def test_the_network_policy_lets_in_health_and_metrics_and_out_the_api_server() 
         }
     ]
     anywhere = find(
-        _render(None, "networkPolicy.enabled=true", "metrics.enabled=false"), "NetworkPolicy"
+        _render(
+            None, "networkPolicy.enabled=true", "metrics.enabled=false", "webhook.enabled=false"
+        ),
+        "NetworkPolicy",
     )
     assert anywhere["spec"]["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
     assert anywhere["spec"]["egress"] == [
         {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
     ]
+
+
+def test_webhook_with_the_operators_own_certificates() -> None:
+    objects = _render(None)
+    service = find(objects, "Service", WEBHOOK)
+    assert service["metadata"]["namespace"] == "mlpipeline-system"
+    assert service["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert (
+        service["spec"]["selector"]
+        == find(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    configuration = find(objects, "ValidatingWebhookConfiguration", WEBHOOK)
+    assert "annotations" not in configuration["metadata"]
+    (hook,) = configuration["webhooks"]
+    assert hook == {
+        "name": "validate.mlpipelines.mlops.gitops.dev",
+        "clientConfig": {  # no caBundle: the operator sets it
+            "service": {
+                "name": WEBHOOK,
+                "namespace": "mlpipeline-system",
+                "path": "/validate",
+                "port": 443,
+            }
+        },
+        "rules": [
+            {
+                "apiGroups": ["mlops.gitops.dev"],
+                "apiVersions": ["v1alpha1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["mlpipelines"],
+                "scope": "Namespaced",
+            }
+        ],
+        "failurePolicy": "Ignore",
+        "timeoutSeconds": 5,
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+    }
+    secret = find(objects, "Secret", WEBHOOK)
+    assert secret["type"] == "Opaque" and "data" not in secret
+    role = find(objects, "Role", WEBHOOK)
+    assert role["metadata"]["namespace"] == "mlpipeline-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [WEBHOOK],
+            "verbs": ["get", "update"],
+        }
+    ]
+    assert find(objects, "RoleBinding", WEBHOOK)["roleRef"]["name"] == WEBHOOK
+    assert find(objects, "ClusterRole", WEBHOOK)["rules"] == [WEBHOOK_CONFIGURATION_RULE]
+    assert find(objects, "ClusterRoleBinding", WEBHOOK)["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlpipeline-operator", "namespace": "mlpipeline-system"}
+    ]
+    env = _env(objects)
+    assert env["MLPIPELINE_WEBHOOK"] == "https://0.0.0.0:9443/validate"
+    assert env["MLPIPELINE_WEBHOOK_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    for name in ("SECRET", "SERVICE", "CONFIGURATION"):
+        assert env[f"MLPIPELINE_WEBHOOK_{name}"] == WEBHOOK
+    assert "MLPIPELINE_WEBHOOK_CERT_DIR" not in env
+
+
+def test_webhook_in_namespaced_mode_sees_the_watched_namespaces_only() -> None:
+    objects = _render(CHART_DIR / "ci" / "namespaced-values.yaml")
+    (hook,) = find(objects, "ValidatingWebhookConfiguration", WEBHOOK)["webhooks"]
+    assert hook["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "In",
+                "values": ["ml", "ml-staging"],
+            }
+        ]
+    }
+
+
+def test_webhook_with_cert_manager() -> None:
+    objects = _render(
+        None,
+        "webhook.certManager.enabled=true",
+        "webhook.failurePolicy=Fail",
+        "webhook.timeoutSeconds=10",
+    )
+    configuration = find(objects, "ValidatingWebhookConfiguration", WEBHOOK)
+    assert configuration["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": f"mlpipeline-system/{WEBHOOK}"
+    }
+    (hook,) = configuration["webhooks"]
+    assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Fail", 10)
+    assert find(objects, "Issuer", WEBHOOK)["spec"] == {"selfSigned": {}}
+    certificate = find(objects, "Certificate", WEBHOOK)["spec"]
+    assert certificate == {
+        "secretName": f"{WEBHOOK}-tls",
+        "issuerRef": {"kind": "Issuer", "name": WEBHOOK},
+        "dnsNames": [
+            WEBHOOK,
+            f"{WEBHOOK}.mlpipeline-system",
+            f"{WEBHOOK}.mlpipeline-system.svc",
+            f"{WEBHOOK}.mlpipeline-system.svc.cluster.local",
+        ],
+    }
+    # No Secret of its own and no rights on it or on the webhook configuration.
+    assert not of_kind(objects, "Secret")
+    assert {r["metadata"]["name"] for r in of_kind(objects, "Role")} == {
+        "mlpipeline-operator-caches"
+    }
+    assert WEBHOOK not in {r["metadata"]["name"] for r in of_kind(objects, "ClusterRole")}
+    env = _env(objects)
+    assert env["MLPIPELINE_WEBHOOK_CERT_DIR"] == "/etc/mlpipeline-operator/webhook"
+    assert not {"MLPIPELINE_WEBHOOK_SECRET", "MLPIPELINE_WEBHOOK_NAMESPACE"} & set(env)
+    pod = find(objects, "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "webhook-certificate", "secret": {"secretName": f"{WEBHOOK}-tls"}} in pod[
+        "volumes"
+    ]
+    assert {
+        "name": "webhook-certificate",
+        "mountPath": "/etc/mlpipeline-operator/webhook",
+        "readOnly": True,
+    } in _container(objects)["volumeMounts"]
+
+
+def test_webhook_off() -> None:
+    objects = _render(None, "webhook.enabled=false")
+    assert not of_kind(objects, "ValidatingWebhookConfiguration")
+    assert WEBHOOK not in {o["metadata"]["name"] for o in objects}
+    assert not {e for e in _env(objects) if e.startswith("MLPIPELINE_WEBHOOK")}
+    assert "webhook" not in {p["name"] for p in _container(objects)["ports"]}
+
+
+def test_webhook_port_must_be_its_own() -> None:
+    with pytest.raises(HelmError, match=r"webhook\.port must differ"):
+        _render(None, "webhook.port=9090")

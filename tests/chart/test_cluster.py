@@ -5,6 +5,7 @@ the restricted Pod Security Standard."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from hack.delivery_files import CHART_DIR
+from mlpipeline_operator.reconcile.certificates import issue
 from tests.chart.conftest import ChartPlane, ensure_namespace
 from tests.chart.helm import CI_VALUES, NAMESPACE, RELEASE, find, helm, render
 from tests.controlplane.harness import ApiException, Kube
@@ -20,6 +22,8 @@ pytestmark = pytest.mark.integration
 
 VALUE_SETS = [None, *CI_VALUES]
 IDS = ["default", *[p.name.removesuffix("-values.yaml") for p in CI_VALUES]]
+WEBHOOK = "mlpipeline-operator-webhook"
+ADMISSION_API = "admissionregistration.k8s.io/v1"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
@@ -76,11 +80,22 @@ def test_helm_install_created_every_object(
 def test_helm_upgrade(chart_plane: ChartPlane, installed_chart: list[dict[str, Any]]) -> None:
     kube = chart_plane.kube
     kubeconfig = ["--kubeconfig", str(chart_plane.plane.kubeconfig), "--namespace", NAMESPACE]
+    # What the operator writes into the webhook's Secret and configuration: an upgrade keeps it.
+    certificates = issue(["mlpipeline-operator-webhook"])
+    data = {"ca.crt": base64.b64encode(certificates.ca).decode(), "tls.crt": "", "tls.key": ""}
+    kube.patch("v1", "Secret", WEBHOOK, {"data": data}, NAMESPACE)
+    configuration = kube.get(ADMISSION_API, "ValidatingWebhookConfiguration", WEBHOOK)
+    (hook,) = configuration["webhooks"]
+    hook["clientConfig"]["caBundle"] = data["ca.crt"]
+    kube.patch(ADMISSION_API, "ValidatingWebhookConfiguration", WEBHOOK, configuration)
     helm("upgrade", RELEASE, str(CHART_DIR), *kubeconfig, "--set", "replicaCount=2")
     assert kube.get("apps/v1", "Deployment", RELEASE, NAMESPACE)["spec"]["replicas"] == 2
     # Without values helm would reuse the last ones: back to the chart's defaults.
     helm("upgrade", RELEASE, str(CHART_DIR), *kubeconfig, "--reset-values")
     assert kube.get("apps/v1", "Deployment", RELEASE, NAMESPACE)["spec"]["replicas"] == 1
+    assert kube.get("v1", "Secret", WEBHOOK, NAMESPACE)["data"] == data
+    configuration = kube.get(ADMISSION_API, "ValidatingWebhookConfiguration", WEBHOOK)
+    assert configuration["webhooks"][0]["clientConfig"]["caBundle"] == data["ca.crt"]
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)

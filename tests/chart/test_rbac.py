@@ -29,7 +29,7 @@ from mlpipeline_operator.caching import cache_config_map_name
 from mlpipeline_operator.core import run_name
 from tests.chart.conftest import ChartPlane, ensure_namespace
 from tests.chart.helm import NAMESPACE, find, of_kind, render
-from tests.controlplane.harness import ApiException, ControlPlane, Kube
+from tests.controlplane.harness import ApiException, ControlPlane, Kube, free_port
 from tests.integration.operator_process import (
     ARGO_API,
     PIPELINE_API,
@@ -45,6 +45,7 @@ from tests.unit.argo_runs import StepRun, workflow_status
 pytestmark = pytest.mark.integration
 
 SERVICE_ACCOUNT = "mlpipeline-operator"
+WEBHOOK = "mlpipeline-operator-webhook"
 USERNAME = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 TIMEOUT = 40
 Grant = tuple[str, str, str]  # (API group, resource[/subresource], verb)
@@ -263,6 +264,15 @@ def peering_record(kube: Kube, kind: str, namespace: str | None) -> dict[str, An
     return status
 
 
+def ca_bundle(kube: Kube, name: str = WEBHOOK) -> str | None:
+    """The caBundle of the chart's webhook, set by the operator from the chart's Secret."""
+    configuration = kube.get(
+        "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", name
+    )
+    bundle: str | None = configuration["webhooks"][0]["clientConfig"].get("caBundle")
+    return bundle
+
+
 def namespaced_release(kube: Kube, name: str) -> tuple[str, str, list[dict[str, Any]]]:
     """The namespaced chart rendered as release `name` watching a namespace of its own: the
     release's namespace, the watched one (both created) and the chart's objects."""
@@ -296,8 +306,14 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
     )
     namespace = f"rbac-{uuid.uuid4().hex[:6]}"
     ensure_namespace(kube, namespace)
-    # No --standalone: peering through the chart's ClusterKopfPeering, as the Deployment runs.
-    op = OperatorProcess(chart_plane.plane, tmp_path, [], kubeconfig=kubeconfig)
+    # No --standalone: peering through the chart's ClusterKopfPeering, as the Deployment runs;
+    # the webhook's settings as the chart sets them, on loopback.
+    webhook = [
+        f"--webhook=https://127.0.0.1:{free_port()}/validate",
+        f"--webhook-namespace={NAMESPACE}",
+        *(f"--webhook-{flag}={WEBHOOK}" for flag in ("secret", "service", "configuration")),
+    ]
+    op = OperatorProcess(chart_plane.plane, tmp_path, webhook, kubeconfig=kubeconfig)
     op.start()
     try:
         wait(
@@ -306,6 +322,7 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
             "the operator's record in the ClusterKopfPeering",
             op,
         )
+        wait(lambda: ca_bundle(kube), TIMEOUT, "the operator's CA in the webhook", op)
         run_to_success(kube, namespace, op)
         stop_a_run(kube, namespace, op)
         schedule_lifecycle(kube, namespace, op)
@@ -315,7 +332,11 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
         op.stop()
     assert "Forbidden" not in op.log(), op.log()[-4000:]
     caches = find(installed_chart, "Role", "mlpipeline-operator-caches")
-    rules = [*role["rules"], *caches["rules"]]
+    webhook_rules = [
+        *find(installed_chart, "Role", WEBHOOK)["rules"],
+        *find(installed_chart, "ClusterRole", WEBHOOK)["rules"],
+    ]
+    rules = [*role["rules"], *caches["rules"], *webhook_rules]
 
     events = chart_plane.audit_events(USERNAME)
     refused = [e for e in events if e.get("responseStatus", {}).get("code") == 403]
@@ -326,6 +347,15 @@ def test_cluster_wide_operator_needs_every_granted_verb_and_nothing_more(
         if e["verb"] == "patch" and e.get("objectRef", {}).get("resource") == "clusterkopfpeerings"
     }
     assert peering_patches == {"mlpipeline-operator"}  # the resourceNames of the patch rule
+    webhook_objects = {
+        (e["objectRef"]["resource"], e["objectRef"].get("namespace"), e["objectRef"].get("name"))
+        for e in events
+        if e.get("objectRef", {}).get("resource") in ("secrets", "validatingwebhookconfigurations")
+    }
+    assert webhook_objects == {
+        ("secrets", NAMESPACE, WEBHOOK),
+        ("validatingwebhookconfigurations", None, WEBHOOK),
+    }
     # Every verb granted was used, but mlpipelines/finalizers, which admission checks (below).
     finalizers = ("mlops.gitops.dev", "mlpipelines/finalizers", "update")
     assert used(events) == granted(rules) - {finalizers}, (
@@ -490,6 +520,8 @@ def test_block_owner_deletion_needs_the_finalizers_rule(
 DENIED = [
     # (verb, group, resource, namespaced?, extra attributes)
     ("get", "", "secrets", True, {}),
+    ("create", "", "secrets", True, {}),
+    ("update", "", "secrets", True, {"name": "another-secret"}),
     ("list", "", "secrets", False, {}),
     ("watch", "", "secrets", True, {}),
     ("get", "", "configmaps", True, {}),
@@ -513,6 +545,15 @@ DENIED = [
     ("create", "argoproj.io", "workflowtemplates", True, {}),
     ("patch", "kopf.dev", "clusterkopfpeerings", False, {"name": "another-operator"}),
     ("delete", "kopf.dev", "clusterkopfpeerings", False, {"name": "mlpipeline-operator"}),
+    ("patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", False, {}),
+    (
+        "patch",
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        False,
+        {"name": "another-webhook"},
+    ),
+    ("create", "admissionregistration.k8s.io", "validatingwebhookconfigurations", False, {}),
     ("create", "apiextensions.k8s.io", "customresourcedefinitions", False, {}),
     ("create", "rbac.authorization.k8s.io", "clusterroles", False, {}),
     ("bind", "rbac.authorization.k8s.io", "clusterroles", False, {}),
@@ -557,6 +598,15 @@ def test_granted_rights_answer_yes(
     assert access(kube, "create", "", "configmaps", "argo")  # the step caches
     assert access(kube, "delete", "", "configmaps", "argo")
     assert access(kube, "list", "", "configmaps", "argo")  # the sweep of deleted pipelines' caches
+    # The webhook's certificates and CA bundle.
+    assert access(kube, "update", "", "secrets", NAMESPACE, name=WEBHOOK)
+    assert access(
+        kube,
+        "patch",
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        name=WEBHOOK,
+    )
 
 
 def test_namespaced_mode_works_in_its_namespace_only(
@@ -566,16 +616,34 @@ def test_namespaced_mode_works_in_its_namespace_only(
     success in its namespace, without a refused request; elsewhere it has no rights."""
     kube = chart_plane.kube
     release_namespace, watched, objects = namespaced_release(kube, "ns")
+    webhook_kinds = (
+        "Secret",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    )
     for obj in objects:
-        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding", "KopfPeering"):
+        if obj["kind"] in ("ServiceAccount", "Role", "RoleBinding", "KopfPeering") or (
+            obj["kind"] in webhook_kinds and obj["metadata"]["name"] == "ns-operator-webhook"
+        ):
             kube.apply(obj)
-    assert not of_kind(objects, "ClusterRoleBinding")
+    # Cluster-wide, only the webhook's get and patch on its own ValidatingWebhookConfiguration.
+    (binding,) = of_kind(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "ns-operator-webhook"
     username = f"system:serviceaccount:{release_namespace}:ns-operator"
     kubeconfig = service_account_kubeconfig(
         chart_plane.plane, release_namespace, "ns-operator", tmp_path / "kubeconfig"
     )
+    webhook = [
+        f"--webhook=https://127.0.0.1:{free_port()}/validate",
+        f"--webhook-namespace={release_namespace}",
+        *(
+            f"--webhook-{flag}=ns-operator-webhook"
+            for flag in ("secret", "service", "configuration")
+        ),
+    ]
     op = OperatorProcess(
-        chart_plane.plane, tmp_path, ["--namespace", watched], kubeconfig=kubeconfig
+        chart_plane.plane, tmp_path, ["--namespace", watched, *webhook], kubeconfig=kubeconfig
     )
     op.start()
     try:
@@ -585,6 +653,7 @@ def test_namespaced_mode_works_in_its_namespace_only(
             "the KopfPeering record",
             op,
         )
+        wait(lambda: ca_bundle(kube, "ns-operator-webhook"), TIMEOUT, "the CA injected", op)
         kube.create(make_pipeline(watched, "demo"))
         first = run_name(watched, "demo", 1)
         wait(lambda: get_or_none(kube, "Workflow", watched, first), TIMEOUT, "run", op)
@@ -602,8 +671,14 @@ def test_namespaced_mode_works_in_its_namespace_only(
         for e in events
         if e.get("objectRef") and e["objectRef"].get("namespace") != watched
     }
-    assert elsewhere == {("argo", "configmaps", "list")}
-    roles = [r for r in of_kind(objects, "Role") if r["metadata"]["namespace"] in (watched, "argo")]
+    assert elsewhere == {
+        ("argo", "configmaps", "list"),
+        (release_namespace, "secrets", "get"),
+        (release_namespace, "secrets", "update"),
+        (None, "validatingwebhookconfigurations", "get"),
+        (None, "validatingwebhookconfigurations", "patch"),
+    }
+    roles = [*of_kind(objects, "Role"), find(objects, "ClusterRole", "ns-operator-webhook")]
     assert used(events) <= granted([rule for role in roles for rule in role["rules"]])
 
 

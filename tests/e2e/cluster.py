@@ -49,6 +49,7 @@ from tests.chart.helm import helm
 from tests.controlplane.harness import (
     KUBERNETES_SERVICE_IP,
     REPO_ROOT,
+    SERVICE_CIDR,
     WORK_PARENT,
     ControlPlane,
     ControlPlaneError,
@@ -449,6 +450,9 @@ class NodeCluster:
             ["ip", "link", "add", BRIDGE, "type", "bridge"],
             ["ip", "addr", "add", f"{POD_GATEWAY}/24", "dev", BRIDGE],
             ["ip", "link", "set", BRIDGE, "up"],
+            # The API server calls Services (an admission webhook): a local connection needs a
+            # route to the Service's address before kube-proxy rewrites it to a pod's.
+            ["ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE],
             ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
         ):
             self.ns_run(argv)

@@ -259,3 +259,15 @@ def test_validate_refuses_a_malformed_policy(
         f"mlpipeline validate: error: {tmp_path / 'none.yaml'}: cannot read: "
         "No such file or directory\n"
     )
+
+
+def test_operator_refuses_a_webhook_without_its_namespace(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLPIPELINE_WEBHOOK_NAMESPACE", raising=False)
+    assert cli.main(["operator", "--webhook", "https://0.0.0.0:9443/validate"]) == 2
+    assert capsys.readouterr().err == (
+        "mlpipeline operator: error: --webhook without --webhook-cert-dir needs "
+        "--webhook-namespace (env MLPIPELINE_WEBHOOK_NAMESPACE): the operator's namespace, "
+        "where it keeps its certificates in the Secret --webhook-secret\n"
+    )

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mlpipeline_operator.cli_types import ArgumentParser
-from mlpipeline_operator.reconcile.config import OperatorConfig, add_arguments, from_arguments
+from mlpipeline_operator.reconcile.config import (
+    OperatorConfig,
+    add_arguments,
+    config_error,
+    from_arguments,
+)
 
 METRICS_EXPECTED = (
     "expected http://HOST:PORT/PATH, e.g. http://0.0.0.0:9090/metrics, or empty to disable"
@@ -127,4 +132,48 @@ def test_a_bad_metrics_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     assert caught.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f'mlpipeline operator: error: argument --metrics: "localhost:9090": {METRICS_EXPECTED}'
+    )
+
+
+def test_webhook_settings_from_the_environment_and_flags() -> None:
+    assert parse([], {}).webhook is None  # no webhook unless asked
+    env = {
+        "MLPIPELINE_WEBHOOK": "https://0.0.0.0:9443/validate",
+        "MLPIPELINE_WEBHOOK_NAMESPACE": "ops",
+        "MLPIPELINE_WEBHOOK_SECRET": "certs",
+        "MLPIPELINE_WEBHOOK_SERVICE": "hook",
+        "MLPIPELINE_WEBHOOK_CONFIGURATION": "",
+    }
+    config = parse([], env)
+    assert (config.webhook, config.webhook_namespace, config.webhook_secret) == (
+        "https://0.0.0.0:9443/validate",
+        "ops",
+        "certs",
+    )
+    assert (config.webhook_service, config.webhook_configuration) == ("hook", None)
+    assert config_error(config) is None
+    flags = parse(["--webhook-cert-dir", "/certs", "--webhook-configuration", "vwc"], env)
+    assert (flags.webhook_cert_dir, flags.webhook_configuration) == ("/certs", "vwc")
+
+
+def test_a_webhook_needs_its_namespace_or_a_certificate_directory() -> None:
+    url = ["--webhook", "https://0.0.0.0:9443/validate"]
+    assert config_error(parse(url, {})) == (
+        "--webhook without --webhook-cert-dir needs --webhook-namespace (env "
+        "MLPIPELINE_WEBHOOK_NAMESPACE): the operator's namespace, where it keeps its "
+        "certificates in the Secret --webhook-secret"
+    )
+    assert config_error(parse([*url, "--webhook-cert-dir", "/certs"], {})) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://0.0.0.0:9443/validate", "https://0.0.0.0/validate", "https://0.0.0.0:9443"]
+)
+def test_a_bad_webhook_url_is_named(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse([], {"MLPIPELINE_WEBHOOK": url})
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == (
+        f'mlpipeline operator: MLPIPELINE_WEBHOOK="{url}": expected https://HOST:PORT/PATH, '
+        "e.g. https://0.0.0.0:9443/validate, or empty to disable\n"
     )

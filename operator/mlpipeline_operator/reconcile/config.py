@@ -15,6 +15,7 @@ from mlpipeline_operator.cli_types import (
     comma_list,
     config_map_ref,
     http_endpoint,
+    https_endpoint,
     integer,
     one_of,
     positive_int,
@@ -22,6 +23,7 @@ from mlpipeline_operator.cli_types import (
 )
 
 PEERING_NAME = "mlpipeline-operator"
+WEBHOOK_NAME = "mlpipeline-operator-webhook"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,32 @@ class OperatorConfig:
     inactivity_timeout: float = 70.0
     """Seconds without any watch event (bookmarks included) before a watch is considered dead
     and restarted (env `MLPIPELINE_INACTIVITY_TIMEOUT`)."""
+
+    webhook: str | None = None
+    """URL of the validating admission webhook to serve, `https://HOST:PORT/PATH` (`--webhook`;
+    env `MLPIPELINE_WEBHOOK`); empty: none. Every replica serves it. docs/admission.md."""
+
+    webhook_cert_dir: str | None = None
+    """Directory of the webhook's serving certificate, `tls.crt` and `tls.key`
+    (`--webhook-cert-dir`; env `MLPIPELINE_WEBHOOK_CERT_DIR`), e.g. cert-manager's Secret
+    mounted; read again every minute. Empty: the operator issues its own (`webhook_secret`)."""
+
+    webhook_namespace: str | None = None
+    """Namespace of `webhook_secret` and `webhook_service`: the operator's own
+    (`--webhook-namespace`; env `MLPIPELINE_WEBHOOK_NAMESPACE`)."""
+
+    webhook_secret: str = WEBHOOK_NAME
+    """The Secret that keeps the webhook's own CA and serving certificate, issued by the first
+    replica that finds it missing or empty (`--webhook-secret`; env
+    `MLPIPELINE_WEBHOOK_SECRET`)."""
+
+    webhook_service: str = WEBHOOK_NAME
+    """The Service in front of the webhook, whose DNS names the serving certificate carries
+    (`--webhook-service`; env `MLPIPELINE_WEBHOOK_SERVICE`)."""
+
+    webhook_configuration: str | None = WEBHOOK_NAME
+    """The ValidatingWebhookConfiguration whose caBundle the operator sets to its own CA
+    (`--webhook-configuration`; env `MLPIPELINE_WEBHOOK_CONFIGURATION`); empty: none."""
 
     log_format: str = "full"
     """`full` (time, logger, level, message), `plain` or `json` (`--log-format`; env
@@ -146,6 +174,40 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
         ),
     )
     parser.add_argument(
+        "--webhook",
+        type=https_endpoint,
+        default=EnvDefault("MLPIPELINE_WEBHOOK", https_endpoint, None, env=env),
+        help="serve the validating admission webhook at https://HOST:PORT/PATH",
+    )
+    parser.add_argument(
+        "--webhook-cert-dir",
+        default=EnvDefault("MLPIPELINE_WEBHOOK_CERT_DIR", str, None, env=env),
+        help="directory of the webhook's tls.crt and tls.key (default: issue its own)",
+    )
+    parser.add_argument(
+        "--webhook-namespace",
+        default=EnvDefault("MLPIPELINE_WEBHOOK_NAMESPACE", str, None, env=env),
+        help="the operator's namespace, of the webhook's Secret and Service",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        default=EnvDefault("MLPIPELINE_WEBHOOK_SECRET", str, WEBHOOK_NAME, env=env),
+        help="Secret keeping the webhook's own CA and certificate",
+    )
+    parser.add_argument(
+        "--webhook-service",
+        default=EnvDefault("MLPIPELINE_WEBHOOK_SERVICE", str, WEBHOOK_NAME, env=env),
+        help="Service in front of the webhook (the certificate's DNS names)",
+    )
+    parser.add_argument(
+        "--webhook-configuration",
+        # Empty: the caBundle is someone else's business.
+        default=EnvDefault(
+            "MLPIPELINE_WEBHOOK_CONFIGURATION", str, WEBHOOK_NAME, keep_empty=True, env=env
+        ),
+        help="ValidatingWebhookConfiguration whose caBundle the operator sets",
+    )
+    parser.add_argument(
         "--watch-timeout",
         type=positive_int,
         default=EnvDefault(
@@ -192,6 +254,17 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None
     )
 
 
+def config_error(config: OperatorConfig) -> str | None:
+    """What makes the flags unusable together, in one line; None when they are fine."""
+    if config.webhook and not config.webhook_cert_dir and not config.webhook_namespace:
+        return (
+            "--webhook without --webhook-cert-dir needs --webhook-namespace (env "
+            "MLPIPELINE_WEBHOOK_NAMESPACE): the operator's namespace, where it keeps its "
+            "certificates in the Secret --webhook-secret"
+        )
+    return None
+
+
 def from_arguments(args: argparse.Namespace) -> OperatorConfig:
     namespaces: Sequence[str] = args.namespaces or args.env_namespaces
     peering = None if args.standalone or not args.peering else args.peering
@@ -207,6 +280,12 @@ def from_arguments(args: argparse.Namespace) -> OperatorConfig:
         metrics=args.metrics or None,
         watch_timeout=args.watch_timeout,
         inactivity_timeout=args.inactivity_timeout,
+        webhook=args.webhook or None,
+        webhook_cert_dir=args.webhook_cert_dir or None,
+        webhook_namespace=args.webhook_namespace or None,
+        webhook_secret=args.webhook_secret,
+        webhook_service=args.webhook_service,
+        webhook_configuration=args.webhook_configuration or None,
         log_format=args.log_format,
         policy=args.policy,
         policy_interval=args.policy_interval,

@@ -38,6 +38,7 @@ from mlpipeline_operator.reconcile.reconciler import (
 )
 from mlpipeline_operator.reconcile.status import Event, finished_runs
 from mlpipeline_operator.reconcile.tenancy import check_again, follow_tenancy, read_tenancy
+from mlpipeline_operator.reconcile.webhook import WebhookServer, serve_webhook
 
 # Objects per page of kopf's first list of a kind (a finished run of 100 steps is 80 KB of JSON,
 # about ten times that once parsed): every run at once would be hundreds of MiB at a start.
@@ -89,7 +90,8 @@ async def configure(
     settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     """Production settings: our own annotations for kopf's state, watch timeouts, events; the
-    peering object that leader election needs; the metrics endpoint."""
+    peering object that leader election needs; the metrics endpoint; the admission webhook
+    (in every replica: kopf runs startup handlers whether or not the replica leads)."""
     config: OperatorConfig = memo.config
     settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
     # A prefix of its own: kopf ignores annotations under it, and ours (rerun) must count.
@@ -135,6 +137,13 @@ async def configure(
         memo.tenancy_task = await start_tenancy(
             memo.reconciler, memo.kube, config, memo.finished_runs
         )
+    # After the policy is in force: the webhook answers with it from its first request.
+    if config.webhook is not None:
+        reconciler: Reconciler = memo.reconciler
+        memo.webhook_server = WebhookServer(config.webhook, lambda: reconciler.tenancy)
+        memo.webhook_task = asyncio.create_task(
+            serve_webhook(memo.webhook_server, memo.kube, config, logger)
+        )
     memo.post_event = event_poster(metrics)
     memo.cache_sweep_task = asyncio.create_task(
         sweep_caches_periodically(
@@ -145,20 +154,17 @@ async def configure(
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Stop creating peering objects and sweeping caches; close the API client and the metrics
-    endpoint."""
-    for task in (
-        memo.get("peering_task"),
-        memo.get("cache_sweep_task"),
-        memo.get("tenancy_task"),
-    ):
+    """Stop creating peering objects, sweeping caches and following the tenancy policy; close
+    the API client, the metrics endpoint and the webhook."""
+    tasks = ("peering_task", "cache_sweep_task", "tenancy_task", "webhook_task")
+    for task in (memo.get(name) for name in tasks):
         if task is not None:
             task.cancel()
     memo.reconciler.cancel_queued()
     await memo.kube.api.close()
-    server: MetricsServer | None = memo.get("metrics_server")
-    if server is not None:
-        await server.stop()
+    for server in (memo.get("metrics_server"), memo.get("webhook_server")):
+        if server is not None:
+            await server.stop()
 
 
 async def start_tenancy(

@@ -31,6 +31,7 @@ from mlpipeline_operator.api.constants import (
 Obj = dict[str, Any]
 _PLURALS = {"Workflow": "workflows", "CronWorkflow": "cronworkflows"}
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"  # kopf's leader election
+_WEBHOOK_CONFIGURATIONS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 _METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # Seconds before retrying a request the API server could not answer, unless it said how long.
 RETRY_DELAY = 5.0
@@ -409,4 +410,80 @@ class Kube:
             PLURAL,
             meta["name"],
             dict(pipeline),
+        )
+
+    async def _raw(
+        self, what: str, method: str, path: str, body: Any = None, content_type: str | None = None
+    ) -> Obj:
+        """A request answered as a plain dict (the generated models of core objects are not)."""
+        headers = {"Accept": "application/json"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        response: Obj = await self._call(
+            what,
+            self.api.call_api,
+            path,
+            method,
+            body=body,
+            header_params=headers,
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object", 201: "object"},
+            _return_http_data_only=True,
+        )
+        return response
+
+    async def get_secret(self, namespace: str, name: str) -> Obj | None:
+        """A Secret; None when it does not exist."""
+        try:
+            return await self._raw(
+                f"get Secret {namespace}/{name}",
+                "GET",
+                f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            )
+        except Refused as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def create_secret(self, manifest: Mapping[str, Any]) -> bool:
+        """Create a Secret; False when it already exists."""
+        meta = manifest["metadata"]
+        try:
+            await self._raw(
+                f"create Secret {meta['namespace']}/{meta['name']}",
+                "POST",
+                f"/api/v1/namespaces/{meta['namespace']}/secrets",
+                dict(manifest),
+            )
+        except Conflict:  # 409 AlreadyExists
+            return False
+        return True
+
+    async def replace_secret(self, manifest: Mapping[str, Any]) -> None:
+        """Replace a Secret as of `metadata.resourceVersion` (Conflict if it changed since)."""
+        meta = manifest["metadata"]
+        await self._raw(
+            f"update Secret {meta['namespace']}/{meta['name']}",
+            "PUT",
+            f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}",
+            dict(manifest),
+        )
+
+    async def get_webhook_configuration(self, name: str) -> Obj:
+        """A ValidatingWebhookConfiguration (Refused, status 404, when it does not exist)."""
+        return await self._raw(
+            f"get ValidatingWebhookConfiguration {name}",
+            "GET",
+            f"{_WEBHOOK_CONFIGURATIONS}/{name}",
+        )
+
+    async def patch_webhook_configuration(self, name: str, patch: Obj) -> None:
+        """A JSON merge patch of a ValidatingWebhookConfiguration (a `metadata.resourceVersion`
+        in the patch makes it conditional)."""
+        await self._raw(
+            f"patch ValidatingWebhookConfiguration {name}",
+            "PATCH",
+            f"{_WEBHOOK_CONFIGURATIONS}/{name}",
+            patch,
+            content_type="application/merge-patch+json",
         )
