@@ -41,12 +41,17 @@ class ChartPlane:
     def kube(self) -> Kube:
         return self.plane.kube
 
-    def audit_events(self, username: str) -> list[dict[str, Any]]:
-        """Requests of one user, from the API server's audit log: completed ones, and watches
-        from the moment they started (their completion is logged only when they end)."""
+    def audit_mark(self) -> int:
+        """Where the audit log is now: `audit_events(since=...)` reads what comes after."""
+        return len(self.audit_log.read_text().splitlines())
+
+    def audit_events(self, username: str, since: int = 0) -> list[dict[str, Any]]:
+        """Requests of one user, from the API server's audit log (from line `since` on):
+        completed ones, and watches from the moment they started (their completion is logged
+        only when they end)."""
         stages = {"ResponseStarted", "ResponseComplete"}
         events = []
-        for line in self.audit_log.read_text().splitlines():
+        for line in self.audit_log.read_text().splitlines()[since:]:
             event = json.loads(line)
             if event.get("stage") in stages and event["user"]["username"] == username:
                 events.append(event)
