@@ -44,6 +44,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = False
     for path in args.files:
         loaded = load_pipelines(path)
+        for warning in loaded.warnings:
+            print(warning, file=sys.stderr)
         problems = list(loaded.problems)
         for pipeline in loaded.pipelines:
             if policy is None:

@@ -6,12 +6,12 @@ Shared by `mlpipeline validate`, `render` and `run`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpipeline_operator import yamlio
 from mlpipeline_operator.api.models import MLPipeline
-from mlpipeline_operator.validation import validate_document
+from mlpipeline_operator.validation import validate_document, warnings
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Loaded:
     label: str
     pipelines: list[MLPipeline]
     problems: list[str]
+    # What valid pipelines likely do not mean to do (`validation.warnings`), as printed lines.
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_pipelines(path: str) -> Loaded:
@@ -47,13 +49,15 @@ def load_pipelines(path: str) -> Loaded:
         return Loaded(label, [], [f"{label}: no document found"])
     pipelines: list[MLPipeline] = []
     messages: list[str] = []
+    shown: list[str] = []
     for index, doc in enumerate(docs):
         where = label if len(docs) == 1 else f"{label} (document {index + 1})"
         pipeline, problems = validate_document(doc)
         if pipeline is not None:
             pipelines.append(pipeline)
+            shown += [f"{where}: warning: {w}" for w in warnings(pipeline)]
         messages += [f"{where}: {p}" for p in problems]
-    return Loaded(label, pipelines, messages)
+    return Loaded(label, pipelines, messages, shown)
 
 
 def _stdin_bytes() -> bytes:

@@ -10,6 +10,7 @@ import difflib
 import json
 import posixpath
 import re
+import urllib.parse
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from mlpipeline_operator import conditions, placeholders, sources
 from mlpipeline_operator.api.constants import (
+    ANNOTATION_GIT_REVISION,
     ANNOTATION_RUN_AT,
     API_VERSION,
     ARGO_GROUP,
@@ -27,6 +29,8 @@ from mlpipeline_operator.api.constants import (
     MAX_SCHEDULED_NAME,
 )
 from mlpipeline_operator.api.models import (
+    CAPABILITY_PATTERN,
+    CONFIG_KEY_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
     GATE_METRIC_PATTERN,
     Affinity,
@@ -41,7 +45,10 @@ from mlpipeline_operator.api.models import (
     NodeSelectorRequirement,
     NodeSelectorTerm,
     PodAffinity,
+    PodSecurityContext,
     Schedule,
+    SeccompProfile,
+    SecurityContext,
     Step,
     Toleration,
     VolumeMount,
@@ -83,6 +90,10 @@ _PATTERN_HINTS = {
     r"^[^.]+\.[^.]+$": 'must be "STEP.NAME", the output NAME of step STEP',
     r"^/": "must be an absolute path",
     r"^[-._a-zA-Z][-._a-zA-Z0-9]*$": "must be a valid environment variable name",
+    CAPABILITY_PATTERN: "is not a Linux capability as Kubernetes names it: upper-case letters, "
+    "digits and '_', such as NET_BIND_SERVICE",
+    CONFIG_KEY_PATTERN: "is not a key of a Secret or ConfigMap: use letters, digits, '-', '_' "
+    "and '.'",
     DNS_SUBDOMAIN_PATTERN: "is not a Kubernetes resource name: use lower-case letters, digits, "
     "'-' and '.', starting and ending with a letter or digit",
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "is not a volume name: use lower-case letters, digits "
@@ -199,11 +210,14 @@ def _validate_document(doc: Any) -> tuple[MLPipeline | None, list[Problem]]:
     if pipeline is None:
         return None, problems
     problems = check_spec(pipeline.spec)
-    size = len(json.dumps(doc["spec"], separators=(",", ":"), ensure_ascii=False))
+    spec_text = json.dumps(doc["spec"], separators=(",", ":"), ensure_ascii=False)
+    size = len(spec_text)
     if size > MAX_SPEC_BYTES:
         problems.append(
             Problem("spec", f"is {size} bytes; a pipeline may use at most {MAX_SPEC_BYTES} bytes")
         )
+    if "{{" in spec_text or "{{" in pipeline.metadata.annotations.get(ANNOTATION_GIT_REVISION, ""):
+        problems = sorted([*problems, *placeholder_problems(doc)], key=_path_order)
     run_at = pipeline.metadata.annotations.get(ANNOTATION_RUN_AT)
     if run_at is not None and (error := rfc3339_error(run_at)) is not None:
         problems.insert(0, Problem(f'metadata.annotations["{ANNOTATION_RUN_AT}"]', error))
@@ -283,6 +297,9 @@ def check_spec(spec: MLPipelineSpec) -> list[Problem]:
     problems += _check_run_metadata(spec)
     problems += _check_run_limits(spec)
     problems += _check_cached_mounts(spec)
+    problems += _check_security(spec)
+    if spec.mlflow is not None:
+        problems += _check_tracking_uri(spec.mlflow.tracking_uri)
     return sorted(problems, key=_path_order)
 
 
@@ -328,7 +345,8 @@ def _check_step(
         problems.append(Problem(f"{path}.image", "required: set the step's image or spec.image"))
     if step.name == ENTRY_TEMPLATE:
         problems.append(Problem(f"{path}.name", f'"{ENTRY_TEMPLATE}" is reserved for the DAG'))
-    elif step.name == PROMOTION_TASK and spec.promotion is not None:
+    elif step.name == PROMOTION_TASK:
+        # Reserved even without spec.promotion: adding a promotion later must not rename a step.
         problems.append(
             Problem(f"{path}.name", f'"{PROMOTION_TASK}" is reserved for the promotion step')
         )
@@ -1236,6 +1254,175 @@ def _check_run_metadata(spec: MLPipelineSpec) -> Iterator[Problem]:
                 f"uses {owner} own label {'prefix ' + domain if domain else 'key'}, which a run "
                 "label may not set; choose another key",
             )
+
+
+# --- Placeholders in every other field ---------------------------------------------------------
+
+# The fields whose placeholders `check_spec` checks (each with the ones it takes), as a tree of
+# the spec's JSON ("[]": every item of a list). In every other string a `{{` is refused: Argo's
+# controller, shared by every namespace, would evaluate `{{workflow.*}}` or `{{=expression}}`.
+_Tree = dict[str, "_Tree | bool"]
+_PLACEHOLDER_FIELDS: _Tree = {
+    "parameters": {"[]": {"value": True}},
+    "steps": {
+        "[]": {
+            "command": True,
+            "args": True,
+            "env": {"[]": {"value": True}},
+            "inputs": {
+                "parameters": {"[]": {"value": True}},
+                # An external source's key and URL take pipeline parameters; its git fields
+                # have a message of their own (`_check_source`).
+                "artifacts": {
+                    "[]": {
+                        "source": {
+                            "s3": {"key": True},
+                            "http": {"url": True},
+                            "git": {"repo": True, "revision": True},
+                        }
+                    }
+                },
+            },
+            "when": True,
+        }
+    },
+    "onExit": {"command": True, "args": True, "env": {"[]": {"value": True}}},
+}
+
+
+def placeholder_problems(doc: dict[str, Any]) -> list[Problem]:
+    """A problem for each field outside `_PLACEHOLDER_FIELDS` that holds a `{{`, and for the
+    git-revision annotation (copied to the runs)."""
+    problems = list(_strings_with_braces(doc.get("spec"), _PLACEHOLDER_FIELDS, "spec"))
+    revision = (doc.get("metadata") or {}).get("annotations", {}).get(ANNOTATION_GIT_REVISION)
+    if isinstance(revision, str) and "{{" in revision:
+        path = f'metadata.annotations["{ANNOTATION_GIT_REVISION}"]'
+        problems.append(Problem(path, _no_placeholder(revision)))
+    return problems
+
+
+def _strings_with_braces(node: Any, tree: _Tree | bool | None, path: str) -> Iterator[Problem]:
+    if tree is True:
+        return
+    subtree = tree if isinstance(tree, dict) else None
+    if isinstance(node, str):
+        if "{{" in node:
+            yield Problem(path, _no_placeholder(node))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings_with_braces(
+                value, subtree.get(key) if subtree else None, f"{path}.{key}"
+            )
+    elif isinstance(node, list):
+        item_tree = subtree.get("[]") if subtree else None
+        for index, item in enumerate(node):
+            yield from _strings_with_braces(item, item_tree, f"{path}[{index}]")
+
+
+def _no_placeholder(text: str) -> str:
+    found = placeholders.find(text)
+    shown = f'"{{{{{found[0]}}}}}"' if found else '"{{"'
+    return (
+        f"{shown} cannot be used here: this field takes no placeholder (Argo's controller "
+        "would evaluate it); write the value itself"
+    )
+
+
+# --- Security contexts, checked as Kubernetes checks a Pod's ----------------------------------
+
+
+def _check_seccomp(profile: SeccompProfile | None, path: str) -> Iterator[Problem]:
+    if profile is None:
+        return
+    if profile.type == "Localhost" and profile.localhost_profile is None:
+        yield Problem(
+            f"{path}.localhostProfile", "required with type Localhost (the profile's file)"
+        )
+    elif profile.type != "Localhost" and profile.localhost_profile is not None:
+        yield Problem(
+            f"{path}.localhostProfile",
+            f"must not be set with type {profile.type}; it is for type Localhost only",
+        )
+
+
+def _check_security(spec: MLPipelineSpec) -> Iterator[Problem]:
+    pod = spec.pod_security_context or PodSecurityContext()
+    pod_path = "spec.podSecurityContext"
+    yield from _check_seccomp(pod.seccomp_profile, f"{pod_path}.seccompProfile")
+    for i, step in enumerate(spec.steps):
+        container = step.security_context or SecurityContext()
+        path = f"spec.steps[{i}].securityContext"
+        yield from _check_seccomp(container.seccomp_profile, f"{path}.seccompProfile")
+        # What the container runs as: its own field, else the pod's, else the default's.
+        non_root = next(
+            v for v in (container.run_as_non_root, pod.run_as_non_root, True) if v is not None
+        )
+        if non_root and container.run_as_user == 0:
+            yield Problem(
+                f"{path}.runAsUser",
+                "0 (root) with runAsNonRoot, which refuses to start the container; set a "
+                "non-zero user, or runAsNonRoot: false",
+            )
+        elif non_root and container.run_as_user is None and pod.run_as_user == 0 and i == 0:
+            yield Problem(
+                f"{pod_path}.runAsUser",
+                "0 (root) with runAsNonRoot, which refuses to start the containers; set a "
+                "non-zero user, or runAsNonRoot: false",
+            )
+        added = (container.capabilities.add or []) if container.capabilities else []
+        if container.allow_privilege_escalation is not True and "CAP_SYS_ADMIN" in added:
+            yield Problem(
+                f"{path}.capabilities.add",
+                "CAP_SYS_ADMIN needs allowPrivilegeEscalation: true (false by default); "
+                "Kubernetes refuses the pair",
+            )
+
+
+# --- The tracking URI ----------------------------------------------------------------------------
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
+_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local")
+
+
+def _check_tracking_uri(uri: str) -> Iterator[Problem]:
+    parts = urllib.parse.urlsplit(uri)
+    if "@" in parts.netloc:
+        yield Problem(
+            "spec.mlflow.trackingUri",
+            "has credentials in it (USER:PASSWORD@), which every reader of the pipeline and "
+            "its runs would see; remove them and put them in the Secret named by "
+            "spec.mlflow.credentialsSecret (MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD)",
+        )
+
+
+def in_cluster_host(host: str) -> bool:
+    """Whether a host name stays inside the cluster: a Service (`name`, `name.namespace`,
+    `*.svc`, `*.svc.cluster.local`, which a pod's DNS search path resolves there first) or
+    the loopback."""
+    host = host.lower().rstrip(".")
+    if host in _LOOPBACK_HOSTS or host.startswith("127."):
+        return True
+    # An IPv4 address has three dots; an IPv6 one has colons.
+    return host.endswith(_CLUSTER_SUFFIXES) or (host.count(".") <= 1 and ":" not in host)
+
+
+def warnings(pipeline: MLPipeline) -> list[Problem]:
+    """What a valid pipeline may mean to do but likely does not: shown, never refused."""
+    found: list[Problem] = []
+    mlflow = pipeline.spec.mlflow
+    if mlflow is not None:
+        parts = urllib.parse.urlsplit(mlflow.tracking_uri)
+        if parts.scheme == "http" and not in_cluster_host(parts.hostname or ""):
+            found.append(
+                Problem(
+                    "spec.mlflow.trackingUri",
+                    f"plain http to {quoted(parts.hostname or '')}, outside the cluster: the "
+                    "promotion's MLflow credentials would cross the network unencrypted; use "
+                    "https",
+                )
+            )
+    return found
 
 
 # --- Cron, as Argo's parser (robfig/cron, standard form) reads it ------------------------------

@@ -180,6 +180,38 @@ def test_gate_metric_with_a_comparison_sign_is_rejected(kube: Kube, namespace: s
     assert "should match" in message, message
 
 
+def test_a_placeholder_in_a_step_image_is_rejected_by_cel(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["steps"][0]["image"] = "registry.example.com/{{workflow.name}}:1"
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert message == (
+        f'{KIND}.mlops.gitops.dev "minimal" is invalid: spec.steps[0].image: Invalid value: '
+        '"registry.example.com/{{workflow.name}}:1": takes no placeholder ({{...}})'
+    )
+
+
+def test_credentials_in_the_tracking_uri_are_rejected_by_cel(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["mlflow"] = {"trackingUri": "https://alice:s3cret@mlflow.example.com"}
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert message == (
+        f'{KIND}.mlops.gitops.dev "minimal" is invalid: spec.mlflow.trackingUri: Invalid value: '
+        '"https://alice:s3cret@mlflow.example.com": holds credentials (USER:PASSWORD@); put '
+        "them in the Secret named by credentialsSecret"
+    )
+
+
+def test_a_service_account_name_kubernetes_refuses_is_rejected(kube: Kube, namespace: str) -> None:
+    obj = _pipeline()
+    obj["spec"]["serviceAccountName"] = "Trainer_SA"
+    code, message = _rejection(kube, obj, namespace)
+    assert code == 422
+    assert "spec.serviceAccountName: Invalid value: " in message, message
+    assert "should match" in message, message
+
+
 def test_status_is_written_only_through_the_subresource(kube: Kube, namespace: str) -> None:
     obj = _pipeline("status-test")
     obj["status"] = {"phase": "Succeeded", "observedGeneration": 9}

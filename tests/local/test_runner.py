@@ -3,6 +3,7 @@ interruption. Steps are tiny `python -c` or `sh -c` programs that leave evidence
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import uuid
@@ -306,6 +307,37 @@ def test_max_concurrent_runs_has_no_local_meaning_and_is_refused_with_a_schedule
     assert refused.err.splitlines() == [
         f"{file}: spec.maxConcurrentRuns: a scheduled pipeline's runs are limited by "
         "spec.schedule.concurrencyPolicy, not spec.maxConcurrentRuns"
+    ]
+
+
+def test_security_contexts_have_no_local_meaning(tmp_path: Path) -> None:
+    # The default (user 65532) and a step's own settings: steps run as the user running them.
+    own = {"runAsUser": 1234, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    doc = pipeline(
+        [
+            step("train", "import os, sys; print(os.getuid(), file=open(sys.argv[1], 'w'))"),
+            step("score", "pass", securityContext=own),
+        ],
+        podSecurityContext={"runAsUser": 4321, "fsGroup": 2000},
+    )
+    doc["spec"]["steps"][0]["args"] = [str(tmp_path / "uid")]
+    run = run_local(write(tmp_path, doc), tmp_path / "run")
+    assert run.code == 0, run.err
+    assert [(s["name"], s["phase"]) for s in run.summary["steps"]] == [
+        ("train", "Succeeded"),
+        ("score", "Succeeded"),
+    ]
+    assert (tmp_path / "uid").read_text() == f"{os.getuid()}\n"
+
+
+def test_a_security_context_kubernetes_refuses_is_refused_locally(tmp_path: Path) -> None:
+    doc = pipeline([step("train", "pass", securityContext={"runAsUser": 0})])
+    file = write(tmp_path, doc)
+    run = run_local(file, tmp_path / "run")
+    assert run.code == 1
+    assert run.err.splitlines() == [
+        f"{file}: spec.steps[0].securityContext.runAsUser: 0 (root) with runAsNonRoot, which "
+        "refuses to start the container; set a non-zero user, or runAsNonRoot: false"
     ]
 
 

@@ -230,6 +230,10 @@ def test_the_exit_step_is_the_workflow_exit_handler() -> None:
                 }
             ],
             "image": "notify:1",
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
         },
         "name": "on-exit",
         "retryStrategy": {"limit": 1},

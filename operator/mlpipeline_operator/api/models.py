@@ -34,10 +34,25 @@ from mlpipeline_operator.api.constants import (
 )
 from mlpipeline_operator.messages import described, quoted
 
+# A Kubernetes object name (DNS-1123 subdomain): Secrets, ConfigMaps, ServiceAccounts...
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A key of a Secret or ConfigMap, as Kubernetes validates it.
+CONFIG_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+
+def cel(rule: str, message: str) -> dict[str, Any]:
+    """A CEL rule that the API server checks at admission (`x-kubernetes-validations`)."""
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+# Strings that reach Argo's controller as they are, where it would evaluate a `{{...}}`.
+NO_PLACEHOLDER = cel("!self.contains('{{')", "takes no placeholder ({{...}})")
+KubeName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+
 # Strings: short identifiers and long free text, bounded so the CRD's CEL cost stays low.
 Name = Annotated[str, Field(min_length=1, max_length=63)]
 Text = Annotated[str, Field(max_length=4096)]
-ImageRef = Annotated[str, Field(min_length=1, max_length=512)]
+ImageRef = Annotated[str, Field(min_length=1, max_length=512, json_schema_extra=NO_PLACEHOLDER)]
 # A Go duration as Argo and Kubernetes write it: "30s", "10m", "1h30m".
 _DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ns|us|ms|s|m|h)")
@@ -137,11 +152,6 @@ class ApiModel(BaseModel):
     )
 
 
-def cel(rule: str, message: str) -> dict[str, Any]:
-    """A CEL rule that the API server checks at admission (`x-kubernetes-validations`)."""
-    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
-
-
 # Lists keyed by name: the API server rejects duplicate names, and server-side apply merges by name.
 LIST_BY_NAME: dict[str, Any] = {
     "x-kubernetes-list-type": "map",
@@ -156,8 +166,16 @@ LIST_OF_UNIQUE: dict[str, Any] = {"x-kubernetes-list-type": "set"}
 class KeySelector(ApiModel):
     """A key of a Secret or ConfigMap."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253, description="Name of the object.")]
-    key: Annotated[str, Field(min_length=1, max_length=253, description="Key inside the object.")]
+    name: Annotated[KubeName, Field(description="Name of the object.")]
+    key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=253,
+            pattern=CONFIG_KEY_PATTERN,
+            description="Key inside the object.",
+        ),
+    ]
     optional: bool | None = Field(
         default=None, description="Whether the object or its key may be missing."
     )
@@ -414,6 +432,96 @@ class LocalObjectReference(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=253, description="Name of the object.")]
 
 
+# --- Security contexts --------------------------------------------------------------------------
+#
+# Focused subsets of Kubernetes' PodSecurityContext and SecurityContext: what a step needs to run
+# under the `restricted` Pod Security Standard, or to leave it knowingly. The compiler's defaults
+# (docs/compiler.md) meet that standard; a field set here replaces the default's field.
+
+# A user or group id: Kubernetes takes 0 to 2^31-1 (a Linux id).
+UnixId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# Linux capabilities as Kubernetes writes them ("NET_BIND_SERVICE", "ALL"; a "CAP_" prefix is
+# kept as written, as Kubernetes does).
+CAPABILITY_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+Capability = Annotated[str, Field(min_length=1, max_length=64, pattern=CAPABILITY_PATTERN)]
+
+
+class SeccompProfile(ApiModel):
+    """The seccomp profile of a pod or container, as in Kubernetes' SeccompProfile."""
+
+    type: Literal["RuntimeDefault", "Localhost", "Unconfined"] = Field(
+        description="RuntimeDefault (the container runtime's profile, what the restricted "
+        "standard asks for), Localhost (a profile file on the node) or Unconfined."
+    )
+    localhost_profile: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None,
+        description="With type Localhost only: the profile's path, relative to the kubelet's "
+        "seccomp directory.",
+    )
+
+
+class Capabilities(ApiModel):
+    """Linux capabilities added to and dropped from a container's default set."""
+
+    add: Annotated[list[Capability], Field(max_length=64)] | None = Field(
+        default=None,
+        description="Capabilities added (the restricted standard allows only NET_BIND_SERVICE).",
+    )
+    drop: Annotated[list[Capability], Field(max_length=64)] | None = Field(
+        default=None, description='Capabilities dropped ("ALL" drops every one).'
+    )
+
+
+class PodSecurityContext(ApiModel):
+    """Security settings of every pod of a run (Kubernetes' PodSecurityContext, a subset)."""
+
+    run_as_user: UnixId | None = Field(default=None, description="User id of every container.")
+    run_as_group: UnixId | None = Field(
+        default=None, description="Primary group id of every container."
+    )
+    run_as_non_root: bool | None = Field(
+        default=None,
+        description="Refuse to start a container whose user is root (id 0).",
+    )
+    fs_group: UnixId | None = Field(
+        default=None, description="Group that owns the pod's volumes, added to every container."
+    )
+    supplemental_groups: Annotated[list[UnixId], Field(max_length=32)] | None = Field(
+        default=None, description="More group ids of every container."
+    )
+    seccomp_profile: SeccompProfile | None = Field(
+        default=None, description="Seccomp profile of every container."
+    )
+
+
+class SecurityContext(ApiModel):
+    """Security settings of a step's container (Kubernetes' SecurityContext, a subset); each
+    field set replaces the pod's or the default's."""
+
+    run_as_user: UnixId | None = Field(default=None, description="User id of the container.")
+    run_as_group: UnixId | None = Field(
+        default=None, description="Primary group id of the container."
+    )
+    run_as_non_root: bool | None = Field(
+        default=None, description="Refuse to start the container if its user is root (id 0)."
+    )
+    read_only_root_filesystem: bool | None = Field(
+        default=None, description="Mount the container's root filesystem read-only."
+    )
+    allow_privilege_escalation: bool | None = Field(
+        default=None,
+        description="Whether a process may gain more privileges than its parent (setuid "
+        "binaries); false by default.",
+    )
+    capabilities: Capabilities | None = Field(
+        default=None,
+        description="Capabilities added and dropped; replaces the default (drop ALL) whole.",
+    )
+    seccomp_profile: SeccompProfile | None = Field(
+        default=None, description="Seccomp profile of the container."
+    )
+
+
 NodeSelectorMap = Annotated[dict[str, LabelValue], Field(max_length=64)]
 Tolerations = Annotated[list[Toleration], Field(max_length=MAX_PLACEMENT_ITEMS)]
 PriorityClassName = Annotated[str, Field(max_length=253)]
@@ -431,13 +539,12 @@ VolumeName = Annotated[
         description="Name of the volume: lower-case letters, digits and '-'.",
     ),
 ]
-ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
 
 
 class PersistentVolumeClaimSource(ApiModel):
     """An existing PersistentVolumeClaim of the pipeline's namespace."""
 
-    claim_name: ObjectName = Field(description="Name of the PersistentVolumeClaim.")
+    claim_name: KubeName = Field(description="Name of the PersistentVolumeClaim.")
     read_only: bool | None = Field(default=None, description="Mount the claim read-only.")
 
 
@@ -455,7 +562,9 @@ class EmptyDirSource(ApiModel):
 class KeyToPath(ApiModel):
     """One key of a ConfigMap or Secret, projected as a file."""
 
-    key: ObjectName = Field(description="The key.")
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=CONFIG_KEY_PATTERN)] = Field(
+        description="The key."
+    )
     path: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
         description="Relative path of its file in the volume."
     )
@@ -465,7 +574,7 @@ class KeyToPath(ApiModel):
 class ConfigMapSource(ApiModel):
     """A ConfigMap's keys as files."""
 
-    name: ObjectName = Field(description="Name of the ConfigMap.")
+    name: KubeName = Field(description="Name of the ConfigMap.")
     items: list[KeyToPath] | None = Field(
         default=None, max_length=MAX_IO_ITEMS, description="Only these keys (all when unset)."
     )
@@ -478,7 +587,7 @@ class ConfigMapSource(ApiModel):
 class SecretSource(ApiModel):
     """A Secret's keys as files."""
 
-    secret_name: ObjectName = Field(description="Name of the Secret.")
+    secret_name: KubeName = Field(description="Name of the Secret.")
     items: list[KeyToPath] | None = Field(
         default=None, max_length=MAX_IO_ITEMS, description="Only these keys (all when unset)."
     )
@@ -1011,6 +1120,11 @@ class Step(ApiModel):
         description="Volumes of spec.volumes or spec.volumeClaimTemplates mounted into the "
         "step's container; `{{volumes.NAME.path}}` is where volume NAME is mounted.",
     )
+    security_context: SecurityContext | None = Field(
+        default=None,
+        description="Security settings of its container; each field set replaces the default "
+        "(which meets the restricted Pod Security Standard: docs/compiler.md).",
+    )
 
 
 class ExitStep(ApiModel):
@@ -1120,7 +1234,13 @@ class Promotion(ApiModel):
     """Register the trained model in MLflow and move an alias to it when the gates pass."""
 
     model: Annotated[
-        str, Field(min_length=1, max_length=250, description="Registered model name in MLflow.")
+        str,
+        Field(
+            min_length=1,
+            max_length=250,
+            description="Registered model name in MLflow.",
+            json_schema_extra=NO_PLACEHOLDER,
+        ),
     ]
     from_: PromotionSource = Field(
         alias="from", description="Step and output parameter holding the MLflow run id."
@@ -1132,6 +1252,7 @@ class Promotion(ApiModel):
             min_length=1,
             max_length=512,
             description="Path of the model inside the run (runs:/<run id>/<artifactPath>).",
+            json_schema_extra=NO_PLACEHOLDER,
         ),
     ] = "model"
     gates: list[Gate] = Field(
@@ -1157,14 +1278,27 @@ class MLflow(ApiModel):
             min_length=1,
             max_length=1024,
             pattern=r"^(https?|file|sqlite|postgresql|mysql|databricks)[:+]",
-            description="Tracking URI, e.g. http://mlflow.mlflow:5000.",
+            description="Tracking URI, e.g. http://mlflow.mlflow:5000; no credentials in it "
+            "(credentialsSecret holds them), no placeholder.",
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    *NO_PLACEHOLDER["x-kubernetes-validations"],
+                    {
+                        "rule": "!self.matches('^[a-z+]+://[^/?#]*@')",
+                        "message": "holds credentials (USER:PASSWORD@); put them in the "
+                        "Secret named by credentialsSecret",
+                    },
+                ]
+            },
         ),
     ]
     credentials_secret: (
         Annotated[
             str,
             Field(
+                min_length=1,
                 max_length=253,
+                pattern=DNS_SUBDOMAIN_PATTERN,
                 description=(
                     "Secret whose keys become the promotion step's environment (for example "
                     "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
@@ -1218,10 +1352,10 @@ class History(ApiModel):
 class ArtifactRepositoryRef(ApiModel):
     """The Argo artifact repository used to pass artifacts between steps."""
 
-    config_map: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+    config_map: KubeName = Field(
         default="artifact-repositories", description="ConfigMap holding the repository."
     )
-    key: Annotated[str, Field(max_length=253)] | None = Field(
+    key: Annotated[str, Field(max_length=253, pattern=CONFIG_KEY_PATTERN)] | None = Field(
         default=None, description="Key in the ConfigMap (Argo's default key when unset)."
     )
 
@@ -1291,7 +1425,7 @@ class MLPipelineSpec(ApiModel):
     )
 
     image: ImageRef | None = Field(default=None, description="Default image of every step.")
-    service_account_name: Annotated[str, Field(max_length=253)] | None = Field(
+    service_account_name: KubeName | None = Field(
         default=None,
         description="Service account of the workflow pods (the namespace's 'default' when unset).",
     )
@@ -1405,9 +1539,12 @@ class MLPipelineSpec(ApiModel):
         "steps mount them by name like spec.volumes.",
         json_schema_extra=LIST_BY_NAME,
     )
-
-
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    pod_security_context: PodSecurityContext | None = Field(
+        default=None,
+        description="Security settings of the pods of the steps and of spec.onExit; each field "
+        "set replaces the default (runAsNonRoot, user and group 65532, seccomp RuntimeDefault: "
+        "docs/compiler.md). The promotion's pod always keeps the default.",
+    )
 
 
 class ObjectMeta(ApiModel):

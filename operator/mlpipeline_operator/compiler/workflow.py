@@ -138,6 +138,37 @@ def _kube(value: object) -> object:
     return value
 
 
+# What every generated pod runs with unless the pipeline says otherwise: Kubernetes' restricted
+# Pod Security Standard. The user 65532 (the project's images' own, "nonroot" of distroless)
+# lets an image whose USER is root start under runAsNonRoot; Argo's init and wait containers
+# take the pod's settings too, and their own from the controller's configuration
+# (docs/argo-workflows.md).
+RUN_AS_USER = 65532
+DEFAULT_POD_SECURITY_CONTEXT: Manifest = {
+    "runAsGroup": RUN_AS_USER,
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+DEFAULT_CONTAINER_SECURITY_CONTEXT: Manifest = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+# The promotion's container, which the pipeline cannot weaken: it holds the MLflow credentials.
+PROMOTION_CONTAINER_SECURITY_CONTEXT: Manifest = {
+    **DEFAULT_CONTAINER_SECURITY_CONTEXT,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _security_context(default: Manifest, chosen: api.ApiModel | None) -> Manifest:
+    """A default security context with the fields the pipeline sets replacing the default's."""
+    fields = _kube(chosen) if chosen is not None else {}
+    assert isinstance(fields, dict)
+    return dict(sorted({**default, **fields}.items()))
+
+
 def _placement(step: api.Step, defaults: api.Defaults) -> Manifest:
     """The template's placement fields: each is the step's own when set, else the default's,
     whole; an empty value ({}, [] or "") on the step clears the default."""
@@ -423,6 +454,9 @@ def _step_template(
     container["image"] = step.image or spec.image
     if (resources := _resources(step.resources or defaults.resources)) is not None:
         container["resources"] = resources
+    container["securityContext"] = _security_context(
+        DEFAULT_CONTAINER_SECURITY_CONTEXT, step.security_context
+    )
     if step.volume_mounts:
         container["volumeMounts"] = [_argo_shape(m) for m in step.volume_mounts]
     template: Manifest = {}
@@ -700,6 +734,7 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
             "limits": {"memory": "512Mi"},
             "requests": {"cpu": "100m", "memory": "256Mi"},
         },
+        "securityContext": PROMOTION_CONTAINER_SECURITY_CONTEXT,
     }
     # The exit handler reads the decision through the Workflow's global outputs.
     exported = placeholders.NAMED_FORMS["promotion"] if spec.on_exit is not None else ()
@@ -719,6 +754,8 @@ def _promotion(pipeline: api.MLPipeline, options: CompileOptions) -> tuple[Manif
                 for name in OUTPUT_NAMES
             ]
         },
+        # The default whole, whatever spec.podSecurityContext says.
+        "securityContext": DEFAULT_POD_SECURITY_CONTEXT,
     }
     # Promote only once every step before it has succeeded: depend on the source and on every
     # last step, leaving out the steps that run after the promotion.
@@ -845,6 +882,9 @@ def _workflow_spec(pipeline: api.MLPipeline, options: CompileOptions, run: RunTe
         "parallelism": spec.parallelism,
         "podGC": None if spec.pod_gc.strategy == "Never" else {"strategy": spec.pod_gc.strategy},
         "podMetadata": {"labels": run_labels(pipeline)},
+        "securityContext": _security_context(
+            DEFAULT_POD_SECURITY_CONTEXT, spec.pod_security_context
+        ),
         "serviceAccountName": spec.service_account_name or "default",
         "templateDefaults": _template_defaults(pipeline, options),
         "templates": [{"dag": {"tasks": tasks}, "name": ENTRY_TEMPLATE}, *templates],
