@@ -13,7 +13,7 @@ from typing import Any
 
 from mlpipeline_operator.core import Problem
 from mlpipeline_operator.policy import SINGLE_TENANT, Tenancy
-from mlpipeline_operator.validation import validate_document
+from mlpipeline_operator.validation import validate_document, warnings
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 # The denial's HTTP code and reason (the API server's own for an invalid object), which kubectl
@@ -29,6 +29,8 @@ def admission_review(review: Any, tenancy: Tenancy = SINGLE_TENANT) -> dict[str,
         raise ValueError("not an AdmissionReview: expected request.uid")
     problems = admission_problems(request, tenancy)
     response: dict[str, Any] = {"uid": request["uid"], "allowed": not problems}
+    if not problems and (shown := admission_warnings(request)):
+        response["warnings"] = shown
     if problems:
         response["status"] = {
             "code": DENIED_CODE,
@@ -69,6 +71,16 @@ def object_problems(
     if pipeline is None:
         return problems
     return tenancy.problems(pipeline, namespace)
+
+
+def admission_warnings(request: Mapping[str, Any]) -> list[str]:
+    """What `kubectl apply` shows as warnings about an admitted object (`mlpipeline validate`
+    prints the same on stderr)."""
+    obj = request.get("object")
+    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
+        return []
+    pipeline, _ = validate_document(dict(obj))
+    return [] if pipeline is None else [str(warning) for warning in warnings(pipeline)]
 
 
 def denial_message(problems: list[Problem]) -> str:

@@ -136,3 +136,19 @@ def test_a_policy_that_cannot_be_used_refuses_a_create_but_not_an_update_it_does
     relabelled = pipeline()
     relabelled["metadata"]["labels"] = {"team": "a"}
     assert admission_review(review("UPDATE", relabelled, pipeline()), tenancy) == allowed()
+
+
+def test_plain_http_to_a_tracking_server_outside_the_cluster_is_admitted_with_a_warning() -> None:
+    doc = pipeline()
+    doc["spec"]["mlflow"]["trackingUri"] = "http://mlflow.example.com"
+
+    answer = admission_review(review("CREATE", doc))
+
+    assert answer["response"] == {
+        "uid": "4b1c",
+        "allowed": True,
+        "warnings": [
+            'spec.mlflow.trackingUri: plain http to "mlflow.example.com", outside the cluster: '
+            "the promotion's MLflow credentials would cross the network unencrypted; use https"
+        ],
+    }
