@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from tests.chart.health_lua import health
+from tests.controlplane.harness import find_binary
 from tests.e2e.cluster import PIPELINE_NAMESPACE, NodeCluster
 from tests.e2e.workflows import WORKFLOW
 
@@ -200,3 +202,21 @@ def healths_until(seen: list[str], pipeline: dict[str, Any]) -> list[str]:
     returned, which the sampler may not have caught yet)."""
     final = health(pipeline)["status"]
     return seen if seen and seen[-1] == final else [*seen, final]
+
+
+def kubectl_apply(
+    cluster: NodeCluster, doc: dict[str, Any], *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply --server-side` of one object, with more flags; the result, failed or not."""
+    return subprocess.run(
+        [
+            str(find_binary("kubectl")),
+            f"--kubeconfig={cluster.kubeconfig}",
+            *("apply", "--server-side", *flags, "-f", "-"),
+        ],
+        input=yaml.safe_dump(doc),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -52,7 +52,7 @@ def started(cluster: NodeCluster) -> Iterator[None]:
     )
     one_at_a_time = pipeline(
         cluster,
-        "one-at-a-time",
+        "parallel-one",
         [
             {"name": name, "command": ["python", "-c", "import time; time.sleep(3)"]}
             for name in ("left", "right")
@@ -96,7 +96,7 @@ def test_the_run_timeout_stops_the_run_and_the_status_says_so(
 def test_parallelism_1_runs_independent_steps_one_after_the_other(
     cluster: NodeCluster, started: None
 ) -> None:
-    done = wait_status(cluster, "one-at-a-time", generation=1, timeout=RUN_TIMEOUT)
+    done = wait_status(cluster, "parallel-one", generation=1, timeout=RUN_TIMEOUT)
 
     status = done["status"]
     assert status["phase"] == "Succeeded", status

@@ -19,6 +19,9 @@ def smoke_workflow(image: str) -> dict[str, Any]:
         "kind": "Workflow",
         "metadata": {"generateName": "smoke-", "namespace": PIPELINE_NAMESPACE},
         "spec": {
+            # The cluster runs Argo's executor containers as non-root (as a restricted namespace
+            # needs: docs/argo-workflows.md), so the pod names its user, as the operator does.
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532},
             "entrypoint": "main",
             "templates": [
                 {

@@ -1,8 +1,10 @@
 """The tenancy policy on the real cluster: the chart's operator upgraded with `policy.enabled`
 and rules for a namespace of this module's own (every other namespace may name anything, so
 that the pipelines of the other modules stay as they are); a pipeline that names a forbidden
-service account, Secret, tracking URI and model is Invalid, with field-path messages, and no
-Workflow; an allowed one runs to success. The release is upgraded back at the end."""
+service account, Secret, tracking URI and model is refused at apply by the operator's webhook,
+with field-path messages, and has no Workflow; an allowed one runs to success (the Invalid
+status of a pipeline the webhook did not see: tests/integration/test_operator_tenancy.py).
+The release is upgraded back at the end."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.chart.helm import NAMESPACE as OPERATOR_NAMESPACE
 from tests.chart.helm import RELEASE as OPERATOR_RELEASE
 from tests.chart.helm import helm
 from tests.e2e.cluster import NodeCluster, pipeline_namespace_objects
-from tests.e2e.pipelines import FINISHED, MLPIPELINE
+from tests.e2e.pipelines import FINISHED, MLPIPELINE, eventually, kubectl_apply
 
 NAMESPACE = "tenancy"
 RUN_TIMEOUT = 300.0
@@ -37,6 +39,8 @@ def upgrade(cluster: NodeCluster, policy: dict[str, Any]) -> None:
         f"--namespace={OPERATOR_NAMESPACE}",
         "--reuse-values",
         f"--set-json=policy={json.dumps(policy)}",
+        "--wait",
+        f"--timeout={ROLLOUT_TIMEOUT:g}s",
     )
 
     def rolled_out(deployment: dict[str, Any] | None) -> bool:
@@ -122,7 +126,7 @@ def secret_env(secret: str, key: str) -> list[dict[str, Any]]:
     return [{"name": "VALUE", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}]
 
 
-def test_a_forbidden_pipeline_is_invalid_and_an_allowed_one_runs(
+def test_a_forbidden_pipeline_is_refused_and_an_allowed_one_runs(
     cluster: NodeCluster, policed: None
 ) -> None:
     assert cluster.control_plane is not None
@@ -151,22 +155,33 @@ def test_a_forbidden_pipeline_is_invalid_and_an_allowed_one_runs(
             }
         ],
     )
-    for doc in (forbidden, allowed):
-        kube.apply(doc)
-
-    status = finished(cluster, "forbidden")["status"]
-    assert status["phase"] == "Invalid"
-    assert status["message"] == "; ".join(
-        [
-            'spec.serviceAccountName: "admin" is not allowed in namespace tenancy; allowed: '
-            "default",
-            'spec.steps[0].env[0].valueFrom.secretKeyRef.name: Secret "s3-credentials" is not '
-            "allowed in namespace tenancy; allowed: mlflow",
-            'spec.mlflow.trackingUri: "http://mlflow.elsewhere:5000" is not allowed in namespace '
-            f"tenancy; allowed: {cluster.mlflow_uri}",
-            'spec.promotion.model: "fraud" is not allowed in namespace tenancy; allowed: tenancy-*',
-        ]
+    # The operator's webhook refuses it at apply (the new replicas answer once the API server
+    # reaches them: a dry run, which stores nothing, tells when).
+    eventually(
+        lambda: kubectl_apply(cluster, forbidden, "--dry-run=server").returncode == 1,
+        "the webhook refusing the forbidden pipeline",
+        ROLLOUT_TIMEOUT,
     )
+    refused = kubectl_apply(cluster, forbidden)
+    kube.apply(allowed)
+
+    assert refused.returncode == 1
+    assert refused.stderr.endswith(
+        ': admission webhook "validate.mlpipelines.mlops.gitops.dev" denied the request: '
+        + "\n".join(
+            [
+                'spec.serviceAccountName: "admin" is not allowed in namespace tenancy; '
+                "allowed: default",
+                'spec.steps[0].env[0].valueFrom.secretKeyRef.name: Secret "s3-credentials" is '
+                "not allowed in namespace tenancy; allowed: mlflow",
+                'spec.mlflow.trackingUri: "http://mlflow.elsewhere:5000" is not allowed in '
+                f"namespace tenancy; allowed: {cluster.mlflow_uri}",
+                'spec.promotion.model: "fraud" is not allowed in namespace tenancy; '
+                "allowed: tenancy-*",
+            ]
+        )
+        + "\n"
+    ), refused.stderr
     workflows = kube.list_objects(
         "argoproj.io/v1alpha1", "Workflow", NAMESPACE, label_selector=f"{LABEL_PIPELINE}=forbidden"
     )
