@@ -93,6 +93,31 @@ def policed(cluster: NodeCluster) -> Iterator[None]:
             cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
         finally:
             upgrade(cluster, {"enabled": False, "namespaces": {}})
+            # Until the replicas that read the policy are gone (they are terminating once the
+            # rollout is done), they answer the webhook for the modules that come next.
+            eventually(
+                lambda: not any(_reads_a_policy(pod) for pod in _operator_pods(cluster)),
+                "the operator pods that read the policy gone",
+                ROLLOUT_TIMEOUT,
+            )
+
+
+def _operator_pods(cluster: NodeCluster) -> list[dict[str, Any]]:
+    assert cluster.control_plane is not None
+    return cluster.control_plane.kube.list_objects(
+        "v1",
+        "Pod",
+        OPERATOR_NAMESPACE,
+        label_selector="app.kubernetes.io/name=mlpipeline-operator",
+    )
+
+
+def _reads_a_policy(pod: dict[str, Any]) -> bool:
+    return any(
+        env.get("name") == "MLPIPELINE_POLICY"
+        for container in pod["spec"]["containers"]
+        for env in container.get("env") or []
+    )
 
 
 def tenancy_pipeline(cluster: NodeCluster, name: str, **spec: Any) -> dict[str, Any]:
