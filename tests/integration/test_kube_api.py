@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -129,7 +128,9 @@ def test_list_runs_of_one_pipeline(against: Callable[[Check], None], namespace: 
     async def check(api: KubeApi, seed: Seed) -> None:
         demo = workflow(make_pipeline(namespace, "demo"))
         other = workflow(make_pipeline(namespace, "other"))
-        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": "demo", "uid": str(uuid.uuid4())}
+        # An owner that exists: the garbage collector deletes a run whose owner does not.
+        uid = seed(make_pipeline(namespace, "demo"))["metadata"]["uid"]
+        owner = {"apiVersion": API_VERSION, "kind": KIND, "name": "demo", "uid": uid}
         demo["metadata"]["ownerReferences"] = [owner]
         for manifest in (demo, other):
             await api.create_child(manifest)
