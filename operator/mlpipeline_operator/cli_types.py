@@ -102,38 +102,30 @@ def one_of(choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
-def http_endpoint(text: str) -> str:
-    """An endpoint to serve, `http://HOST:PORT/PATH`; empty: none."""
-    if not text:
+def _endpoint(scheme: str, example: str) -> Callable[[str], str]:
+    """A parser of an endpoint to serve, `SCHEME://HOST:PORT/PATH`; empty: none."""
+
+    def parse(text: str) -> str:
+        if not text:
+            return text
+        try:
+            parts = urlsplit(text)
+            valid = parts.scheme == scheme and bool(parts.hostname and parts.port and parts.path)
+        except ValueError:  # a port that is not a number, a bracket left open
+            valid = False
+        if not valid:
+            raise argparse.ArgumentTypeError(
+                f"{quoted(text)}: expected {scheme}://HOST:PORT/PATH, e.g. {example},"
+                " or empty to disable"
+            )
         return text
-    try:
-        parts = urlsplit(text)
-        valid = parts.scheme == "http" and bool(parts.hostname and parts.port and parts.path)
-    except ValueError:  # a port that is not a number, a bracket left open
-        valid = False
-    if not valid:
-        raise argparse.ArgumentTypeError(
-            f"{quoted(text)}: expected http://HOST:PORT/PATH, e.g. http://0.0.0.0:9090/metrics,"
-            " or empty to disable"
-        )
-    return text
+
+    return parse
 
 
-def https_endpoint(text: str) -> str:
-    """An endpoint to serve over TLS, `https://HOST:PORT/PATH`; empty: none."""
-    if not text:
-        return text
-    try:
-        parts = urlsplit(text)
-        valid = parts.scheme == "https" and bool(parts.hostname and parts.port and parts.path)
-    except ValueError:  # a port that is not a number, a bracket left open
-        valid = False
-    if not valid:
-        raise argparse.ArgumentTypeError(
-            f"{quoted(text)}: expected https://HOST:PORT/PATH, e.g. https://0.0.0.0:9443/validate,"
-            " or empty to disable"
-        )
-    return text
+# An endpoint served over plain HTTP (metrics, liveness), and one over TLS (the webhook).
+http_endpoint = _endpoint("http", "http://0.0.0.0:9090/metrics")
+https_endpoint = _endpoint("https", "https://0.0.0.0:9443/validate")
 
 
 def comma_list(text: str) -> tuple[str, ...]:
