@@ -56,7 +56,7 @@ from tests.controlplane.harness import (
     write_kubeconfig,
 )
 from tests.integration.operator_process import OperatorProcess
-from tests.unit.argo_runs import StepRun, workflow_status
+from tests.unit.argo_runs import StepRun, argo_labels, workflow_status
 from tests.unit.pipelines import chain
 
 NAMESPACE = "scale"
@@ -195,6 +195,7 @@ def history_workflows(body: Mapping[str, Any], history: int) -> list[dict[str, A
         finished = f"2026-01-01T0{index}:30:00Z"
         wf["metadata"]["creationTimestamp"] = started
         wf["status"] = workflow_status(name, "Succeeded", steps, started=started, finished=finished)
+        wf["metadata"]["labels"].update(argo_labels(wf["status"]))
         runs.append(wf)
     return runs
 
@@ -251,7 +252,8 @@ def busy_retried(call: Callable[[], Any], attempts: int = 30) -> Any:
 
 
 def argo_status(kube: Any, name: str, phase: str) -> None:
-    """Write a Workflow's status as Argo's controller does: the whole object, replaced."""
+    """Write a Workflow's status as Argo's controller does: the whole object, replaced, with
+    the phase in its labels."""
     api = client.CustomObjectsApi(kube.api_client)
     wf = api.get_namespaced_custom_object(*WORKFLOW[:2], NAMESPACE, WORKFLOW[2], name)
     steps = {t["name"]: StepRun(phase) for t in _tasks(wf)}
@@ -259,6 +261,7 @@ def argo_status(kube: Any, name: str, phase: str) -> None:
     wf["status"] = workflow_status(
         name, phase, steps, started="2026-01-02T00:00:00Z", finished=finished
     )
+    wf["metadata"]["labels"].update(argo_labels(wf["status"]))
     api.replace_namespaced_custom_object(*WORKFLOW[:2], NAMESPACE, WORKFLOW[2], name, wf)
 
 

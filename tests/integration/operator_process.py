@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.controlplane.harness import ApiException, ControlPlane, Kube, ManagedProcess, free_port
+from tests.unit.argo_runs import argo_labels
 from tests.unit.pipelines import pipeline
 
 PIPELINE_API = "mlops.gitops.dev/v1alpha1"
@@ -153,8 +154,10 @@ def make_pipeline(namespace: str, name: str = "demo", **spec: Any) -> dict[str, 
 
 
 def set_run_status(kube: Kube, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """What Argo's controller does: Workflows have no status subresource."""
-    kube.patch(ARGO_API, "Workflow", name, {"status": status}, namespace)
+    """What Argo's controller does: Workflows have no status subresource, and the phase goes
+    in labels too."""
+    patch = {"metadata": {"labels": argo_labels(status)}, "status": status}
+    kube.patch(ARGO_API, "Workflow", name, patch, namespace)
 
 
 def wait_status(

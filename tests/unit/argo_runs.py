@@ -112,6 +112,17 @@ def workflow_status(
     return status
 
 
+def argo_labels(status: Mapping[str, Any]) -> dict[str, str]:
+    """The labels Argo's controller writes with a status: the phase, and whether the run is
+    completed (the operator's watch leaves out completed runs)."""
+    phase = str(status.get("phase") or "")
+    completed = phase in ("Succeeded", "Failed", "Error")
+    return {
+        "workflows.argoproj.io/phase": phase,
+        "workflows.argoproj.io/completed": "true" if completed else "false",
+    }
+
+
 def workflow(
     name: str,
     generation: int,

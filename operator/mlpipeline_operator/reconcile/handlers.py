@@ -16,6 +16,7 @@ import kopf
 from mlpipeline_operator.api.constants import (
     ANNOTATION_STOP,
     ARGO_GROUP,
+    ARGO_LABEL_COMPLETED,
     ARGO_VERSION,
     GROUP,
     LABEL_MANAGED_BY,
@@ -48,6 +49,11 @@ WATCH_CHUNK_SIZE = 50
 # (kopf still waits for the echo of its own patches of a pipeline). Not 0: a worker given no
 # time at all never gets its first event.
 WORKER_IDLE_TIMEOUT = 0.1
+# The runs watched, selected by the API server: the operator's, until Argo marks them completed.
+# A run that finishes leaves the selection, and the watch says so with a DELETED event that
+# carries its final status; the finished runs kept in history (thousands, each tens of KB) are
+# never sent, not even at a start (each pipeline's resume reads its own runs' metadata).
+RUN_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER},{ARGO_LABEL_COMPLETED}!=true"
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
@@ -103,6 +109,7 @@ async def configure(
     settings.watching.client_timeout = config.watch_timeout + 30
     settings.watching.inactivity_timeout = config.inactivity_timeout
     settings.watching.chunk_size = WATCH_CHUNK_SIZE
+    settings.watching.label_selectors[ARGO_GROUP, "workflows"] = RUN_SELECTOR
     settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
     # Events are posted on purpose (Submitted, RunFailed, Promoted...), not for every log line.
     settings.posting.level = logging.WARNING
@@ -270,16 +277,17 @@ async def pipeline_finished_runs(
         memo.finished_runs[key] = (finished_runs(body.get("status")),)
 
 
-@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows", labels={LABEL_MANAGED_BY: MANAGER})
+@kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows")
 async def run_changed(
     body: kopf.Body,
     type: str | None,
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    """A run changed: queue a refresh of its pipeline's status (retried while the API server
-    cannot answer; a refusal waits for the next event or a resume). Queued, so that kopf does
-    not keep the run's body while the refresh waits for its turn."""
+    """A run changed, or finished (it left `RUN_SELECTOR`: DELETED): queue a refresh of its
+    pipeline's status (retried while the API server cannot answer; a refusal waits for the
+    next event or a resume). Queued, so that kopf does not keep the run's body while the
+    refresh waits for its turn."""
     finished: FinishedRuns = memo.finished_runs  # kept by pipeline_finished_runs
     with memo.metrics.handling("run_changed"):
         memo.reconciler.queue_refresh_for_run(body, memo.post_event, type, finished)
