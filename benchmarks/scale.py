@@ -15,9 +15,10 @@ For each tree (this one, and the checkout at --ref when given, each on a fresh c
    Workflow's status the way Argo does (Running, then Succeeded) and times until the
    pipeline's status shows the phase.
 
-Figures: those times, the operator's peak RSS (VmHWM) and CPU seconds, and its API requests
-from the API server's audit log (the operator runs as a user of its own, the only one audited),
-by kind, per fresh run of the burst and per status change of step 4.
+Figures: those times, the operator's peak RSS (VmHWM) and CPU seconds, the API server's peak
+RSS, and the operator's API requests from the API server's audit log (the operator runs as a
+user of its own, the only one audited), by kind, per fresh run of the burst and per status
+change of step 4.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Figures:
     lag_p50: float = 0.0
     lag_p95: float = 0.0
     rss: float = 0.0
+    apiserver_rss: float = 0.0
     cpu_start: float = 0.0
     cpu_burst: float = 0.0
     cpu_lag: float = 0.0
@@ -413,6 +415,7 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                     figures.lag_p50 = statistics.median(lags)
                     figures.lag_p95 = percentile(lags, 0.95)
                 figures.rss = peak_rss_mib(pid)
+                figures.apiserver_rss = peak_rss_mib(plane.processes["kube-apiserver"].proc.pid)
     return figures
 
 
@@ -440,6 +443,7 @@ def report(results: dict[str, Figures]) -> None:
     figure("status lag p50", [v * 1000 for v in get("lag_p50")], " ms")
     figure("status lag p95", [v * 1000 for v in get("lag_p95")], " ms")
     figure("peak RSS (VmHWM)", get("rss"), " MiB")
+    figure("API server's peak RSS", get("apiserver_rss"), " MiB")
     figure("CPU: start and settle", get("cpu_start"), " s")
     figure("CPU: burst", get("cpu_burst"), " s")
     figure("CPU: status changes", get("cpu_lag"), " s")
