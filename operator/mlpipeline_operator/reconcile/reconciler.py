@@ -8,7 +8,6 @@ generation, an existing child is adopted, and the status is recomputed whole fro
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -471,9 +470,7 @@ class Reconciler:
                 update={k: getattr(previous, k) for k in ("phase", "message", "conditions")}
             )
         if status != previous:
-            body = copy.deepcopy(dict(target.body))
-            body["status"] = status_patch(status)
-            await self.kube.replace_pipeline_status(body)
+            await self.kube.replace_pipeline_status(_with_status(target, status_patch(status)))
             for event in _events(previous, status, problems is not None):
                 await emit(target.body, event)
         return runs
@@ -742,6 +739,23 @@ def _run_of(run: Mapping[str, Any], target: Target, schedule: str | None) -> boo
     if owned_by(run, target.uid):
         return True
     return schedule is not None and (owner_of(run, "CronWorkflow") or {}).get("uid") == schedule
+
+
+def _with_status(target: Target, status: Obj) -> Obj:
+    """The object a status write sends: the status subresource takes only the status (and the
+    resourceVersion it was computed from) and keeps the rest as stored, so the spec (up to
+    512 KiB) is not sent back."""
+    meta = target.body["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "status": status,
+    }
 
 
 def _recorded(target: Target, run: str) -> bool:
