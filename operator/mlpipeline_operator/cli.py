@@ -89,6 +89,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     manifests: list[dict[str, Any]] = []
     for pipeline in loaded.pipelines:
         meta = pipeline.metadata
+        if pipeline.spec.suspend:
+            print(
+                f"{loaded.label}: note: {meta.name}: spec.suspend is true: the operator "
+                "submits no run while it is; this is the run it would submit otherwise",
+                file=sys.stderr,
+            )
         if args.namespace:
             meta.namespace = args.namespace
         if args.generation is not None:

@@ -80,8 +80,11 @@ def step_dependencies(step: Step) -> list[str]:
 
 
 def step_producers(step: Step) -> list[str]:
-    """The steps whose outputs a step takes (its inputs `from` them), without repeats."""
+    """The steps whose outputs a step takes (its inputs and its `forEach.from` name them),
+    without repeats."""
     refs = [p.from_ for p in step.inputs.parameters] + [a.from_ for a in step.inputs.artifacts]
+    if step.for_each is not None:
+        refs.append(step.for_each.from_)
     return list(dict.fromkeys(split_ref(ref)[0] for ref in refs if ref is not None))
 
 

@@ -2,7 +2,9 @@
 time (forEach.maxParallel 1), a step run once per object of an upstream step's JSON list
 (forEach.from with maxParallel, {{item.KEY}}), a step run once per value of a fanned-out step,
 a step over literal items without a limit, and a step that receives each fan-out's values as
-JSON lists in item order; the status counts the iterations."""
+JSON lists in item order; the status counts the iterations. A step over an empty list (with and
+without maxParallel) is skipped with the steps that take its outputs, while a step that only
+comes after it runs, and a false `when` skips a step with maxParallel."""
 
 from __future__ import annotations
 
@@ -128,3 +130,91 @@ def test_fan_out_and_fan_in(cluster: NodeCluster) -> None:
     for name, total in (("one-at-a-time", 3), ("per-config", 3), ("per-done", 3), ("words", 2)):
         assert steps[name]["phase"] == "Succeeded"
         assert steps[name]["iterations"] == {"total": total, "phases": {"Succeeded": total}}
+
+
+def empty_list_pipeline(cluster: NodeCluster) -> dict[str, Any]:
+    def over_empty(name: str, **for_each: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "forEach": {"from": "empty.list", **for_each},
+            "command": ["python", "-c", WRITE, "{{outputs.parameters.value.path}}"],
+            "args": ["{{item}}"],
+            "outputs": {"parameters": [{"name": "value", "path": "/tmp/value"}]},
+        }
+
+    def consuming(name: str, source: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "command": ["python", "-c", "import sys; print(sys.argv[1])"],
+            "args": ["{{inputs.parameters.values}}"],
+            "inputs": {"parameters": [{"name": "values", "from": f"{source}.value"}]},
+        }
+
+    return pipeline(
+        cluster,
+        "fan-out-empty",
+        [
+            {
+                "name": "empty",
+                "command": ["python", "-c", WRITE, "{{outputs.parameters.list.path}}", "[]"],
+                "outputs": {"parameters": [{"name": "list", "path": "/tmp/list"}]},
+            },
+            over_empty("none"),
+            over_empty("none-bounded", maxParallel=2),
+            {
+                "name": "bounded-guarded",
+                "forEach": {"items": ["a"], "maxParallel": 1},
+                "when": "{{pipeline.parameters.go}} == yes",
+                "command": ["python", "-c", "print('ran')"],
+            },
+            consuming("consumer", "none"),
+            consuming("bounded-consumer", "none-bounded"),
+            {
+                "name": "after",
+                "command": ["python", "-c", "print('after')"],
+                "dependsOn": ["none", "none-bounded", "bounded-guarded"],
+            },
+        ],
+        parameters=[{"name": "go", "value": "no"}],
+    )
+
+
+EMPTY_LIST_PHASES = {
+    "empty": "Succeeded",
+    "none": "Skipped",
+    "none-bounded": "Skipped",
+    "bounded-guarded": "Skipped",
+    "consumer": "Skipped",
+    "bounded-consumer": "Skipped",
+    "after": "Succeeded",
+}
+
+
+def test_an_empty_list_skips_its_step_and_the_consumers_and_the_steps_after_it_run(
+    cluster: NodeCluster,
+) -> None:
+    apply_pipeline(cluster, empty_list_pipeline(cluster))
+    done = wait_status(cluster, "fan-out-empty", generation=1, timeout=RUN_TIMEOUT)
+
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["lastRun"]["phase"] == "Succeeded"
+    steps = status["lastRun"]["steps"]
+    assert {step["name"]: step["phase"] for step in steps} == EMPTY_LIST_PHASES, steps
+    assert [step["name"] for step in steps] == list(EMPTY_LIST_PHASES)
+
+    nodes = _nodes(cluster, status["lastRun"]["name"])
+    named = {
+        node["displayName"]: node for node in nodes if node["displayName"] in EMPTY_LIST_PHASES
+    }
+    assert {name: node["phase"] for name, node in named.items()} == EMPTY_LIST_PHASES
+    assert sorted(node["displayName"] for node in nodes if node["type"] == "Pod") == [
+        "after",
+        "empty",
+    ]
+    skipped = {name for name, node in named.items() if node["type"] == "Skipped"}
+    assert skipped == {name for name, p in EMPTY_LIST_PHASES.items() if p == "Skipped"}
+    # Argo's own skip of a loop over nothing; with maxParallel, the compiled guard's.
+    assert named["none"]["message"] == "Skipped, empty params"
+    assert named["none-bounded"]["message"] == "when 'false' evaluated false"
+    assert named["bounded-guarded"]["message"] == "when 'false' evaluated false"

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.local.helpers import pipeline, run_local, step, write
 
 WRITE = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
@@ -179,12 +181,44 @@ def test_a_value_that_is_not_a_json_list_is_an_error_of_the_step(tmp_path: Path)
     assert "iterations" not in fan
 
 
-def test_an_empty_list_skips_the_step(tmp_path: Path) -> None:
-    run = run_local(write(tmp_path, pipeline(_from("[]"))), tmp_path / "run")
+@pytest.mark.parametrize("max_parallel", [None, 1])
+def test_an_empty_list_skips_the_step_and_its_consumers_but_not_the_steps_after_it(
+    tmp_path: Path, max_parallel: int | None
+) -> None:
+    steps = _from("[]")
+    fan = steps[-1]
+    fan["outputs"] = VALUE
+    if max_parallel is not None:
+        fan["forEach"]["maxParallel"] = max_parallel
+    steps += [
+        step(
+            "consumer",
+            "pass",
+            inputs={"parameters": [{"name": "values", "from": "fan.value"}]},
+        ),
+        step("after", "pass", dependsOn=["fan"]),
+    ]
+    run = run_local(write(tmp_path, pipeline(steps)), tmp_path / "run")
+
+    assert run.code == 0, run.out
+    assert run.summary["phase"] == "Succeeded"
+    assert {s["name"]: (s["phase"], s.get("message")) for s in run.summary["steps"]} == {
+        "configs": ("Succeeded", ""),
+        "fan": ("Skipped", "forEach.from configs.list: an empty list, no iteration"),
+        "consumer": ("Skipped", "takes the outputs of fan, which skipped"),
+        "after": ("Succeeded", ""),
+    }
+
+
+def test_a_step_over_the_list_of_a_skipped_step_is_skipped(tmp_path: Path) -> None:
+    steps = _from("[1]")
+    steps[0]["when"] = "{{pipeline.parameters.go}} == yes"
+    doc = pipeline(steps, parameters=[{"name": "go", "value": "no"}])
+    run = run_local(write(tmp_path, doc), tmp_path / "run")
 
     assert run.code == 0, run.out
     fan = run.step("fan")
     assert (fan["phase"], fan["message"]) == (
         "Skipped",
-        "forEach.from configs.list: an empty list, no iteration",
+        "takes the outputs of configs, which skipped",
     )

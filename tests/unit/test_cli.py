@@ -271,3 +271,18 @@ def test_operator_refuses_a_webhook_without_its_namespace(
         "--webhook-namespace (env MLPIPELINE_WEBHOOK_NAMESPACE): the operator's namespace, "
         "where it keeps its certificates in the Secret --webhook-secret\n"
     )
+
+
+def test_render_of_a_suspended_pipeline_notes_that_nothing_is_submitted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = pipeline()
+    doc["spec"]["suspend"] = True
+    path = write(tmp_path, "p.yaml", yaml.safe_dump(doc))
+    code, out, err = run(capsys, "render", path)
+    assert code == 0
+    assert yaml.safe_load(out)["kind"] == "Workflow"
+    assert err == (
+        f"{path}: note: demo: spec.suspend is true: the operator submits no run while it is; "
+        "this is the run it would submit otherwise\n"
+    )

@@ -274,6 +274,9 @@ def test_max_parallel_moves_the_loop_into_a_dag_template_with_parallelism() -> N
         "dependencies": ["extract"],
         "name": "train",
         "template": "train-forEach",
+        # Over an empty list the wrapper's task is skipped, as a looped task is.
+        "when": '{{=len(fromJSON(get(get(get(get(tasks, "extract"), "outputs"), "parameters"), '
+        '"configs"))) > 0}}',
     }
     assert dag["template:train-forEach"] == {
         "dag": {
@@ -309,6 +312,49 @@ def test_max_parallel_moves_the_loop_into_a_dag_template_with_parallelism() -> N
         "parallelism": 2,
     }
     assert "train" in {name.removeprefix("template:") for name in dag if ":" in name}
+
+
+def _over_a_list(max_parallel: int | None, **step: Any) -> Doc:
+    """`train` over the list `extract.configs`; `evaluate` takes its outputs, `report` only
+    comes after it."""
+    for_each: Doc = {"from": "extract.configs"}
+    if max_parallel is not None:
+        for_each["maxParallel"] = max_parallel
+    doc = fanned(for_each, ["train", "{{item}}"], **step)
+    doc["spec"]["steps"][0]["outputs"]["parameters"] = [{"name": "configs", "path": "/c"}]
+    del doc["spec"]["steps"][1]["inputs"]
+    doc["spec"]["steps"].append({"name": "report", "command": ["report"], "dependsOn": ["train"]})
+    return doc
+
+
+@pytest.mark.parametrize("max_parallel", [None, 2])
+def test_a_step_over_an_empty_list_skips_the_steps_that_take_its_outputs_only(
+    max_parallel: int | None,
+) -> None:
+    dag = _dag(compile_document(_over_a_list(max_parallel)))
+    assert dag["evaluate"]["when"] == '{{=get(get(tasks, "train"), "status") == "Succeeded"}}'
+    assert "when" not in dag["report"]
+    assert dag["report"]["dependencies"] == ["train"]
+
+
+def test_with_max_parallel_the_wrappers_task_keeps_the_steps_condition_and_continue_on() -> None:
+    step = {"when": "{{pipeline.parameters.lr}} > 0", "continueOnFailure": True}
+    looped = _dag(compile_document(_over_a_list(None, **step)))["train"]
+    wrapped = _dag(compile_document(_over_a_list(2, **step)))["train"]
+    assert wrapped["continueOn"] == looped["continueOn"] == {"error": True, "failed": True}
+    non_empty = (
+        'len(fromJSON(get(get(get(get(tasks, "extract"), "outputs"), "parameters"), '
+        '"configs"))) > 0'
+    )
+    assert looped["when"].startswith("{{=(float(")
+    assert wrapped["when"] == "{{=" + non_empty + " && " + looped["when"].removeprefix("{{=")
+
+
+def test_a_step_over_the_list_of_a_step_that_may_be_skipped_is_skipped_with_it() -> None:
+    doc = _over_a_list(None)
+    doc["spec"]["steps"][0]["when"] = "{{pipeline.parameters.lr}} > 0"
+    task = _dag(compile_document(doc))["train"]
+    assert task["when"] == '{{=get(get(tasks, "extract"), "status") == "Succeeded"}}'
 
 
 def test_an_invalid_fan_out_does_not_compile() -> None:

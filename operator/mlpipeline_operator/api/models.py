@@ -994,7 +994,10 @@ class ForEach(ApiModel):
     from_: OutputRef | None = Field(
         default=None,
         alias="from",
-        description='Output parameter "STEP.NAME" of an earlier step holding a JSON list.',
+        description=(
+            'Output parameter "STEP.NAME" of an earlier step holding a JSON list. An empty list '
+            "skips the step and the steps that take its outputs (not those only after it)."
+        ),
     )
     max_parallel: int | None = Field(
         default=None,

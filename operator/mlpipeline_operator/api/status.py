@@ -45,7 +45,9 @@ class FailedIteration(StatusModel):
     item: Annotated[str, Field(max_length=MAX_ITEM_SHOWN + 3)] = Field(
         description=f"The item as Argo names it, cut at {MAX_ITEM_SHOWN} characters."
     )
-    message: Message | None = None
+    message: Message | None = Field(
+        default=None, description="Argo's message of the iteration's node (why it failed)."
+    )
 
 
 class Iterations(StatusModel):

@@ -543,8 +543,15 @@ def _succeeded(task: str) -> str:
 
 def _uncertain_steps(steps: list[api.Step]) -> set[str]:
     """Steps that can end without succeeding while the run goes on: those with a condition or
-    continueOnFailure, and those that take outputs from one of them (they are skipped then)."""
-    seeds = {s.name for s in steps if s.when is not None or s.continue_on_failure}
+    continueOnFailure, those with `forEach.from` (an empty list skips them), and those that take
+    outputs from one of them (they are skipped then)."""
+    seeds = {
+        s.name
+        for s in steps
+        if s.when is not None
+        or s.continue_on_failure
+        or (s.for_each is not None and s.for_each.from_ is not None)
+    }
     return downstream(steps, seeds, step_producers)
 
 
@@ -555,6 +562,13 @@ def _task_when(step: api.Step, uncertain: set[str]) -> str | None:
     if reads_promotion(step) or uses_promotion(step):  # it needs the decision
         guards.append(PROMOTION_TASK)
     parts = [_succeeded(g) for g in guards]
+    for_each = step.for_each
+    if for_each is not None and for_each.from_ is not None and for_each.max_parallel is not None:
+        # Argo skips a looped task over an empty list, but the wrapper template that carries
+        # maxParallel (`_fan_out`) would succeed around it: the wrapper's task is skipped itself.
+        source, name = split_ref(for_each.from_)
+        items = _expr_get("tasks", source, "outputs", "parameters", name)
+        parts.append(f"len(fromJSON({items})) > 0")
     if step.when is not None:
         condition = conditions.parse(step.when)
         parts.append(f"({conditions.to_expr(condition, lambda ref: _expr_value(step, ref))})")
@@ -702,9 +716,11 @@ def _fan_out(
     outer = _present(
         {
             "arguments": outer_arguments,
+            "continueOn": task.get("continueOn"),
             "dependencies": task.get("dependencies"),
             "name": step.name,
             "template": _wrapper_name(step),
+            "when": task.get("when"),
         }
     )
     return outer, [wrapper, template]
