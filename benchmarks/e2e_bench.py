@@ -70,16 +70,36 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def operator_cpu_seconds(cluster: NodeCluster) -> float:
-    """CPU seconds used so far by the containers of the operator's pods."""
+def audited_apiserver_args(directory: Path) -> tuple[list[str], Path]:
+    """kube-apiserver's flags that write the operator's requests (AUDIT_POLICY) to a JSON
+    audit log in ``directory``, and the log's path."""
+    (directory / "policy.yaml").write_text(json.dumps(AUDIT_POLICY))
+    audit_log = directory / "audit.log"
+    args = [
+        f"--audit-policy-file={directory / 'policy.yaml'}",
+        f"--audit-log-path={audit_log}",
+        "--audit-log-format=json",
+    ]
+    return args, audit_log
+
+
+def operator_pod_cgroup_files(cluster: NodeCluster, hierarchy: str, name: str) -> dict[str, Path]:
+    """By the operator's pod name, the file ``name`` of the pod's cgroup in the cgroup v1
+    ``hierarchy`` (the pod's cgroup: its containers together)."""
     assert cluster.control_plane is not None
     pods = cluster.control_plane.kube.list_objects("v1", "Pod", "mlpipeline-system")
-    total = 0
+    files: dict[str, Path] = {}
     for pod in pods:
         uid = pod["metadata"]["uid"]
-        for usage in Path("/sys/fs/cgroup/cpuacct").glob(f"**/pod{uid}/cpuacct.usage"):
-            total += int(usage.read_text())
-    return total / 1e9
+        for found in Path("/sys/fs/cgroup", hierarchy).glob(f"**/pod{uid}/{name}"):
+            files[pod["metadata"]["name"]] = found
+    return files
+
+
+def operator_cpu_seconds(cluster: NodeCluster) -> float:
+    """CPU seconds used so far by the containers of the operator's pods."""
+    usages = operator_pod_cgroup_files(cluster, "cpuacct", "cpuacct.usage")
+    return sum(int(usage.read_text()) for usage in usages.values()) / 1e9
 
 
 def cluster_round(cluster: NodeCluster, n_estimators: str) -> dict[str, float]:
@@ -141,14 +161,9 @@ def main() -> int:
     cluster_runs: list[dict[str, Any]] = []
     local_runs: list[float] = []
     requests: list[collections.Counter[str]] = []
-    audit_dir = Path(tempfile.mkdtemp(prefix="e2e-bench-audit-"))
-    (audit_dir / "policy.yaml").write_text(json.dumps(AUDIT_POLICY))
-    audit_log = audit_dir / "audit.log"
-    audit_args = [
-        f"--audit-policy-file={audit_dir / 'policy.yaml'}",
-        f"--audit-log-path={audit_log}",
-        "--audit-log-format=json",
-    ]
+    audit_args, audit_log = audited_apiserver_args(
+        Path(tempfile.mkdtemp(prefix="e2e-bench-audit-"))
+    )
     started = time.monotonic()
     with NodeCluster(extra_apiserver_args=audit_args) as cluster:
         print(f"cluster started in {time.monotonic() - started:.1f} s", flush=True)

@@ -49,3 +49,7 @@ record-runs: venv binaries images ## re-record the unit tier's real Argo statuse
 .PHONY: benchmark-e2e
 benchmark-e2e: venv binaries images ## the example on the cluster vs locally, operator CPU, status lag
 	$(PY) -m benchmarks.e2e_bench
+
+.PHONY: benchmark-churn
+benchmark-churn: venv binaries images ## 12 runs at once on the cluster: Argo's churn, status lag, operator CPU, memory, requests
+	$(PY) -m benchmarks.churn
