@@ -115,7 +115,7 @@ def check_fits(cluster: NodeCluster, pods: int, cpu: int) -> str:
     allocatable = kube.get("v1", "Node", NODE_NAME)["status"]["allocatable"]
     running = [
         pod
-        for pod in kube.list_objects("v1", "Pod")
+        for pod in kube.request("GET", "/api/v1/pods")["items"]
         if pod["status"].get("phase") not in ("Succeeded", "Failed")
     ]
     requested = sum(
