@@ -38,12 +38,6 @@ from tests.e2e.test_example import EXAMPLE, example_for
 from tests.e2e.workflows import WORKFLOW
 
 OPERATOR_USER = "system:serviceaccount:mlpipeline-system:mlpipeline-operator"
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}],
-}
 
 
 def operator_requests(audit_log: Path, since: str, until: str) -> collections.Counter[str]:
@@ -70,10 +64,16 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def audited_apiserver_args(directory: Path) -> tuple[list[str], Path]:
-    """kube-apiserver's flags that write the operator's requests (AUDIT_POLICY) to a JSON
-    audit log in ``directory``, and the log's path."""
-    (directory / "policy.yaml").write_text(json.dumps(AUDIT_POLICY))
+def audited_apiserver_args(directory: Path, user: str = OPERATOR_USER) -> tuple[list[str], Path]:
+    """kube-apiserver's flags that write the requests of ``user`` (the operator), and no
+    other, to a JSON audit log in ``directory``; and the log's path."""
+    policy = {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [{"level": "Metadata", "users": [user]}, {"level": "None"}],
+    }
+    (directory / "policy.yaml").write_text(json.dumps(policy))
     audit_log = directory / "audit.log"
     args = [
         f"--audit-policy-file={directory / 'policy.yaml'}",

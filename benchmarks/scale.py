@@ -45,7 +45,7 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from benchmarks.e2e_bench import now_rfc3339, operator_requests
+from benchmarks.e2e_bench import audited_apiserver_args, now_rfc3339, operator_requests
 from benchmarks.operator_bench import hide_sync_client, peak_rss_mib, percentile
 from mlpipeline_operator.compiler.workflow import compile_run
 from mlpipeline_operator.core import run_name
@@ -62,12 +62,6 @@ from tests.unit.pipelines import chain
 
 NAMESPACE = "scale"
 OPERATOR_USER = "mlpipeline-operator"
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived"],
-    "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}],
-}
 PIPELINE = ("mlops.gitops.dev", "v1alpha1", "mlpipelines")
 WORKFLOW = ("argoproj.io", "v1alpha1", "workflows")
 # Requests by kind, in the order they are printed.
@@ -306,13 +300,7 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         work = Path(tmp)
-        (work / "policy.yaml").write_text(json.dumps(AUDIT_POLICY))
-        audit_log = work / "audit.log"
-        audit_args = [
-            f"--audit-policy-file={work / 'policy.yaml'}",
-            f"--audit-log-path={audit_log}",
-            "--audit-log-format=json",
-        ]
+        audit_args, audit_log = audited_apiserver_args(work, OPERATOR_USER)
         hide_sync_client(work)
         with running_control_plane(extra_apiserver_args=audit_args) as plane:
             kube = plane.kube
