@@ -54,6 +54,11 @@ WORKER_IDLE_TIMEOUT = 0.1
 # carries its final status; the finished runs kept in history (thousands, each tens of KB) are
 # never sent, not even at a start (each pipeline's resume reads its own runs' metadata).
 RUN_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER},{ARGO_LABEL_COMPLETED}!=true"
+# Objects of one kind kopf handles at once. Each holds its event and kopf's copies of it while it
+# waits for the reconciler (8 passes at once): unbounded, a start of 1,000 pipelines held them
+# all. kopf keeps a pipeline's slot while it waits to retry (up to 60 s after a refusal), so
+# the bound is well above what a few refused pipelines take.
+WORKER_LIMIT = 64
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
 # Seconds before retrying a request the API server refused (403, 404, 422).
@@ -111,6 +116,7 @@ async def configure(
     settings.watching.chunk_size = WATCH_CHUNK_SIZE
     settings.watching.label_selectors[ARGO_GROUP, "workflows"] = RUN_SELECTOR
     settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
+    settings.queueing.worker_limit = WORKER_LIMIT
     # Events are posted on purpose (Submitted, RunFailed, Promoted...), not for every log line.
     settings.posting.level = logging.WARNING
     # The resources are known in advance: no need to watch CRDs (and no RBAC for it).
