@@ -19,7 +19,8 @@ For each tree (this one, and the checkout at --ref when given, each on a fresh c
 Figures: those times, the operator's peak RSS (VmHWM) and CPU seconds, the API server's peak
 RSS, and the operator's API requests from the API server's audit log (the operator runs as a
 user of its own, the only one audited), by kind, per fresh run of the burst and per status
-change of step 4.
+change of step 4. Last, the operator stopped, the benchmark itself creates as many Workflows
+like the burst's from 16 threads: the time the API server alone needs for them.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Figures:
     lag_p95: float = 0.0
     rss: float = 0.0
     apiserver_rss: float = 0.0
+    api_alone: float = 0.0
     cpu_start: float = 0.0
     cpu_burst: float = 0.0
     cpu_lag: float = 0.0
@@ -446,8 +448,33 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                     figures.lag_p50 = statistics.median(lags)
                     figures.lag_p95 = percentile(lags, 0.95)
                 figures.rss = peak_rss_mib(pid)
-                figures.apiserver_rss = peak_rss_mib(plane.processes["kube-apiserver"].proc.pid)
+            figures.api_alone = api_server_alone(kube, pipelines, steps)
+            figures.apiserver_rss = peak_rss_mib(plane.processes["kube-apiserver"].proc.pid)
     return figures
+
+
+def api_server_alone(kube: Any, count: int, steps: int) -> float:
+    """Seconds the API server takes to create `count` Workflows like the burst's (the compiled
+    run of a pipeline of `steps` steps, named apart) from 16 client threads, the operator
+    stopped: the burst's floor on this machine (Argo's full CRD validates each one)."""
+    namespace = f"{NAMESPACE}-alone"
+    kube.create_namespace(namespace)
+    pipeline, problems = validate_document(pipeline_doc("alone", steps, "2"))
+    assert pipeline is not None, problems
+    manifest = compile_run(pipeline).manifest
+    api = client.CustomObjectsApi(kube.api_client)
+
+    def create(index: int) -> None:
+        wf = copy.deepcopy(manifest)
+        wf["metadata"].update(name=f"alone-{index:04d}", namespace=namespace)
+        busy_retried(
+            lambda: api.create_namespaced_custom_object(*WORKFLOW[:2], namespace, WORKFLOW[2], wf)
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, range(count)))
+    return time.perf_counter() - started
 
 
 def report(results: dict[str, Figures]) -> None:
@@ -471,6 +498,7 @@ def report(results: dict[str, Figures]) -> None:
     figure("operator settled after start", get("settle"), " s")
     figure("burst: every Workflow", get("all_workflows"), " s")
     figure("burst: every status", get("all_status"), " s")
+    figure("API server alone: as many creates", get("api_alone"), " s")
     figure("status lag p50", [v * 1000 for v in get("lag_p50")], " ms")
     figure("status lag p95", [v * 1000 for v in get("lag_p95")], " ms")
     figure("peak RSS (VmHWM)", get("rss"), " MiB")
