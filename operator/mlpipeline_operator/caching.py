@@ -181,3 +181,42 @@ def cache_owner(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
     if not namespace or not name or metadata.get("name") != cache_config_map_name(namespace, name):
         return None
     return namespace, name
+
+
+# The API server refuses a ConfigMap whose data (keys and values, in bytes) exceeds 1 MiB, and
+# Argo ends in Error a step whose cache entry does not fit.
+CONFIG_MAP_LIMIT = 1024 * 1024
+# Above this, stale entries are removed before a run: the other half is room for one more run's
+# entries of a large pipeline (an entry holds the step's outputs: a few hundred bytes to a few
+# KiB each), so that the run submitted now can save all of its own.
+CACHE_TRIM_THRESHOLD = CONFIG_MAP_LIMIT // 2
+
+
+def memoize_keys(manifest: Mapping[str, Any]) -> set[str]:
+    """The cache keys that a compiled Workflow or CronWorkflow saves its steps' results under:
+    the `memoize.key` of its templates (Argo keeps an entry in the ConfigMap's data under
+    exactly that key)."""
+    spec = manifest["spec"]
+    templates = spec["workflowSpec"]["templates"] if "workflowSpec" in spec else spec["templates"]
+    return {t["memoize"]["key"] for t in templates if "memoize" in t}
+
+
+def cache_size(data: Mapping[str, str]) -> int:
+    """The bytes that count against a ConfigMap's limit: its keys and values."""
+    return sum(len(key.encode()) + len(value.encode()) for key, value in data.items())
+
+
+def stale_cache_keys(data: Mapping[str, str], current: set[str]) -> list[str]:
+    """The entries to remove from a cache before a run: none while the cache holds at most
+    CACHE_TRIM_THRESHOLD bytes, else those of keys the run does not use (earlier versions of
+    its steps, which no run of this version will read). The current entries stay, even when
+    they alone are above the threshold (they are the results of one run, far smaller)."""
+    if cache_size(data) <= CACHE_TRIM_THRESHOLD:
+        return []
+    return sorted(key for key in data if key not in current)
+
+
+def cache_trim_patch(resource_version: str, stale: list[str]) -> dict[str, Any]:
+    """A JSON merge patch removing the stale entries, as of the cache's resourceVersion (the
+    API server refuses it with a conflict if Argo wrote an entry since it was read)."""
+    return {"metadata": {"resourceVersion": resource_version}, "data": dict.fromkeys(stale)}

@@ -53,13 +53,15 @@ class MemoryKube:
     """Objects in memory; `writes` lists every change made, in order; `reads` every list and
     get."""
 
-    def __init__(self, conflicts: int = 0) -> None:
+    def __init__(self, conflicts: int = 0, config_map_conflicts: int = 0) -> None:
         """`conflicts`: how many status writes in a row find the MLPipeline changed by
-        someone else (its resourceVersion moved on) and fail with Conflict."""
+        someone else (its resourceVersion moved on) and fail with Conflict;
+        `config_map_conflicts`: the same for ConfigMap patches (Argo saving an entry)."""
         self.objects: dict[Key, Obj] = {}
         self.writes: list[str] = []
         self.reads: list[str] = []
         self.conflicts = conflicts
+        self.config_map_conflicts = config_map_conflicts
         self._version = 0
 
     def _next_version(self) -> str:
@@ -138,6 +140,25 @@ class MemoryKube:
         self.writes.append(f"create ConfigMap {key[1]}/{key[2]}")
         self.add(manifest)
         return True
+
+    async def get_config_map(self, namespace: str, name: str) -> Obj | None:
+        self.reads.append(f"get ConfigMap {namespace}/{name}")
+        return copy.deepcopy(self.objects.get(("ConfigMap", namespace, name)))
+
+    async def patch_config_map(self, namespace: str, name: str, patch: Obj) -> None:
+        key = ("ConfigMap", namespace, name)
+        stored = self.objects.get(key)
+        if stored is not None and self.config_map_conflicts:
+            self.config_map_conflicts -= 1
+            stored["metadata"]["resourceVersion"] = self._next_version()
+        if stored is None:
+            raise _not_found("patch", key)
+        version = (patch.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != stored["metadata"]["resourceVersion"]:
+            raise Conflict(f"patch ConfigMap {namespace}/{name}: conflict")
+        self.writes.append(f"patch ConfigMap {namespace}/{name} {patch}")
+        _merge(stored, patch)
+        stored["metadata"]["resourceVersion"] = self._next_version()
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         if self.objects.pop(("ConfigMap", namespace, name), None) is not None:

@@ -7,8 +7,13 @@ from typing import Any
 
 from mlpipeline_operator.api.models import MLPipeline
 from mlpipeline_operator.caching import (
+    CACHE_TRIM_THRESHOLD,
     cache_config_map_name,
     cache_keys,
+    cache_size,
+    cache_trim_patch,
+    memoize_keys,
+    stale_cache_keys,
     step_max_age,
     uses_cache,
 )
@@ -185,3 +190,39 @@ def test_the_largest_pipeline_has_a_key_per_step() -> None:
     result = keys(doc)
     assert len(set(result.values())) == 1000
     assert all(ARGO_KEY.match(k) and len(k) <= 253 for k in result.values())
+
+
+def test_the_memoize_keys_of_a_run_and_of_a_schedule_are_those_of_its_cached_steps() -> None:
+    doc = cached()
+    doc["spec"]["steps"][2]["cache"] = {"maxAge": "0s"}
+    expected = keys(doc)
+    assert memoize_keys(compile_document(doc)) == {expected["extract"], expected["train"]}
+    doc["spec"]["schedule"] = {"cron": "0 2 * * *"}
+    cron = compile_document(doc)
+    assert cron["kind"] == "CronWorkflow"
+    assert memoize_keys(cron) == {expected["extract"], expected["train"]}
+    assert memoize_keys(compile_document(pipeline())) == set()
+
+
+def test_a_cache_size_counts_the_bytes_of_keys_and_values() -> None:
+    assert cache_size({"a-1": "xy", "b-2": "é"}) == 3 + 2 + 3 + 2
+    assert cache_size({}) == 0
+
+
+def test_stale_entries_go_only_from_a_cache_above_the_threshold() -> None:
+    current = {"train-1"}
+    # Exactly at the threshold: nothing removed.
+    at = {"train-1": "x", "train-0": "y" * (CACHE_TRIM_THRESHOLD - 15)}
+    assert cache_size(at) == CACHE_TRIM_THRESHOLD
+    assert stale_cache_keys(at, current) == []
+    above = {**at, "extract-0": ""}
+    assert stale_cache_keys(above, current) == ["extract-0", "train-0"]
+    # Above it with the run's own entries alone: they stay.
+    assert stale_cache_keys({"train-1": "y" * CACHE_TRIM_THRESHOLD}, current) == []
+
+
+def test_the_trim_patch_nulls_the_stale_keys_as_of_the_version_read() -> None:
+    assert cache_trim_patch("42", ["extract-0", "train-0"]) == {
+        "metadata": {"resourceVersion": "42"},
+        "data": {"extract-0": None, "train-0": None},
+    }

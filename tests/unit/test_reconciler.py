@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,12 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from mlpipeline_operator.caching import cache_config_map, cache_config_map_name
+from mlpipeline_operator.caching import (
+    CACHE_TRIM_THRESHOLD,
+    cache_config_map,
+    cache_config_map_name,
+    memoize_keys,
+)
 from mlpipeline_operator.compiler.workflow import CompileOptions
 from mlpipeline_operator.core import InvalidPipeline, run_name
 from mlpipeline_operator.policy import Tenancy, parse_policy
@@ -284,6 +290,90 @@ def test_a_caching_pipeline_gets_its_cache_before_its_run_and_loses_it_with_it()
     kube.writes.clear()
     asyncio.run(reconciler.forget(kube.pipeline()))
     assert kube.writes == [f"delete ConfigMap argo/{cache}"]
+
+
+def cached_and_rerun(
+    kube: MemoryKube, reconciler: Reconciler, doc: Obj, data: Callable[[set[str]], dict[str, str]]
+) -> tuple[str, set[str], str]:
+    """A caching pipeline's first run submitted, its cache then holding `data(current keys)`,
+    then a rerun with the API calls recorded from there on; the cache's name, the keys, and
+    the resourceVersion of the cache before the rerun."""
+    run(reconciler, copy.deepcopy(doc), [])
+    cache = cache_config_map_name("ml", "demo")
+    current = memoize_keys(kube.child("Workflow", run_name("ml", "demo", 1)))
+    stored = kube.child("ConfigMap", cache, namespace="argo")
+    stored["data"] = data(current)
+    version = str(stored["metadata"]["resourceVersion"])
+    kube.writes.clear()
+    kube.reads.clear()
+    rerun = kube.pipeline()
+    rerun["metadata"]["annotations"] = {"mlops.gitops.dev/rerun": "1"}
+    run(reconciler, rerun, [])
+    return cache, current, version
+
+
+def test_a_cache_above_the_threshold_loses_the_entries_the_run_does_not_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube, reconciler, doc, _ = setup(defaults={"cache": {"maxAge": "24h"}})
+
+    def full(current: set[str]) -> dict[str, str]:
+        stale = {f"train-{i:032x}": "s" * 200_000 for i in range(3)}
+        return {**stale, **{key: '{"nodeID":"n"}' for key in current}}
+
+    with caplog.at_level(logging.INFO, logger="mlpipeline_operator"):
+        cache, current, version = cached_and_rerun(kube, reconciler, doc, full)
+    assert len(current) == 3
+    stale = [f"train-{i:032x}" for i in range(3)]
+    patch = {"metadata": {"resourceVersion": version}, "data": dict.fromkeys(stale)}
+    rerun = run_name("ml", "demo", 1, "1")
+    assert kube.writes == [
+        f"patch ConfigMap argo/{cache} {patch}",
+        f"create Workflow {rerun}",
+        "status",
+    ]
+    assert kube.child("ConfigMap", cache, namespace="argo")["data"] == {
+        key: '{"nodeID":"n"}' for key in current
+    }
+    before = 3 * (len(stale[0]) + 200_000) + sum(len(k) + 14 for k in current)
+    after = sum(len(k) + 14 for k in current)
+    assert (
+        f"ml/demo: trimmed cache ConfigMap argo/{cache}: 3 stale entries removed, "
+        f"{before} bytes -> {after} bytes"
+    ) in caplog.messages
+
+
+def test_a_cache_within_the_threshold_is_only_read() -> None:
+    kube, reconciler, doc, _ = setup(defaults={"cache": {"maxAge": "24h"}})
+
+    def half(current: set[str]) -> dict[str, str]:
+        entries = {key: "" for key in current}
+        room = CACHE_TRIM_THRESHOLD - sum(len(k) for k in entries) - len("train-old")
+        return {**entries, "train-old": "s" * room}
+
+    cache, _, _ = cached_and_rerun(kube, reconciler, doc, half)
+    assert kube.reads == [f"get ConfigMap argo/{cache}"]
+    assert kube.writes == [f"create Workflow {run_name('ml', 'demo', 1, '1')}", "status"]
+    assert "train-old" in kube.child("ConfigMap", cache, namespace="argo")["data"]
+
+
+def test_a_cache_changed_while_being_trimmed_is_left_and_the_run_submitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube, reconciler, doc, _ = setup(defaults={"cache": {"maxAge": "24h"}})
+    kube.config_map_conflicts = 1  # Argo saves an entry between the read and the patch
+
+    def full(current: set[str]) -> dict[str, str]:
+        return {"train-old": "s" * (CACHE_TRIM_THRESHOLD + 1)}
+
+    with caplog.at_level(logging.INFO, logger="mlpipeline_operator"):
+        cache, _, _ = cached_and_rerun(kube, reconciler, doc, full)
+    assert kube.writes == [f"create Workflow {run_name('ml', 'demo', 1, '1')}", "status"]
+    assert list(kube.child("ConfigMap", cache, namespace="argo")["data"]) == ["train-old"]
+    assert (
+        f"ml/demo: cache ConfigMap argo/{cache} changed while being trimmed: left as it is"
+        in caplog.messages
+    )
 
 
 def test_the_cache_lives_in_the_namespace_of_argo_given() -> None:

@@ -130,6 +130,15 @@ class KubeApi(Protocol):
         """Create a ConfigMap; False when it already exists."""
         ...
 
+    async def get_config_map(self, namespace: str, name: str) -> Obj | None:
+        """A ConfigMap; None when it does not exist."""
+        ...
+
+    async def patch_config_map(self, namespace: str, name: str, patch: Obj) -> None:
+        """Apply a JSON merge patch to a ConfigMap (a `metadata.resourceVersion` in the patch
+        makes it conditional: Conflict if the object changed since)."""
+        ...
+
     async def delete_config_map(self, namespace: str, name: str) -> None:
         """Delete a ConfigMap; nothing when it is already gone."""
         ...
@@ -366,6 +375,15 @@ class Kube:
             raise
         config_map: Obj = found
         return config_map
+
+    async def patch_config_map(self, namespace: str, name: str, patch: Obj) -> None:
+        await self._raw(
+            f"patch ConfigMap {namespace}/{name}",
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
+            patch,
+            content_type="application/merge-patch+json",
+        )
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         try:

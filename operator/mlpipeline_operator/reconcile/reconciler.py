@@ -31,6 +31,10 @@ from mlpipeline_operator.caching import (
     cache_config_map,
     cache_config_map_name,
     cache_owner,
+    cache_size,
+    cache_trim_patch,
+    memoize_keys,
+    stale_cache_keys,
     uses_cache,
 )
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_run
@@ -335,15 +339,54 @@ class Reconciler:
 
     async def _ensure_cache(self, target: Target, compiled: CompiledRun) -> None:
         """The cache ConfigMap of a pipeline with cached steps, before a run uses it (made by
-        the operator, so that Argo's controller needs no right to create ConfigMaps)."""
+        the operator, so that Argo's controller needs no right to create ConfigMaps), with room
+        for the run's entries: Argo never removes one, and ends in Error a step whose entry
+        does not fit."""
         if not uses_cache(compiled.pipeline.spec):
+            return
+        name = cache_config_map_name(target.namespace, target.name)
+        existing = await self.kube.get_config_map(self.cache_namespace, name)
+        if existing is not None:
+            await self._trim_cache(target, existing, memoize_keys(compiled.manifest))
             return
         manifest = cache_config_map(target.namespace, target.name, self.cache_namespace)
         if await self.kube.create_config_map(manifest):
-            name = manifest["metadata"]["name"]
             self.logger.info(
                 "%s: created cache ConfigMap %s/%s", target.ref, self.cache_namespace, name
             )
+
+    async def _trim_cache(self, target: Target, cache: Obj, current: set[str]) -> None:
+        """Remove the entries that the run does not use from a cache above
+        CACHE_TRIM_THRESHOLD. A conflict (Argo saved an entry since the read) leaves them to
+        the next run: the submission does not wait for the cache."""
+        data = cache.get("data") or {}
+        stale = stale_cache_keys(data, current)
+        if not stale:
+            return
+        meta = cache["metadata"]
+        where = f"{self.cache_namespace}/{meta['name']}"
+        try:
+            await self.kube.patch_config_map(
+                self.cache_namespace,
+                meta["name"],
+                cache_trim_patch(meta["resourceVersion"], stale),
+            )
+        except Conflict:
+            self.logger.info(
+                "%s: cache ConfigMap %s changed while being trimmed: left as it is",
+                target.ref,
+                where,
+            )
+            return
+        kept = {key: value for key, value in data.items() if key not in stale}
+        self.logger.info(
+            "%s: trimmed cache ConfigMap %s: %d stale entries removed, %d bytes -> %d bytes",
+            target.ref,
+            where,
+            len(stale),
+            cache_size(data),
+            cache_size(kept),
+        )
 
     async def forget(self, pipeline: Mapping[str, Any]) -> None:
         """The pipeline was deleted: delete its cache ConfigMap, which lives in Argo's
