@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from hack.delivery_files import CHART_DIR
-from mlpipeline_operator.caching import cache_config_map_name
+from mlpipeline_operator.caching import cache_config_map_name, memoize_keys
 from mlpipeline_operator.core import run_name
 from tests.chart.conftest import ChartPlane, ensure_namespace
 from tests.chart.helm import NAMESPACE, find, of_kind, render
@@ -222,12 +222,20 @@ def schedule_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
 
 
 def cache_lifecycle(kube: Kube, namespace: str, op: OperatorProcess) -> None:
-    """A caching pipeline's cache ConfigMap, created in Argo's namespace before its run and
-    deleted with the pipeline."""
+    """A caching pipeline's cache ConfigMap, created in Argo's namespace before its run, read
+    before a rerun and its stale entries removed (get, patch), deleted with the pipeline."""
     kube.create(make_pipeline(namespace, "cached", defaults={"cache": {"maxAge": "1h"}}))
     name = cache_config_map_name(namespace, "cached")
     wait(lambda: get_or_none(kube, "ConfigMap", "argo", name, "v1"), TIMEOUT, "the cache", op)
-    wait(lambda: runs(kube, namespace, "cached"), TIMEOUT, "its run", op)
+    (first,) = wait(lambda: runs(kube, namespace, "cached"), TIMEOUT, "its run", op)
+    current = {key: "{}" for key in memoize_keys(first)}
+    stale = {f"train-{i:032x}": "s" * 200_000 for i in range(3)}  # above half of 1 MiB
+    kube.patch("v1", "ConfigMap", name, {"data": {**current, **stale}}, "argo")
+    rerun = {"metadata": {"annotations": {"mlops.gitops.dev/rerun": "1"}}}
+    kube.patch(PIPELINE_API, "MLPipeline", "cached", rerun, namespace)
+    wait(lambda: len(runs(kube, namespace, "cached")) == 2, TIMEOUT, "the rerun", op)
+    trimmed = kube.get("v1", "ConfigMap", name, "argo")
+    assert trimmed["data"] == current
     kube.delete(PIPELINE_API, "MLPipeline", "cached", namespace)
     wait(
         lambda: get_or_none(kube, "ConfigMap", "argo", name, "v1") is None,
@@ -599,6 +607,8 @@ def test_granted_rights_answer_yes(
     assert access(kube, "list", "mlops.gitops.dev", "mlpipelines")  # every namespace
     assert access(kube, "create", "", "configmaps", "argo")  # the step caches
     assert access(kube, "delete", "", "configmaps", "argo")
+    assert access(kube, "get", "", "configmaps", "argo")  # stale entries removed before a run
+    assert access(kube, "patch", "", "configmaps", "argo")
     assert access(kube, "list", "", "configmaps", "argo")  # the sweep of deleted pipelines' caches
     # The webhook's certificates and CA bundle.
     assert access(kube, "update", "", "secrets", NAMESPACE, name=WEBHOOK)

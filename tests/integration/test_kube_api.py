@@ -15,7 +15,7 @@ import pytest
 from kubernetes_asyncio import config
 
 from mlpipeline_operator.api.constants import API_VERSION, KIND
-from mlpipeline_operator.caching import cache_config_map
+from mlpipeline_operator.caching import cache_config_map, cache_trim_patch
 from mlpipeline_operator.compiler.workflow import CompileOptions, compile_document
 from mlpipeline_operator.reconcile.kube import Conflict, Kube, KubeApi, Refused
 from tests.controlplane.harness import ControlPlane
@@ -191,6 +191,36 @@ def test_create_config_map_then_again_and_delete_twice(
         await api.delete_config_map(namespace, name)
         await api.delete_config_map(namespace, name)  # already gone: nothing
         assert await api.create_config_map(manifest) is True  # it was gone
+
+    against(check)
+
+
+def test_a_cache_trim_patch_removes_exactly_its_keys_as_of_the_version_read(
+    against: Callable[[Check], None], namespace: str
+) -> None:
+    async def check(api: KubeApi, seed: Seed) -> None:
+        manifest = cache_config_map(namespace, "demo", namespace)
+        name = manifest["metadata"]["name"]
+        assert await api.get_config_map(namespace, name) is None
+        manifest["data"] = {"extract-0": "a", "train-0": "b", "train-1": "c"}
+        await api.create_config_map(manifest)
+        read = await api.get_config_map(namespace, name)
+        assert read is not None and read["data"] == manifest["data"]
+        version = read["metadata"]["resourceVersion"]
+        await api.patch_config_map(
+            namespace, name, cache_trim_patch(version, ["extract-0", "train-0"])
+        )
+        trimmed = await api.get_config_map(namespace, name)
+        assert trimmed is not None and trimmed["data"] == {"train-1": "c"}
+        assert trimmed["metadata"]["labels"] == manifest["metadata"]["labels"]
+        # The version read before that patch is stale now: refused, nothing removed.
+        with pytest.raises(Conflict):
+            await api.patch_config_map(namespace, name, cache_trim_patch(version, ["train-1"]))
+        after = await api.get_config_map(namespace, name)
+        assert after is not None and after["data"] == {"train-1": "c"}
+        with pytest.raises(Refused) as refused:
+            await api.patch_config_map(namespace, "never-created", cache_trim_patch("1", ["a"]))
+        assert refused.value.status == 404
 
     against(check)
 
