@@ -116,9 +116,8 @@ def test_default_values_cluster_wide_with_peering() -> None:
     )
     caches = find(objects, "Role", "mlpipeline-operator-caches")
     assert caches["metadata"]["namespace"] == "argo"
-    assert caches["rules"] == [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "delete", "list"]}
-    ]
+    verbs = ["create", "delete", "get", "list", "patch"]
+    assert caches["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]
     assert find(objects, "RoleBinding", "mlpipeline-operator-caches")["roleRef"]["name"] == (
         "mlpipeline-operator-caches"
     )
