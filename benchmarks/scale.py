@@ -129,6 +129,9 @@ class FirstSeen:
 
     def _watch(self) -> None:
         group, version, plural = self.resource
+        # Each watch goes on from the last event seen: started afresh, a watch first sends every
+        # object again, which takes longer than a watch lasts once there are 1,000 runs.
+        since: str | None = None
         while not self.stop:
             stream = watch.Watch().stream(
                 self.api.list_namespaced_custom_object,
@@ -138,19 +141,23 @@ class FirstSeen:
                 plural,
                 label_selector=self.label_selector,
                 timeout_seconds=30,
+                resource_version=since,
             )
             try:
                 for event in stream:
+                    since = (event["object"].get("metadata") or {}).get("resourceVersion", since)
                     name = self.key(event["object"])
                     if name is not None:
                         with self.lock:
                             self.seen.setdefault(name, time.perf_counter())
                     if self.stop:
                         break
-            except (urllib3.exceptions.HTTPError, ApiException):
-                # The server ended the watch, or its cache is (re)initializing: watch again
-                # (events are keyed by name).
-                time.sleep(0.5)
+            except ApiException as error:
+                if error.status == 410:
+                    since = None  # too old: every object again (events are keyed by name)
+                time.sleep(0.5)  # the API server's cache may be (re)initializing
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.5)  # the server ended the watch: go on from the last event
 
     def wait_all(self, names: set[str], timeout: float) -> float:
         """The time the last of `names` was seen."""
