@@ -111,17 +111,20 @@ class MemoryKube:
         if self.objects.pop((kind, namespace, name), None) is not None:
             self.writes.append(f"delete {kind} {name}")
 
-    async def patch_child(self, kind: str, namespace: str, name: str, patch: Obj) -> None:
-        key = (kind, namespace, name)
+    def _patch(self, key: Key, patch: Obj, write: str) -> None:
+        """A JSON merge patch, conditional on the resourceVersion it carries, if any."""
         stored = self.objects.get(key)
         if stored is None:
             raise _not_found("patch", key)
         version = (patch.get("metadata") or {}).get("resourceVersion")
         if version is not None and version != stored["metadata"]["resourceVersion"]:
-            raise Conflict(f"patch {kind} {namespace}/{name}: conflict")
-        self.writes.append(f"patch {kind} {name}")
+            raise Conflict(f"patch {key[0]} {key[1]}/{key[2]}: conflict")
+        self.writes.append(write)
         _merge(stored, patch)
         stored["metadata"]["resourceVersion"] = self._next_version()
+
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Obj) -> None:
+        self._patch((kind, namespace, name), patch, f"patch {kind} {name}")
 
     async def list_runs(self, namespace: str, pipeline: str) -> list[Obj]:
         self.reads.append(f"list runs of {pipeline}")
@@ -149,16 +152,9 @@ class MemoryKube:
         key = ("ConfigMap", namespace, name)
         stored = self.objects.get(key)
         if stored is not None and self.config_map_conflicts:
-            self.config_map_conflicts -= 1
+            self.config_map_conflicts -= 1  # Argo saved an entry since it was read
             stored["metadata"]["resourceVersion"] = self._next_version()
-        if stored is None:
-            raise _not_found("patch", key)
-        version = (patch.get("metadata") or {}).get("resourceVersion")
-        if version is not None and version != stored["metadata"]["resourceVersion"]:
-            raise Conflict(f"patch ConfigMap {namespace}/{name}: conflict")
-        self.writes.append(f"patch ConfigMap {namespace}/{name} {patch}")
-        _merge(stored, patch)
-        stored["metadata"]["resourceVersion"] = self._next_version()
+        self._patch(key, patch, f"patch ConfigMap {namespace}/{name} {patch}")
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
         if self.objects.pop(("ConfigMap", namespace, name), None) is not None:
