@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -33,10 +34,12 @@ from mlpipeline_operator.reconcile.kube import (
     ClientClosed,
     Kube,
     KubeApi,
+    Refused,
     Retryable,
     _translate,
 )
 from mlpipeline_operator.reconcile.reconciler import (
+    REFUSED_RETRY_DELAY,
     STATUS_ATTEMPTS,
     Emit,
     Reconciler,
@@ -604,3 +607,105 @@ def test_queued_run_events_refresh_a_pipeline_once_and_once_more_after_a_change_
     assert kube.reads.count("get MLPipeline demo") == 2
     assert reconciler.queued == set() and reconciler.refreshing == set()
     assert kube.pipeline()["status"]["phase"] == "Running"
+
+
+def drain(reconciler: Reconciler, queue: Callable[[], None]) -> None:
+    """Queue passes, then wait for every one, including those queued by passes."""
+
+    async def wait() -> None:
+        queue()
+        while reconciler.background:
+            await asyncio.gather(*reconciler.background)
+
+    asyncio.run(wait())
+
+
+def test_a_queued_resume_reads_the_pipeline_when_its_turn_comes_and_submits_its_run() -> None:
+    kube, reconciler, _, events = setup()
+    counted: list[str] = []
+
+    @contextmanager
+    def count() -> Iterator[None]:
+        counted.append("reconcile")
+        yield
+
+    reconciler.counted = count
+
+    def queue_twice() -> None:
+        reconciler.queue_reconcile("ml", "demo", record(events))
+        reconciler.queue_reconcile("ml", "demo", record(events))  # one pass for both
+
+    drain(reconciler, queue_twice)
+    assert kube.reads == ["get MLPipeline demo"]
+    assert kube.writes == [f"create Workflow {run_name('ml', 'demo', 1)}", "status"]
+    assert [e.reason for e in events] == ["Submitted"] and counted == ["reconcile"]
+    assert reconciler.queued == reconciler.to_reconcile == reconciler.refreshing == set()
+
+
+def test_a_resume_queued_during_a_refresh_runs_after_it_whole() -> None:
+    kube, reconciler, _, events = setup()
+    real_get = kube.get_pipeline
+    resumed: list[str] = []
+
+    async def get_while_resumed(namespace: str, name: str) -> Obj | None:
+        found = await real_get(namespace, name)
+        if not resumed:  # the operator's start, during a run event's refresh
+            resumed.append(name)
+            reconciler.queue_reconcile(namespace, name, record(events))
+        return found
+
+    kube.get_pipeline = get_while_resumed  # type: ignore[method-assign]
+    run_event = {
+        "metadata": {
+            "name": "r",
+            "namespace": "ml",
+            "labels": {"mlops.gitops.dev/pipeline": "demo"},
+        },
+        "status": {"phase": "Running"},
+    }
+    drain(
+        reconciler, lambda: reconciler.queue_refresh_for_run(run_event, record(events), "MODIFIED")
+    )
+    # The refresh wrote the status it found (no run yet); the resume then submitted the run.
+    assert kube.writes == ["status", f"create Workflow {run_name('ml', 'demo', 1)}", "status"]
+    assert kube.reads.count("get MLPipeline demo") == 2
+
+
+class RefusesCreates(MemoryKube):
+    """Refuses the first `refusals` creates of a run (rights missing, as a 403 says)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def create_child(self, manifest: Mapping[str, Any]) -> Obj | None:
+        if self.refusals:
+            self.refusals -= 1
+            raise Refused("create Workflow", 403, "forbidden")
+        return await super().create_child(manifest)
+
+
+def test_a_queued_resume_refused_is_tried_again_after_a_minute() -> None:
+    kube = RefusesCreates(1)
+    doc = pipeline()
+    doc["metadata"].update(uid="uid-1", generation=1)
+    kube.add(doc)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    reconciler = Reconciler(kube=kube, options=CompileOptions(), sleep=sleep)
+    drain(reconciler, lambda: reconciler.queue_reconcile("ml", "demo", record([])))
+    assert waits == [REFUSED_RETRY_DELAY]
+    assert kube.reads.count("get MLPipeline demo") == 2
+    assert children(kube) == [("Workflow", "ml", run_name("ml", "demo", 1))]
+
+
+def test_a_queued_resume_of_an_invalid_spec_writes_its_status_and_ends() -> None:
+    kube, reconciler, doc, events = setup()
+    doc["spec"]["steps"][1]["dependsOn"] = ["trian"]
+    kube.add(doc)
+    drain(reconciler, lambda: reconciler.queue_reconcile("ml", "demo", record(events)))
+    assert kube.pipeline()["status"]["phase"] == "Invalid"
+    assert [e.reason for e in events] == ["Invalid"] and children(kube) == []

@@ -32,6 +32,7 @@ from mlpipeline_operator.reconcile.kube import Kube, Refused, Retryable, connect
 from mlpipeline_operator.reconcile.metrics import Metrics, MetricsServer
 from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import (
+    REFUSED_RETRY_DELAY,
     Emit,
     FinishedRuns,
     Reconciler,
@@ -61,8 +62,6 @@ RUN_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER},{ARGO_LABEL_COMPLETED}!=true"
 WORKER_LIMIT = 64
 # kopf's bookkeeping annotations (last handled spec, progress of retried handlers).
 KOPF_PREFIX = f"operator.{GROUP}"
-# Seconds before retrying a request the API server refused (403, 404, 422).
-REFUSED_RETRY_DELAY = 60.0
 # The exit code when kopf stopped on an error (a watch failed for good): start the process again.
 EXIT_STOPPED = 4
 # Seconds kopf's shutdown may take before kopf kills the process (SIGKILL): a task that does not
@@ -144,6 +143,7 @@ async def configure(
         kube=memo.kube,
         options=CompileOptions(promotion_image=config.promotion_image),
         cache_namespace=config.argo_namespace,
+        counted=metrics.reconciling,
     )
     memo.finished_runs = {}
     if config.policy is not None:
@@ -225,8 +225,15 @@ def event_poster(metrics: Metrics) -> Emit:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Validate, compile and submit the run of the current generation; write the status."""
+async def reconcile(body: kopf.Body, reason: str, memo: kopf.Memo, **_: Any) -> None:
+    """Validate, compile and submit the run of the current generation; write the status. At a
+    start (resume), queued instead: the pipeline is read again when its turn comes, so that
+    kopf does not hold every pipeline's body at once (the reconciler retries it)."""
+    if reason == kopf.Reason.RESUME:
+        memo.reconciler.queue_reconcile(
+            body.metadata.namespace or "", body.metadata.name, memo.post_event
+        )
+        return
     try:
         with memo.metrics.reconciling():
             await memo.reconciler.reconcile(body, memo.post_event)

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -89,9 +90,12 @@ FinishedRuns = Mapping[tuple[str, str], Iterable[frozenset[tuple[str, str]]]]
 LOGGER = logging.getLogger("mlpipeline_operator")
 # Rereads after a status conflict before giving up to a later retry.
 STATUS_ATTEMPTS = 4
-# The longest wait between attempts to refresh a status after a run's event, while the API
-# server cannot answer (the wait doubles from the error's own delay up to this).
+# The longest wait between attempts of a queued pass (a status refresh after a run's event, a
+# resume), while the API server cannot answer (the wait doubles from the error's own delay).
 RUN_REFRESH_MAX_DELAY = 20.0
+# Seconds before a queued pass is tried again after a refusal (403, 404, 422): rights or CRDs
+# missing, a fix outside the operator.
+REFUSED_RETRY_DELAY = 60.0
 
 
 class RefusedByPolicy(InvalidPipeline):
@@ -198,14 +202,18 @@ class Reconciler:
     # for 100 steps) while it waits for the API server (a start resumes every pipeline).
     applies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    # Refreshes queued by run events: the pipelines waiting for one, those being refreshed, the
-    # tasks, and how many run at once (each reads its pipeline before taking a `refreshes`).
+    # Passes queued by run events (a refresh) and by a start (a whole reconcile, the pipelines
+    # in `to_reconcile`): the pipelines waiting for one, those under way, the tasks, and how
+    # many run at once (each reads its pipeline before taking a `refreshes` or `applies`).
     queued: set[tuple[str, str]] = field(default_factory=set)
+    to_reconcile: set[tuple[str, str]] = field(default_factory=set)
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     run_refreshes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
     # The tenancy policy in force (reconcile/tenancy.py replaces it when it changes).
     tenancy: Tenancy = SINGLE_TENANT
+    # Wraps each queued reconcile: the handlers count the others themselves (the metrics).
+    counted: Callable[[], AbstractContextManager[object]] = nullcontext
 
     async def reconcile(self, pipeline: Mapping[str, Any], emit: Emit) -> None:
         """Bring the child of the current generation into being, then refresh the status.
@@ -669,82 +677,124 @@ class Reconciler:
         finished: FinishedRuns | None = None,
     ) -> None:
         """As `refresh_for_run`, in the background: the caller does not hold the run (80 KB
-        for 100 steps, much more once parsed) while refreshes wait for their turn. One refresh
-        per pipeline at a time: events arriving meanwhile make it run once more, after."""
+        for 100 steps, much more once parsed) while refreshes wait for their turn."""
         pipeline = self.pipeline_of_run(run, event_type, finished)
-        if pipeline is None or pipeline in self.queued:
+        if pipeline is not None:
+            self._queue(pipeline, emit)
+
+    def queue_reconcile(self, namespace: str, name: str, emit: Emit) -> None:
+        """Reconcile a pipeline in the background, reading it when its turn comes: a start
+        resumes every pipeline at once, and the caller (kopf) would otherwise hold each one's
+        body (a spec of 100 steps is about 220 KB parsed) until its pass is done."""
+        self.to_reconcile.add((namespace, name))
+        self._queue((namespace, name), emit)
+
+    def _queue(self, pipeline: tuple[str, str], emit: Emit) -> None:
+        """One pass per pipeline at a time: a request arriving meanwhile makes it run once
+        more, after (a whole reconcile when one was asked for, else a refresh)."""
+        if pipeline in self.queued:
             return
         self.queued.add(pipeline)
         if pipeline in self.refreshing:
-            return  # its refresh runs again once done
-        task = asyncio.create_task(self._queued_refresh(pipeline, emit))
+            return  # its pass runs again once done
+        self._background(self._queued_pass(pipeline, emit))
+
+    def _background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _queued_refresh(self, pipeline: tuple[str, str], emit: Emit) -> None:
+    async def _queued_pass(self, pipeline: tuple[str, str], emit: Emit) -> None:
         async with self.run_refreshes:
             self.refreshing.add(pipeline)
             try:
                 while pipeline in self.queued:
                     self.queued.discard(pipeline)  # a change from now on: once more
-                    await self._refresh_logged(pipeline, emit)
+                    await self._pass_logged(pipeline, emit)
             finally:
                 self.refreshing.discard(pipeline)
 
-    async def _refresh_logged(self, pipeline: tuple[str, str], emit: Emit) -> None:
+    async def _pass_logged(self, pipeline: tuple[str, str], emit: Emit) -> None:
+        whole = pipeline in self.to_reconcile
+        self.to_reconcile.discard(pipeline)
+        what = "not reconciled" if whole else "status not refreshed"
         try:
-            await self.refresh_pipeline(*pipeline, emit)
+            if whole:
+                await self.reconcile_pipeline(*pipeline, emit)
+            else:
+                await self.refresh_pipeline(*pipeline, emit)
         except Refused as error:
+            if not whole:
+                self.logger.warning(
+                    "%s/%s: %s, will be on the next event: %s", *pipeline, what, error
+                )
+                return
             self.logger.warning(
-                "%s/%s: status not refreshed, will be on the next event: %s", *pipeline, error
+                "%s/%s: %s, trying again in %g s: %s", *pipeline, what, REFUSED_RETRY_DELAY, error
             )
+            self._background(self._reconcile_later(pipeline, emit))
         except ClientClosed as error:
-            self.logger.warning(
-                "%s/%s: status not refreshed, will be on the next start: %s", *pipeline, error
-            )
+            self.logger.warning("%s/%s: %s, will be on the next start: %s", *pipeline, what, error)
+
+    async def _reconcile_later(self, pipeline: tuple[str, str], emit: Emit) -> None:
+        await self.sleep(REFUSED_RETRY_DELAY)
+        self.queue_reconcile(*pipeline, emit)
 
     def cancel_queued(self) -> None:
-        """Cancel the refreshes queued by run events (the operator is stopping: its next start
-        refreshes every status)."""
+        """Cancel the queued passes (the operator is stopping: its next start resumes every
+        pipeline)."""
         for task in list(self.background):
             task.cancel()
+
+    async def reconcile_pipeline(self, namespace: str, name: str, emit: Emit) -> None:
+        """Reconcile a pipeline read now (a queued resume). An invalid spec ends it: the status
+        says why, and a spec change reconciles it again."""
+
+        async def reconcile(pipeline: Obj) -> None:
+            with self.counted():
+                await self.reconcile(pipeline, emit)
+
+        await self._retried(namespace, name, reconcile, "not reconciled")
 
     async def refresh_pipeline(self, namespace: str, name: str, emit: Emit) -> None:
         """Refresh the status of a pipeline after one of its runs changed; with
         `spec.maxConcurrentRuns` and a run not submitted yet, reconcile it then: a run that
-        ended makes room for it.
+        ended makes room for it."""
 
-        Retryable errors are retried here, with a doubling wait: nothing else would.
-        """
-        # A run's event comes once: while the API server cannot answer, try again (each
-        # attempt reads everything anew) with a doubling wait, rather than lose the change.
+        async def refresh(pipeline: Obj) -> None:
+            await self.refresh(Target.of(pipeline), emit)
+            if Target.of(pipeline).max_concurrent_runs is not None:
+                # A run that ended may make room for one waiting to be submitted.
+                again = await self.kube.get_pipeline(namespace, name)
+                if again is not None and _waiting(Target.of(again)):
+                    await self.reconcile(again, emit)
+
+        await self._retried(namespace, name, refresh, "status not refreshed")
+
+    async def _retried(
+        self, namespace: str, name: str, act: Callable[[Obj], Awaitable[None]], what: str
+    ) -> None:
+        """Read the pipeline and act on it; while the API server cannot answer, try again
+        (each attempt reads everything anew) with a doubling wait: nothing else would, as the
+        event that asked for the pass comes once."""
         delay = 0.0
         while True:
             try:
                 pipeline = await self.kube.get_pipeline(namespace, name)
                 if pipeline is None:
                     return  # the pipeline is gone; garbage collection takes its runs
-                await self.refresh(Target.of(pipeline), emit)
-                if Target.of(pipeline).max_concurrent_runs is not None:
-                    # A run that ended may make room for one waiting to be submitted.
-                    pipeline = await self.kube.get_pipeline(namespace, name)
-                    if pipeline is not None and _waiting(Target.of(pipeline)):
-                        await self.reconcile(pipeline, emit)
+                await act(pipeline)
                 return
             except InvalidPipeline:
                 return  # the status says why; a spec change reconciles it again
             except ClientClosed:
                 # The operator is stopping: end now rather than be cancelled (kopf's shutdown
-                # waits for its handlers); the next start refreshes every status.
+                # waits for its handlers); the next start resumes every pipeline.
                 raise
             except Retryable as error:
                 delay = min(max(delay * 2, error.delay), RUN_REFRESH_MAX_DELAY)
                 self.logger.warning(
-                    "%s/%s: status not refreshed, trying again in %g s: %s",
-                    namespace,
-                    name,
-                    delay,
-                    error,
+                    "%s/%s: %s, trying again in %g s: %s", namespace, name, what, delay, error
                 )
                 await self.sleep(delay)
 
