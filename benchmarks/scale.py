@@ -6,17 +6,19 @@ For each tree (this one, and the checkout at --ref when given, each on a fresh c
 1. --pipelines MLPipelines of --steps steps, each with --history finished runs: Workflows of
    that many steps written by the benchmark with a finished status (as Argo leaves them), with
    the operator's labels and owner references, and Argo's phase labels; the newest is the run
-   of generation 1. Each pipeline has the status the operator writes for these runs
-   (computed by its own code), so that the start is a restart;
+   of generation 1. Each pipeline has kopf's record of its handled spec and the status the
+   operator writes for these runs (computed by its own code) while the newest still ran: the
+   start is a restart after the operator was down while the last runs finished;
 2. the operator starts (one process, `--standalone`, the image's packages only) and settles:
-   it has handled every pipeline (kopf's annotation is on each);
+   every pipeline's status says its last run Succeeded;
 3. a burst: every pipeline gets a new generation at once (16 client threads), so --pipelines
    fresh runs are submitted: time until every Workflow exists and every status names its run;
 4. status lag: for --lag-samples of the new runs, one after the other, the benchmark writes the
    Workflow's status the way Argo does (Running, then Succeeded) and times until the
    pipeline's status shows the phase.
 
-Figures: those times, the operator's peak RSS (VmHWM) and CPU seconds, the API server's peak
+Figures: those times, the operator's peak RSS (VmHWM: once settled, and at the end) and CPU
+seconds, the API server's peak
 RSS, and the operator's API requests from the API server's audit log (the operator runs as a
 user of its own, the only one audited), by kind, per fresh run of the burst and per status
 change of step 4. Last, the operator stopped, the benchmark itself creates as many Workflows
@@ -41,8 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import kopf
 import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -52,6 +55,7 @@ from benchmarks.operator_bench import hide_sync_client, peak_rss_mib, percentile
 from mlpipeline_operator.api.status import MLPipelineStatus
 from mlpipeline_operator.compiler.workflow import compile_run
 from mlpipeline_operator.core import run_name
+from mlpipeline_operator.reconcile.handlers import KOPF_PREFIX, SpecDigestStorage
 from mlpipeline_operator.reconcile.status import build_status, status_patch
 from mlpipeline_operator.validation import validate_document
 from tests.controlplane.harness import (
@@ -67,8 +71,8 @@ from tests.unit.pipelines import chain
 NAMESPACE = "scale"
 OPERATOR_USER = "mlpipeline-operator"
 PIPELINE = ("mlops.gitops.dev", "v1alpha1", "mlpipelines")
-# The annotation kopf writes once it has handled a pipeline (its record of the spec handled).
-KOPF_HANDLED = "operator.mlops.gitops.dev/last-handled-configuration"
+# kopf's record of the spec handled, as the operator configures it.
+DIFF_BASE = SpecDigestStorage(prefix=KOPF_PREFIX, key="last-handled-configuration")
 WORKFLOW = ("argoproj.io", "v1alpha1", "workflows")
 # Requests by kind, in the order they are printed.
 KINDS = {
@@ -91,6 +95,7 @@ class Figures:
     all_status: float = 0.0
     lag_p50: float = 0.0
     lag_p95: float = 0.0
+    rss_start: float = 0.0
     rss: float = 0.0
     apiserver_rss: float = 0.0
     api_alone: float = 0.0
@@ -173,9 +178,14 @@ class FirstSeen:
 
 
 def pipeline_doc(name: str, steps: int, generation_marker: str) -> dict[str, Any]:
+    """The pipeline, with the annotations kopf writes once it has handled this spec."""
     doc = chain(steps)
     doc["metadata"] = {"name": name, "namespace": NAMESPACE}
     doc["spec"]["parameters"] = [{"name": "marker", "value": generation_marker}]
+    body = kopf.Body(cast(kopf.RawBody, doc))
+    patch = kopf.Patch()
+    DIFF_BASE.store(body=body, patch=patch, essence=DIFF_BASE.build(body=body))
+    doc["metadata"]["annotations"] = dict(patch["metadata"]["annotations"])
     return doc
 
 
@@ -212,13 +222,21 @@ def history_workflows(body: Mapping[str, Any], history: int) -> list[dict[str, A
 
 
 def operator_status(body: Mapping[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The status the operator writes for generation 1 once its runs are finished: computed
-    by the operator's own code, so that its start is a restart (it resumes pipelines whose
-    status records their runs), not the adoption of runs it never saw."""
+    """The status the operator writes for generation 1 while its newest run still runs:
+    computed by the operator's own code, so that its start is a restart (it resumes pipelines
+    whose status records their runs, and finds the last one finished), not the adoption of
+    runs it never saw."""
+    newest = copy.deepcopy(runs[-1])
+    newest["status"] = workflow_status(
+        newest["metadata"]["name"],
+        "Running",
+        {s["name"]: StepRun("Running") for s in body["spec"]["steps"]},
+        started=newest["status"]["startedAt"],
+    )
     status = build_status(
         generation=1,
         expected_run=run_name(NAMESPACE, body["metadata"]["name"], 1),
-        workflows=runs,
+        workflows=[*runs[:-1], newest],
         previous=MLPipelineStatus(),
         now="2026-01-01T05:00:00Z",
     )
@@ -372,12 +390,12 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
 
                 return key
 
-            def handled(obj: Mapping[str, Any]) -> str | None:
-                annotations = obj["metadata"].get("annotations") or {}
-                return obj["metadata"]["name"] if KOPF_HANDLED in annotations else None
+            def finished(obj: Mapping[str, Any]) -> str | None:
+                last = (obj.get("status") or {}).get("lastRun") or {}
+                return obj["metadata"]["name"] if last.get("phase") == "Succeeded" else None
 
             everyone = set(names)
-            handled_1 = FirstSeen(plane, PIPELINE, handled)
+            handled_1 = FirstSeen(plane, PIPELINE, finished)
             since = now_rfc3339()
             started = time.perf_counter()
             with operator_running(plane, tree, work) as operator:
@@ -390,9 +408,10 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                 figures.per_start = {k: v / pipelines for k, v in counts.items()}
                 cpu = cpu_seconds(pid)
                 figures.cpu_start = cpu
+                figures.rss_start = peak_rss_mib(pid)
                 print(
                     f"  operator settled in {figures.settle:.1f} s, "
-                    f"peak RSS so far {peak_rss_mib(pid):.0f} MiB",
+                    f"peak RSS so far {figures.rss_start:.0f} MiB",
                     flush=True,
                 )
 
@@ -508,6 +527,7 @@ def report(results: dict[str, Figures]) -> None:
     figure("API server alone: as many creates", get("api_alone"), " s")
     figure("status lag p50", [v * 1000 for v in get("lag_p50")], " ms")
     figure("status lag p95", [v * 1000 for v in get("lag_p95")], " ms")
+    figure("peak RSS once settled (VmHWM)", get("rss_start"), " MiB")
     figure("peak RSS (VmHWM)", get("rss"), " MiB")
     figure("API server's peak RSS", get("apiserver_rss"), " MiB")
     figure("CPU: start and settle", get("cpu_start"), " s")
