@@ -295,6 +295,28 @@ def test_a_caching_pipeline_gets_its_cache_before_its_run_and_loses_it_with_it()
     assert kube.writes == [f"delete ConfigMap argo/{cache}"]
 
 
+def test_a_scheduled_caching_pipeline_reads_its_cache_only_when_its_cronworkflow_changes() -> None:
+    kube, reconciler, doc, events = setup(
+        schedule={"cron": "0 1 * * *"}, defaults={"cache": {"maxAge": "24h"}}
+    )
+    cache = cache_config_map_name("ml", "demo")
+    run(reconciler, copy.deepcopy(doc), events)
+    assert kube.writes[:2] == [f"create ConfigMap argo/{cache}", "create CronWorkflow demo"]
+    assert f"get ConfigMap argo/{cache}" in kube.reads
+    kube.reads.clear()
+    run(reconciler, kube.pipeline(), events)  # a resume: the CronWorkflow is as compiled
+    assert f"get ConfigMap argo/{cache}" not in kube.reads
+    changed = kube.pipeline()
+    changed["spec"]["schedule"]["cron"] = "0 3 * * *"
+    changed["metadata"]["generation"] = 2
+    changed = kube.add(changed)
+    kube.reads.clear()
+    kube.writes.clear()
+    run(reconciler, changed, events)
+    assert "replace CronWorkflow demo" in kube.writes
+    assert kube.reads.count(f"get ConfigMap argo/{cache}") == 1
+
+
 def cached_and_rerun(
     kube: MemoryKube, reconciler: Reconciler, doc: Obj, data: Callable[[set[str]], dict[str, str]]
 ) -> tuple[str, set[str], str]:

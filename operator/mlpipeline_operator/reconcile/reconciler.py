@@ -312,12 +312,16 @@ class Reconciler:
         return created
 
     async def _apply_schedule(self, target: Target, compiled: CompiledRun, emit: Emit) -> None:
+        """Create the CronWorkflow or bring it in line. Its cache is read and trimmed only when
+        it is created or replaced: only then may its runs use keys new to the cache (each pass,
+        every start included, would otherwise read a cache of up to 1 MiB)."""
         manifest, name = compiled.manifest, compiled.name
-        await self._ensure_cache(target, compiled)
+        await self._ensure_cache(target, compiled, trim=False)
         created = await self.kube.create_child(manifest)
         if created is not None:
             self.logger.info("%s: created CronWorkflow %s", target.ref, name)
             await emit(target.body, Event("Normal", "Scheduled", f"created CronWorkflow {name}"))
+            await self._ensure_cache(target, compiled)
             return
         existing = await self.kube.get_child("CronWorkflow", target.namespace, name)
         if existing is None:
@@ -344,16 +348,17 @@ class Reconciler:
             raise Retryable(f"CronWorkflow {name} changed while being updated", 1) from None
         self.logger.info("%s: updated CronWorkflow %s in place", target.ref, name)
         await emit(target.body, Event("Normal", "Updated", f"updated CronWorkflow {name}"))
+        await self._ensure_cache(target, compiled)
 
-    async def _ensure_cache(self, target: Target, compiled: CompiledRun) -> None:
+    async def _ensure_cache(self, target: Target, compiled: CompiledRun, trim: bool = True) -> None:
         """The cache ConfigMap of a pipeline with cached steps, before a run uses it (made by
-        the operator, so that Argo's controller needs no right to create ConfigMaps), with room
-        for the run's entries: Argo never removes one, and ends in Error a step whose entry
-        does not fit."""
+        the operator, so that Argo's controller needs no right to create ConfigMaps); with
+        `trim`, read, with room made for the run's entries: Argo never removes one, and ends
+        in Error a step whose entry does not fit."""
         if not uses_cache(compiled.pipeline.spec):
             return
         name = cache_config_map_name(target.namespace, target.name)
-        existing = await self.kube.get_config_map(self.cache_namespace, name)
+        existing = await self.kube.get_config_map(self.cache_namespace, name) if trim else None
         if existing is not None:
             await self._trim_cache(target, existing, memoize_keys(compiled.manifest))
             return
