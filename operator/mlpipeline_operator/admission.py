@@ -27,39 +27,49 @@ def admission_review(review: Any, tenancy: Tenancy = SINGLE_TENANT) -> dict[str,
     request = review.get("request") if isinstance(review, Mapping) else None
     if not isinstance(request, Mapping) or not isinstance(request.get("uid"), str):
         raise ValueError("not an AdmissionReview: expected request.uid")
-    problems = admission_problems(request, tenancy)
+    problems, shown = assessment(request, tenancy)
     response: dict[str, Any] = {"uid": request["uid"], "allowed": not problems}
-    if not problems and (shown := admission_warnings(request)):
-        response["warnings"] = shown
     if problems:
         response["status"] = {
             "code": DENIED_CODE,
             "reason": "Invalid",
             "message": denial_message(problems),
         }
+    elif shown:
+        response["warnings"] = shown
     return {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
 
 
-def admission_problems(
+def assessment(
     request: Mapping[str, Any], tenancy: Tenancy = SINGLE_TENANT
-) -> list[Problem]:
-    """What refuses the request: every problem of the new object, for a CREATE; for an UPDATE,
-    the same, but only when the update adds a problem that the stored object did not have.
+) -> tuple[list[Problem], list[str]]:
+    """What refuses the request, and else what `kubectl apply` shows as warnings about the
+    admitted object (`mlpipeline validate` prints the same on stderr). The new object is
+    validated once: a spec may be 512 KiB.
 
-    An object that is already invalid (created while the webhook was not reachable) must stay
-    writable: kopf records its state in annotations, a user removes a label or fixes half of
-    the problems, a deletion removes finalizers. An update may never make it worse."""
+    Refused: every problem of the new object, for a CREATE; for an UPDATE, the same, but only
+    when the update adds a problem that the stored object did not have. An object that is
+    already invalid (created while the webhook was not reachable) must stay writable: kopf
+    records its state in annotations, a user removes a label or fixes half of the problems, a
+    deletion removes finalizers. An update may never make it worse."""
     obj = request.get("object")
     if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
-        return []
+        return [], []
     namespace = str(request.get("namespace") or "")
-    problems = object_problems(obj, namespace, tenancy)
-    if not problems or request.get("operation") == "CREATE":
-        return problems
+    pipeline, problems = validate_document(dict(obj))
+    if pipeline is not None:
+        problems = tenancy.problems(pipeline, namespace)
     old = request.get("oldObject")
-    if isinstance(old, Mapping) and set(problems) <= set(object_problems(old, namespace, tenancy)):
-        return []
-    return problems
+    if (
+        problems
+        and request.get("operation") == "UPDATE"
+        and isinstance(old, Mapping)
+        and set(problems) <= set(object_problems(old, namespace, tenancy))
+    ):
+        problems = []
+    if problems or pipeline is None:
+        return problems, []
+    return [], [str(warning) for warning in warnings(pipeline)]
 
 
 def object_problems(
@@ -71,16 +81,6 @@ def object_problems(
     if pipeline is None:
         return problems
     return tenancy.problems(pipeline, namespace)
-
-
-def admission_warnings(request: Mapping[str, Any]) -> list[str]:
-    """What `kubectl apply` shows as warnings about an admitted object (`mlpipeline validate`
-    prints the same on stderr)."""
-    obj = request.get("object")
-    if request.get("operation") not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
-        return []
-    pipeline, _ = validate_document(dict(obj))
-    return [] if pipeline is None else [str(warning) for warning in warnings(pipeline)]
 
 
 def denial_message(problems: list[Problem]) -> str:

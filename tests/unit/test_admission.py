@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from mlpipeline_operator import admission
 from mlpipeline_operator.admission import admission_review
 from mlpipeline_operator.policy import Tenancy, parse_policy
+from mlpipeline_operator.validation import validate_document
 from tests.unit.pipelines import pipeline
 
 Doc = dict[str, Any]
@@ -152,3 +154,20 @@ def test_plain_http_to_a_tracking_server_outside_the_cluster_is_admitted_with_a_
             "the promotion's MLflow credentials would cross the network unencrypted; use https"
         ],
     }
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_an_admitted_object_is_validated_once(
+    operation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated: list[str] = []
+    real = validate_document
+
+    def counted(doc: Doc) -> Any:
+        validated.append(doc["metadata"]["name"])
+        return real(doc)
+
+    monkeypatch.setattr(admission, "validate_document", counted)
+    old = pipeline() if operation == "UPDATE" else None
+    assert admission_review(review(operation, pipeline(), old)) == allowed()
+    assert validated == ["demo"]  # the stored object only counts when the new one has problems
