@@ -271,6 +271,37 @@ def test_restart_after_submission_adopts_the_run(
         op.stop()
 
 
+def test_a_restart_brings_up_to_date_the_runs_that_finished_while_no_operator_ran(
+    control_plane: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """kopf resumes each pipeline at a start; the resume is queued and reads the pipeline when
+    its turn comes. The finished runs are outside the run watch (Argo's completed label), so
+    only the resumes can write these statuses."""
+    names = ["first", "second", "third"]
+    op = OperatorProcess(control_plane, tmp_path, ["--standalone", "--namespace", namespace])
+    op.start()
+    try:
+        for name in names:
+            kube.create(make_pipeline(namespace, name))
+        for name in names:
+            wait_status(kube, namespace, name, op, observedGeneration=1, phase="Pending")
+    finally:
+        op.stop()
+    for name in names:
+        run = run_name(namespace, name, 1)
+        set_run_status(kube, namespace, run, workflow_status(run, "Succeeded", {}))
+    op.start()
+    try:
+        for name in names:
+            status = wait_status(kube, namespace, name, op, phase="Succeeded")
+            assert status["lastRun"]["name"] == run_name(namespace, name, 1)
+            resumed = f"[{namespace}/{name}] Resuming is processed: 1 succeeded; 0 failed."
+            assert resumed in op.log()
+        assert all(len(runs(kube, namespace, name)) == 1 for name in names)
+    finally:
+        op.stop()
+
+
 def test_history_limit_deletes_the_oldest_finished_runs(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
