@@ -47,7 +47,7 @@ from mlpipeline_operator.reconcile.reconciler import (
     Target,
     sweep_caches_periodically,
 )
-from mlpipeline_operator.reconcile.status import Event, finished_runs
+from mlpipeline_operator.reconcile.status import Event
 from tests.unit.argo_runs import StepRun, workflow_status
 from tests.unit.memory_kube import MemoryKube
 from tests.unit.pipelines import pipeline
@@ -233,33 +233,6 @@ def test_a_cronworkflow_changed_meanwhile_is_retried(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(kube, "get_child", get_then_someone_writes)
     with pytest.raises(Retryable, match="CronWorkflow demo changed while being updated"):
         run(reconciler, changed, events)
-    assert kube.writes == []
-
-
-def test_a_run_event_repeating_a_recorded_finished_run_costs_no_request() -> None:
-    kube, reconciler, doc, events = setup()
-    run(reconciler, copy.deepcopy(doc), events)
-    name = run_name("ml", "demo", 1)
-    workflow = kube.child("Workflow", name)
-    workflow["status"] = workflow_status(
-        name, "Succeeded", {"train": StepRun("Succeeded")}, finished="2026-01-01T00:10:00Z"
-    )
-    index: dict[tuple[str, str], list[frozenset[tuple[str, str]]]] = {
-        ("ml", "demo"): [finished_runs(kube.pipeline().get("status"))]
-    }
-    assert index[("ml", "demo")] == [frozenset()]  # the status says Pending
-    kube.reads.clear()
-    kube.writes.clear()
-    asyncio.run(reconciler.refresh_for_run(workflow, record(events), None, index))
-    assert kube.reads == ["get MLPipeline demo", "list runs of demo", f"get Workflow {name}"]
-    assert kube.writes == ["status"]
-
-    index[("ml", "demo")] = [finished_runs(kube.pipeline().get("status"))]
-    assert index[("ml", "demo")] == [frozenset({(name, "Succeeded")})]
-    kube.reads.clear()
-    kube.writes.clear()
-    asyncio.run(reconciler.refresh_for_run(workflow, record(events), None, index))  # a restart
-    assert kube.reads == []
     assert kube.writes == []
 
 

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 import kopf
@@ -34,11 +34,10 @@ from mlpipeline_operator.reconcile.peering import ensure_peerings
 from mlpipeline_operator.reconcile.reconciler import (
     REFUSED_RETRY_DELAY,
     Emit,
-    FinishedRuns,
     Reconciler,
     sweep_caches_periodically,
 )
-from mlpipeline_operator.reconcile.status import Event, finished_runs
+from mlpipeline_operator.reconcile.status import Event
 from mlpipeline_operator.reconcile.tenancy import check_again, follow_tenancy, read_tenancy
 from mlpipeline_operator.reconcile.webhook import WebhookServer, serve_webhook
 
@@ -145,11 +144,9 @@ async def configure(
         cache_namespace=config.argo_namespace,
         counted=metrics.reconciling,
     )
-    memo.finished_runs = {}
+    memo.pipelines = set()
     if config.policy is not None:
-        memo.tenancy_task = await start_tenancy(
-            memo.reconciler, memo.kube, config, memo.finished_runs
-        )
+        memo.tenancy_task = await start_tenancy(memo.reconciler, memo.kube, config, memo.pipelines)
     # After the policy is in force: the webhook answers with it from its first request.
     if config.webhook is not None:
         reconciler: Reconciler = memo.reconciler
@@ -181,11 +178,14 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 async def start_tenancy(
-    reconciler: Reconciler, kube: Kube, config: OperatorConfig, pipelines: Mapping[Any, Any]
+    reconciler: Reconciler,
+    kube: Kube,
+    config: OperatorConfig,
+    pipelines: Collection[tuple[str, str]],
 ) -> asyncio.Task[None]:
     """Put the tenancy policy in force before any pipeline is handled, then follow its
-    ConfigMap: each change marks every pipeline (the keys of `pipelines`: the watched ones, by
-    namespace and name) to be checked again."""
+    ConfigMap: each change marks every pipeline (`pipelines`: the watched ones, by namespace
+    and name) to be checked again."""
     assert config.policy is not None
     namespace, name = config.policy
     source = f"{namespace}/{name}"
@@ -203,7 +203,7 @@ async def start_tenancy(
 
     async def changed(new: Tenancy) -> None:
         reconciler.tenancy = new
-        await check_again(new, pipelines.keys(), kube.annotate_pipeline)
+        await check_again(new, pipelines, kube.annotate_pipeline)
 
     return asyncio.create_task(
         follow_tenancy(read, source, tenancy, changed, config.policy_interval)
@@ -276,34 +276,25 @@ async def pipeline_deleted(
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_finished_runs(
-    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """Keep, from the watch, the finished runs each pipeline's status records. A plain map,
-    not a kopf index: kopf holds back every event of every kind until its indexes are filled,
-    and at a start that would hold every run's whole event (5,000 runs: gigabytes)."""
-    meta = body["metadata"]
-    key = (meta.get("namespace") or "", meta["name"])
+async def pipeline_watched(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the (namespace, name) of every watched pipeline: the tenancy policy marks them all
+    when it changes. A plain set, not a kopf index: kopf holds back every event of every kind
+    until its indexes are filled, and at a start that would hold every pipeline's body."""
+    key = (body.metadata.namespace or "", body.metadata.name)
     if type == "DELETED":
-        memo.finished_runs.pop(key, None)
+        memo.pipelines.discard(key)
     else:
-        memo.finished_runs[key] = (finished_runs(body.get("status")),)
+        memo.pipelines.add(key)
 
 
 @kopf.on.event(ARGO_GROUP, ARGO_VERSION, "workflows")
-async def run_changed(
-    body: kopf.Body,
-    type: str | None,
-    memo: kopf.Memo,
-    **kwargs: Any,
-) -> None:
+async def run_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A run changed, or finished (it left `RUN_SELECTOR`: DELETED): queue a refresh of its
     pipeline's status (retried while the API server cannot answer; a refusal waits for the
     next event or a resume). Queued, so that kopf does not keep the run's body while the
     refresh waits for its turn."""
-    finished: FinishedRuns = memo.finished_runs  # kept by pipeline_finished_runs
     with memo.metrics.handling("run_changed"):
-        memo.reconciler.queue_refresh_for_run(body, memo.post_event, type, finished)
+        memo.reconciler.queue_refresh_for_run(body, memo.post_event, type)
 
 
 def run(config: OperatorConfig) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,9 +84,6 @@ Obj = dict[str, Any]
 CACHE_SWEEP_INTERVAL = 3600.0
 CACHE_SWEEP_RETRY_INTERVAL = 60.0
 Emit = Callable[[Mapping[str, Any], Event], Awaitable[None]]
-# Per pipeline (namespace, name): what its statuses record of finished runs, as
-# `status.finished_runs` gives it (kept from the operator's watch of the MLPipelines).
-FinishedRuns = Mapping[tuple[str, str], Iterable[frozenset[tuple[str, str]]]]
 LOGGER = logging.getLogger("mlpipeline_operator")
 # Rereads after a status conflict before giving up to a later retry.
 STATUS_ATTEMPTS = 4
@@ -633,19 +630,12 @@ class Reconciler:
         return str(schedule["metadata"].get("uid"))
 
     def pipeline_of_run(
-        self,
-        run: Mapping[str, Any],
-        event_type: str | None = None,
-        finished: FinishedRuns | None = None,
+        self, run: Mapping[str, Any], event_type: str | None = None
     ) -> tuple[str, str] | None:
         """The pipeline (namespace, name) whose status a run's event may change; None when the
-        event tells nothing new.
-
-        Two kinds of event tell nothing new: a run just added and not yet started (the status
-        written right after submitting it already lists it), and a run in a finished phase
-        that the pipeline's status already records (`finished`), as every run is seen again
-        when the operator starts; a resume recomputes everything anyway.
-        """
+        event tells nothing new: a run just added and not yet started (the status written
+        right after submitting it already lists it). A finished run is seen once, as it leaves
+        the operator's watch (handlers.py `RUN_SELECTOR`)."""
         if event_type == "ADDED" and not run.get("status"):
             return None
         meta = run["metadata"]
@@ -654,36 +644,23 @@ class Reconciler:
         name = owner["name"] if owner else labels.get(LABEL_PIPELINE)
         if not name:
             return None
-        phase = (run.get("status") or {}).get("phase")
-        if finished is not None and any(
-            (meta["name"], phase) in runs for runs in finished.get((meta["namespace"], name), ())
-        ):
-            return None
         return (meta["namespace"], str(name))
 
     async def refresh_for_run(
-        self,
-        run: Mapping[str, Any],
-        emit: Emit,
-        event_type: str | None = None,
-        finished: FinishedRuns | None = None,
+        self, run: Mapping[str, Any], emit: Emit, event_type: str | None = None
     ) -> None:
         """A run changed: refresh the status of the pipeline it belongs to, unless the event
         tells nothing new (`pipeline_of_run`)."""
-        pipeline = self.pipeline_of_run(run, event_type, finished)
+        pipeline = self.pipeline_of_run(run, event_type)
         if pipeline is not None:
             await self.refresh_pipeline(*pipeline, emit)
 
     def queue_refresh_for_run(
-        self,
-        run: Mapping[str, Any],
-        emit: Emit,
-        event_type: str | None = None,
-        finished: FinishedRuns | None = None,
+        self, run: Mapping[str, Any], emit: Emit, event_type: str | None = None
     ) -> None:
         """As `refresh_for_run`, in the background: the caller does not hold the run (80 KB
         for 100 steps, much more once parsed) while refreshes wait for their turn."""
-        pipeline = self.pipeline_of_run(run, event_type, finished)
+        pipeline = self.pipeline_of_run(run, event_type)
         if pipeline is not None:
             self._queue(pipeline, emit)
 

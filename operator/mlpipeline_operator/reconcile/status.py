@@ -523,14 +523,6 @@ def waits_for_room(workflows: Sequence[Obj], max_concurrent_runs: int | None) ->
     return max_concurrent_runs is not None and len(active_runs(workflows)) >= max_concurrent_runs
 
 
-def finished_runs(raw: Mapping[str, Any] | None) -> frozenset[tuple[str, str]]:
-    """The finished runs a status records, as (name, phase): a run in one of these does not
-    change any more, so an event repeating it tells nothing new."""
-    status = parse_status(raw)
-    runs = [*status.history, *([status.last_run] if status.last_run else [])]
-    return frozenset((r.name, r.phase) for r in runs if r.phase in FINISHED)
-
-
 def with_new_run(history: Sequence[RunSummary], run: RunSummary) -> list[RunSummary]:
     """The history with a run newer than every run in it (newest first, at most MAX_HISTORY)."""
     return [run, *(h for h in history if h.name != run.name)][:MAX_HISTORY]
