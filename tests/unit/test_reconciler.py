@@ -474,8 +474,8 @@ class Unavailable(MemoryKube):
         return await super().list_runs(namespace, pipeline)
 
 
-def refresh_for_a_running_run(kube: MemoryKube) -> list[float]:
-    """A run's event on an unfinished run of pipeline ml/demo; the waits between attempts."""
+def waiting_reconciler(kube: MemoryKube) -> tuple[Reconciler, list[float]]:
+    """Pipeline ml/demo in `kube`, and a reconciler that records its waits instead of waiting."""
     doc = pipeline()
     doc["metadata"].update(uid="uid-1", generation=1)
     kube.add(doc)
@@ -484,7 +484,12 @@ def refresh_for_a_running_run(kube: MemoryKube) -> list[float]:
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    reconciler = Reconciler(kube=kube, options=CompileOptions(), sleep=sleep)
+    return Reconciler(kube=kube, options=CompileOptions(), sleep=sleep), waits
+
+
+def refresh_for_a_running_run(kube: MemoryKube) -> list[float]:
+    """A run's event on an unfinished run of pipeline ml/demo; the waits between attempts."""
+    reconciler, waits = waiting_reconciler(kube)
     run_obj = kube.add(
         {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -682,15 +687,7 @@ class RefusesCreates(MemoryKube):
 
 def test_a_queued_resume_refused_is_tried_again_after_a_minute() -> None:
     kube = RefusesCreates(1)
-    doc = pipeline()
-    doc["metadata"].update(uid="uid-1", generation=1)
-    kube.add(doc)
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    reconciler = Reconciler(kube=kube, options=CompileOptions(), sleep=sleep)
+    reconciler, waits = waiting_reconciler(kube)
     drain(reconciler, lambda: reconciler.queue_reconcile("ml", "demo", record([])))
     assert waits == [REFUSED_RETRY_DELAY]
     assert kube.reads.count("get MLPipeline demo") == 2
