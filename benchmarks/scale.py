@@ -18,11 +18,11 @@ For each tree (this one, and the checkout at --ref when given, each on a fresh c
    pipeline's status shows the phase.
 
 Figures: those times, the operator's peak RSS (VmHWM: once settled, and at the end) and CPU
-seconds, the API server's peak
-RSS, and the operator's API requests from the API server's audit log (the operator runs as a
-user of its own, the only one audited), by kind, per fresh run of the burst and per status
-change of step 4. Last, the operator stopped, the benchmark itself creates as many Workflows
-like the burst's from 16 threads: the time the API server alone needs for them.
+seconds, the API server's peak RSS, and the operator's API requests from the API server's
+audit log (the operator runs as a user of its own, the only one audited), by kind, per
+pipeline at the start, per fresh run of the burst and per status change of step 4. Last, the
+operator stopped, the benchmark itself creates as many Workflows like the burst's from 16
+threads: the time the API server alone needs for them.
 """
 
 from __future__ import annotations
@@ -395,14 +395,14 @@ def measure(tree: Path | None, pipelines: int, history: int, steps: int, samples
                 return obj["metadata"]["name"] if last.get("phase") == "Succeeded" else None
 
             everyone = set(names)
-            handled_1 = FirstSeen(plane, PIPELINE, finished)
+            finished_1 = FirstSeen(plane, PIPELINE, finished)
             since = now_rfc3339()
             started = time.perf_counter()
             with operator_running(plane, tree, work) as operator:
                 assert operator.process is not None
                 pid = operator.process.pid
-                figures.settle = handled_1.wait_all(everyone, 1800) - started
-                handled_1.stop = True
+                figures.settle = finished_1.wait_all(everyone, 1800) - started
+                finished_1.stop = True
                 time.sleep(3)  # the resume's last requests
                 counts = operator_requests(audit_log, since, now_rfc3339())
                 figures.per_start = {k: v / pipelines for k, v in counts.items()}

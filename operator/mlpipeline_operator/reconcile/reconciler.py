@@ -706,15 +706,19 @@ class Reconciler:
             else:
                 await self.refresh_pipeline(*pipeline, emit)
         except Refused as error:
-            if not whole:
+            if whole:  # a resume has no next event to wait for
+                self.logger.warning(
+                    "%s/%s: %s, trying again in %g s: %s",
+                    *pipeline,
+                    what,
+                    REFUSED_RETRY_DELAY,
+                    error,
+                )
+                self._background(self._reconcile_later(pipeline, emit))
+            else:
                 self.logger.warning(
                     "%s/%s: %s, will be on the next event: %s", *pipeline, what, error
                 )
-                return
-            self.logger.warning(
-                "%s/%s: %s, trying again in %g s: %s", *pipeline, what, REFUSED_RETRY_DELAY, error
-            )
-            self._background(self._reconcile_later(pipeline, emit))
         except ClientClosed as error:
             self.logger.warning("%s/%s: %s, will be on the next start: %s", *pipeline, what, error)
 
